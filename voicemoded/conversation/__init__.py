@@ -1,0 +1,1 @@
+"""conversation subsystem of voicemoded."""

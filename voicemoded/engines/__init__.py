@@ -1,0 +1,1 @@
+"""engines subsystem of voicemoded."""

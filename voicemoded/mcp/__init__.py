@@ -1,0 +1,1 @@
+"""mcp subsystem of voicemoded."""

@@ -1,0 +1,1 @@
+"""supervisor subsystem of voicemoded."""
