@@ -6,10 +6,10 @@ with the message and the hint as details, and the front doors print both. Nothin
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """Maps onto gRPC status codes in the API layer; names say what the caller can do about it."""
 
     INVALID_ARGUMENT = "INVALID_ARGUMENT"

@@ -43,7 +43,7 @@ class AudioFormat:
 
     def bytes_for(self, seconds: float) -> int:
         """Whole-frame byte count for a duration."""
-        return int(round(seconds * self.rate)) * self.frame_bytes
+        return round(seconds * self.rate) * self.frame_bytes
 
     def seconds_for(self, nbytes: int) -> float:
         return nbytes / self.bytes_per_second
@@ -65,7 +65,8 @@ class AudioChunk:
     def __post_init__(self) -> None:
         if len(self.audio) % self.format.frame_bytes:
             raise ValueError(
-                f"chunk of {len(self.audio)} bytes is not a whole number of {self.format.frame_bytes}-byte frames"
+                f"chunk of {len(self.audio)} bytes is not a whole number of "
+                f"{self.format.frame_bytes}-byte frames"
             )
 
     @property
