@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Regenerates voicemoded/api/v1/*_pb2.py, *_pb2_grpc.py and *.pyi from proto/voicemode/v1/*.proto.
+# `scripts/gen-protos.sh --check` regenerates into a temp folder and fails when the checked-in files differ.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] && PY=${PYTHON:-.venv/bin/python}
+
+out=voicemoded/api/v1
+check=0
+if [ "${1:-}" = "--check" ]; then
+  check=1
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+fi
+mkdir -p "$out"
+
+PATH="$(dirname "$PY"):$PATH" "$PY" -m grpc_tools.protoc -I proto \
+  --python_out="$out" --grpc_python_out="$out" --mypy_out="$out" --mypy_grpc_out="$out" \
+  proto/voicemode/v1/*.proto
+
+# protoc mirrors the proto package (voicemode/v1/...); the stubs live in voicemoded.api.v1.
+if [ -d "$out/voicemode/v1" ]; then
+  mv "$out"/voicemode/v1/* "$out"/
+  rm -rf "$out/voicemode"
+fi
+sed -i -e 's/^from voicemode\.v1 import/from voicemoded.api.v1 import/' \
+       -e 's/^import voicemode\.v1\.\([a-z_]*\)_pb2$/import voicemoded.api.v1.\1_pb2/' \
+       -e 's/\bvoicemode\.v1\.\([a-z_]*\)_pb2\b/voicemoded.api.v1.\1_pb2/g' "$out"/*.py "$out"/*.pyi
+touch "$out/__init__.py"
+
+if [ "$check" = 1 ]; then
+  if ! diff -r -q -x __pycache__ "$out" voicemoded/api/v1; then
+    echo "generated API code is out of date: run scripts/gen-protos.sh and commit the result" >&2
+    exit 1
+  fi
+  echo "generated API code is up to date"
+fi
