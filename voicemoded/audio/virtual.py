@@ -31,7 +31,7 @@ from types import TracebackType
 import psutil
 import structlog
 
-from voicemoded.audio.format import AudioFormat
+from voicemoded.audio.format import SPEECH_FORMAT, AudioFormat
 from voicemoded.errors import FailedPrecondition, Unavailable
 
 log = structlog.get_logger(__name__)
@@ -44,7 +44,7 @@ _ALSA_CONF = """\
 pcm.!default {{ type pulse hint {{ show on description "PulseAudio default device" }} }}
 ctl.!default {{ type pulse }}
 pcm.{speaker} {{ type pulse device "{speaker}" hint {{ show on description "virtual speaker" }} }}
-pcm.{speaker}_monitor {{ type pulse device "{speaker}.monitor" hint {{ show on description "what the speaker played" }} }}
+pcm.{speaker}_monitor {{ type pulse device "{speaker}.monitor" hint {{ show on description "monitor" }} }}
 pcm.{mic}_sink {{ type pulse device "{mic}" hint {{ show on description "what the microphone will hear" }} }}
 pcm.{mic} {{ type pulse device "{mic}.monitor" hint {{ show on description "virtual microphone" }} }}
 """
@@ -132,7 +132,7 @@ class VirtualAudioRig:
                 subprocess.Popen(
                     ["parec", "--latency-msec=20", "--raw", "-d", f"{sink}.monitor"],
                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+                )
             )
         log.info("virtual_audio.started", pid=self.pid, socket=str(self.socket))
         return self
@@ -210,7 +210,7 @@ class VirtualAudioRig:
             await proc.wait()
             raise
 
-    def record_speaker(self, fmt: AudioFormat = AudioFormat()) -> SpeakerRecording:
+    def record_speaker(self, fmt: AudioFormat = SPEECH_FORMAT) -> SpeakerRecording:
         """Start recording what the speaker plays; ``stop()`` the result to get the PCM."""
         return SpeakerRecording(self._child_env(), fmt)
 
