@@ -256,7 +256,7 @@ class SpeakerRecording:
 
     def _read(self) -> None:
         assert self._proc.stdout is not None
-        while block := self._proc.stdout.read1(65536):
+        while block := os.read(self._proc.stdout.fileno(), 65536):
             self._buf += block
 
     def stop(self) -> bytes:
