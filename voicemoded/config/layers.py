@@ -1,0 +1,170 @@
+"""Configuration layers and how they combine.
+
+Precedence, highest first: the caller's environment > the caller's project ``.voicemode.env`` (nearest,
+walking up from its working directory) > the user file ``~/.voicemode/voicemode.env`` > the daemon's own
+environment > defaults. Daemon-wide settings (ports, devices, services, logging) cannot change per call:
+for them only the user file, the daemon's environment and defaults count.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voicemoded.config import envfile
+from voicemoded.config.schema import (
+    BOOTSTRAP_KEYS,
+    BY_ENV,
+    FORWARDED_PREFIXES,
+    SETTINGS,
+    SettingInfo,
+    Settings,
+    build_settings,
+)
+from voicemoded.paths import PROJECT_FILE_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigError:
+    """A value that was refused: which key, where it was written, and why."""
+
+    key: str
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.file else "environment"
+        return f"{self.key or 'line'} ({where}): {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    layer: str
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One source of settings, parsed: typed values by setting name, with where each came from."""
+
+    name: str
+    path: str = ""
+    loaded: bool = False
+    values: Mapping[str, tuple[Any, Origin]] = field(default_factory=dict)
+    errors: tuple[ConfigError, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """What a front door sends with a call: where it runs and its own overrides."""
+
+    cwd: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
+    pid: int = 0
+    client: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    settings: Settings
+    origins: Mapping[str, Origin]
+    layers: tuple[Layer, ...]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for layer in self.layers for w in layer.warnings]
+
+
+def lookup(key: str) -> SettingInfo | None:
+    """A setting by its environment name or field name, in any case."""
+    upper = key.strip().upper()
+    if upper in BY_ENV:
+        return BY_ENV[upper]
+    for info in SETTINGS:
+        if info.name == key.strip().lower():
+            return info
+    return None
+
+
+def suggest(key: str) -> str:
+    close = difflib.get_close_matches(key.upper(), list(BY_ENV), n=1, cutoff=0.6)
+    return f"did you mean {close[0]}?" if close else "`voicemodectl config show` lists the settings"
+
+
+def _parse_entries(
+    name: str, path: str, entries: list[tuple[str, str, int]], *, strict_unknown: bool
+) -> tuple[dict[str, tuple[Any, Origin]], list[ConfigError], list[str]]:
+    values: dict[str, tuple[Any, Origin]] = {}
+    errors: list[ConfigError] = []
+    warnings: list[str] = []
+    for key, raw, line in entries:
+        info = BY_ENV.get(key)
+        where = f"{path}:{line}" if path else name
+        if info is None:
+            if key in BOOTSTRAP_KEYS:
+                warnings.append(f"{key} ({where}) is read only from the daemon's environment; ignored here")
+            elif strict_unknown or key.startswith("VOICEMODE_"):
+                warnings.append(f"unknown setting {key} ({where}) ignored; {suggest(key)}")
+            continue
+        try:
+            value = info.parse(raw)
+        except ValueError as exc:
+            errors.append(ConfigError(key, path, line, str(exc)))
+            continue
+        values[info.name] = (value, Origin(name, path, line))
+    return values, errors, warnings
+
+
+def file_layer(name: str, path: Path) -> Layer:
+    parsed = envfile.read(path)
+    if parsed is None:
+        return Layer(name=name, path=str(path), loaded=False)
+    entries, malformed = parsed
+    values, errors, warnings = _parse_entries(
+        name, str(path), [(e.key, e.value, e.line) for e in entries], strict_unknown=True
+    )
+    errors += [ConfigError("", str(path), m.line, f"not KEY=value: {m.text[:60]!r}") for m in malformed]
+    return Layer(name, str(path), True, values, tuple(errors), tuple(warnings))
+
+
+def env_layer(name: str, env: Mapping[str, str]) -> Layer:
+    relevant = [(k, v, 0) for k, v in env.items() if k.startswith(FORWARDED_PREFIXES)]
+    values, errors, warnings = _parse_entries(name, "", relevant, strict_unknown=False)
+    return Layer(name, "", bool(values), values, tuple(errors), tuple(warnings))
+
+
+def forwarded_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The part of a caller's environment that front doors send to the daemon."""
+    return {k: v for k, v in env.items() if k.startswith(FORWARDED_PREFIXES)}
+
+
+def find_project_file(cwd: str) -> Path | None:
+    """The nearest ``.voicemode.env`` in ``cwd`` or a folder above it."""
+    if not cwd:
+        return None
+    folder = Path(cwd)
+    for candidate in (folder, *folder.parents):
+        path = candidate / PROJECT_FILE_NAME
+        if path.is_file():
+            return path
+    return None
+
+
+def combine(layers: tuple[Layer, ...]) -> Resolved:
+    """Later layers win; daemon-wide settings only take the daemon's own layers."""
+    values: dict[str, Any] = {}
+    origins: dict[str, Origin] = {info.name: Origin("default") for info in SETTINGS}
+    daemon_wide = {info.name for info in SETTINGS if info.daemon_wide}
+    for layer in layers:
+        for name, (value, origin) in layer.values.items():
+            if name in daemon_wide and layer.name in ("project", "environment"):
+                continue
+            values[name] = value
+            origins[name] = origin
+    return Resolved(build_settings(values), origins, layers)

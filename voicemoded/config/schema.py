@@ -1,0 +1,480 @@
+"""Every setting the daemon knows: name, type, default, and why it exists.
+
+Names stay compatible with the VoiceMode project where one exists. Each setting has exactly one parser
+that turns the text written in a file or the environment into a typed value, or raises ``ValueError``
+with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+Parser = Callable[[str], Any]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def int_in(lo: int, hi: int) -> Parser:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def float_in(lo: float, hi: float) -> Parser:
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo:g} and {hi:g}, got {value:g}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+def one_of(*choices: str) -> Parser:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}; got {text!r}")
+        return value
+
+    parse.__name__ = "enum"
+    return parse
+
+
+def parse_str(text: str) -> str:
+    return text.strip()
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+parse_list.__name__ = "list"
+
+
+def parse_urls(text: str) -> tuple[str, ...]:
+    urls = parse_list(text)
+    for url in urls:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"{url!r} is not an http(s) URL like http://127.0.0.1:8880/v1")
+    return tuple(url.rstrip("/") for url in urls)
+
+
+parse_urls.__name__ = "url list"
+
+
+def parse_ws_url(text: str) -> str:
+    url = text.strip()
+    parsed = urlparse(url)
+    if parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.netloc:
+        raise ValueError(f"{url!r} is not a ws(s):// URL like ws://127.0.0.1:7880")
+    return url
+
+
+parse_ws_url.__name__ = "url"
+
+
+def parse_path(text: str) -> str:
+    return str(Path(text.strip()).expanduser()) if text.strip() else ""
+
+
+parse_path.__name__ = "path"
+
+
+def parse_device(text: str) -> str:
+    """A device is an index or a name (substring match); empty means the system default."""
+    return text.strip()
+
+
+parse_device.__name__ = "device"
+
+
+def parse_host(text: str) -> str:
+    host = text.strip()
+    if not host or any(c.isspace() for c in host):
+        raise ValueError(f"expected a host name or address, got {text!r}")
+    return host
+
+
+parse_host.__name__ = "host"
+
+
+def setting(
+    env: str, default: Any, parse: Parser, doc: str, *, secret: bool = False, daemon_wide: bool = False
+) -> Any:
+    """Declare one setting: its environment/file name, default, parser, and the reason it exists."""
+    return field(
+        default=default,
+        metadata={"env": env, "parse": parse, "doc": doc, "secret": secret, "daemon_wide": daemon_wide},
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration for one caller (or for the daemon itself)."""
+
+    # --- endpoints -------------------------------------------------------------------------------
+    tts_base_urls: tuple[str, ...] = setting(
+        "VOICEMODE_TTS_BASE_URLS",
+        (),
+        parse_urls,
+        "Your own OpenAI-compatible TTS endpoints, tried first, in order (comma-separated).",
+    )
+    stt_base_urls: tuple[str, ...] = setting(
+        "VOICEMODE_STT_BASE_URLS",
+        (),
+        parse_urls,
+        "Your own OpenAI-compatible STT endpoints, tried first, in order (comma-separated).",
+    )
+    openai_api_key: str = setting(
+        "OPENAI_API_KEY",
+        "",
+        parse_str,
+        "Enables OpenAI's cloud STT/TTS as the last fallback. Never logged or shown in full.",
+        secret=True,
+    )
+    voices: tuple[str, ...] = setting(
+        "VOICEMODE_VOICES",
+        (),
+        parse_list,
+        "Preferred TTS voices, first available wins (e.g. af_sky,nova; empty: each endpoint's default).",
+    )
+    tts_models: tuple[str, ...] = setting(
+        "VOICEMODE_TTS_MODELS",
+        (),
+        parse_list,
+        "Preferred TTS models, first available wins (e.g. tts-1,kokoro).",
+    )
+    tts_speed: float = setting(
+        "VOICEMODE_TTS_SPEED",
+        1.0,
+        float_in(0.25, 4.0),
+        "Speech rate; 1.0 is the voice's natural pace.",
+    )
+    stt_model: str = setting(
+        "VOICEMODE_STT_MODEL",
+        "",
+        parse_str,
+        "STT model to ask endpoints for (empty: each one's default).",
+    )
+    language: str = setting(
+        "VOICEMODE_STT_LANGUAGE",
+        "",
+        parse_str,
+        "Language hint for STT (ISO code such as en; empty: auto).",
+    )
+    request_timeout: float = setting(
+        "VOICEMODE_REQUEST_TIMEOUT",
+        30.0,
+        float_in(0.5, 600.0),
+        "Deadline in seconds for one STT/TTS request before the next endpoint is tried.",
+    )
+    # --- local services --------------------------------------------------------------------------
+    service_host: str = setting(
+        "VOICEMODE_SERVICE_HOST",
+        "127.0.0.1",
+        parse_host,
+        "Address the local speech servers bind; keep loopback unless other machines must reach them.",
+        daemon_wide=True,
+    )
+    whisper_port: int = setting(
+        "VOICEMODE_WHISPER_PORT",
+        2022,
+        int_in(1, 65535),
+        "Port of the local Whisper STT server.",
+        daemon_wide=True,
+    )
+    kokoro_port: int = setting(
+        "VOICEMODE_KOKORO_PORT",
+        8880,
+        int_in(1, 65535),
+        "Port of the local Kokoro TTS server.",
+        daemon_wide=True,
+    )
+    piper_port: int = setting(
+        "VOICEMODE_PIPER_PORT",
+        8881,
+        int_in(1, 65535),
+        "Port of the local Piper TTS server.",
+        daemon_wide=True,
+    )
+    livekit_port: int = setting(
+        "VOICEMODE_LIVEKIT_PORT",
+        7880,
+        int_in(1, 65535),
+        "Port of the local livekit-server.",
+        daemon_wide=True,
+    )
+    whisper_model: str = setting(
+        "VOICEMODE_WHISPER_MODEL",
+        "tiny.en",
+        one_of("tiny.en", "base"),
+        "Model the embedded Whisper server loads.",
+        daemon_wide=True,
+    )
+    whisper_backend: str = setting(
+        "VOICEMODE_WHISPER_BACKEND",
+        "auto",
+        one_of("auto", "embedded", "external"),
+        "embedded = our faster-whisper server; external = whisper.cpp whisper-server; auto prefers embedded.",
+        daemon_wide=True,
+    )
+    kokoro_backend: str = setting(
+        "VOICEMODE_KOKORO_BACKEND",
+        "auto",
+        one_of("auto", "embedded", "external"),
+        "embedded = our kokoro-onnx server; external = Kokoro-FastAPI; auto prefers embedded.",
+        daemon_wide=True,
+    )
+    whisper_server_path: str = setting(
+        "VOICEMODE_WHISPER_SERVER_PATH",
+        "",
+        parse_path,
+        "Path of a whisper.cpp whisper-server binary (else looked up on PATH).",
+        daemon_wide=True,
+    )
+    whisper_cpp_model_path: str = setting(
+        "VOICEMODE_WHISPER_CPP_MODEL",
+        "",
+        parse_path,
+        "ggml model file for an external whisper-server.",
+        daemon_wide=True,
+    )
+    kokoro_fastapi_path: str = setting(
+        "VOICEMODE_KOKORO_FASTAPI_PATH",
+        "",
+        parse_path,
+        "Folder of a Kokoro-FastAPI checkout to run as the external Kokoro backend.",
+        daemon_wide=True,
+    )
+    livekit_server_path: str = setting(
+        "VOICEMODE_LIVEKIT_SERVER_PATH",
+        "",
+        parse_path,
+        "Path of a livekit-server binary (else looked up on PATH).",
+        daemon_wide=True,
+    )
+    autostart_services: tuple[str, ...] = setting(
+        "VOICEMODE_AUTOSTART_SERVICES",
+        ("whisper", "piper"),
+        parse_list,
+        "Services started with the daemon when their backend is installed (voicemodectl service enable/"
+        "disable overrides per service).",
+        daemon_wide=True,
+    )
+    service_log_max_bytes: int = setting(
+        "VOICEMODE_SERVICE_LOG_MAX_BYTES",
+        10 * 1024 * 1024,
+        int_in(4096, 1 << 34),
+        "Size at which a service's log is rotated.",
+        daemon_wide=True,
+    )
+    service_log_backups: int = setting(
+        "VOICEMODE_SERVICE_LOG_BACKUPS",
+        5,
+        int_in(0, 100),
+        "Rotated service logs kept.",
+        daemon_wide=True,
+    )
+    livekit_url: str = setting(
+        "LIVEKIT_URL",
+        "ws://127.0.0.1:7880",
+        parse_ws_url,
+        "LiveKit server for room audio.",
+    )
+    livekit_api_key: str = setting("LIVEKIT_API_KEY", "devkey", parse_str, "LiveKit API key.", secret=True)
+    livekit_api_secret: str = setting(
+        "LIVEKIT_API_SECRET",
+        "secret",
+        parse_str,
+        "LiveKit API secret.",
+        secret=True,
+    )
+    # --- audio -----------------------------------------------------------------------------------
+    input_device: str = setting(
+        "VOICEMODE_INPUT_DEVICE",
+        "",
+        parse_device,
+        "Microphone: an index or part of a name from `voicemodectl devices` (empty: system default).",
+        daemon_wide=True,
+    )
+    output_device: str = setting(
+        "VOICEMODE_OUTPUT_DEVICE",
+        "",
+        parse_device,
+        "Speaker: an index or part of a name from `voicemodectl devices` (empty: system default).",
+        daemon_wide=True,
+    )
+    vad_engine: str = setting(
+        "VOICEMODE_VAD_ENGINE",
+        "webrtc",
+        one_of("webrtc", "silero"),
+        "Voice activity detector.",
+    )
+    vad_aggressiveness: int = setting(
+        "VOICEMODE_VAD_AGGRESSIVENESS",
+        2,
+        int_in(0, 3),
+        "webrtcvad aggressiveness: 0 keeps the most audio as speech, 3 filters the most noise.",
+    )
+    silence_threshold_ms: int = setting(
+        "VOICEMODE_SILENCE_THRESHOLD_MS",
+        1000,
+        int_in(100, 10_000),
+        "Silence after speech that ends the answer. Pauses inside a sentence are judged adaptively.",
+    )
+    min_recording_duration: float = setting(
+        "VOICEMODE_MIN_RECORDING_DURATION",
+        0.5,
+        float_in(0.0, 60.0),
+        "Never end an answer before this many seconds of listening.",
+    )
+    initial_silence_timeout: float = setting(
+        "VOICEMODE_INITIAL_SILENCE_GRACE_PERIOD",
+        5.0,
+        float_in(0.5, 120.0),
+        "Give up listening when nobody starts speaking within this many seconds.",
+    )
+    listen_duration_max: float = setting(
+        "VOICEMODE_DEFAULT_LISTEN_DURATION",
+        120.0,
+        float_in(1.0, 3600.0),
+        "Longest answer recorded, in seconds.",
+    )
+    chime_enabled: bool = setting(
+        "VOICEMODE_CHIME_ENABLED",
+        True,
+        parse_bool,
+        "Short chimes when the microphone opens and closes.",
+    )
+    barge_in: bool = setting(
+        "VOICEMODE_BARGE_IN",
+        False,
+        parse_bool,
+        "Speech during playback stops it and becomes the answer.",
+    )
+    save_audio: bool = setting(
+        "VOICEMODE_SAVE_AUDIO",
+        False,
+        parse_bool,
+        "Keep every recording under audio/ (failed transcriptions are always kept).",
+    )
+    audio_format: str = setting(
+        "VOICEMODE_AUDIO_FORMAT",
+        "wav",
+        one_of("wav", "flac", "mp3", "opus"),
+        "Format of saved recordings.",
+    )
+    queue_timeout: float = setting(
+        "VOICEMODE_QUEUE_TIMEOUT",
+        120.0,
+        float_in(0.0, 3600.0),
+        "Longest a call waits for another caller's turn on the audio devices.",
+    )
+    # --- daemon ----------------------------------------------------------------------------------
+    log_level: str = setting(
+        "VOICEMODE_LOG_LEVEL",
+        "info",
+        one_of("debug", "info", "warning", "error"),
+        "Daemon log level.",
+        daemon_wide=True,
+    )
+    shutdown_grace: float = setting(
+        "VOICEMODE_SHUTDOWN_GRACE",
+        5.0,
+        float_in(0.0, 120.0),
+        "Seconds in-flight calls get to finish when the daemon stops.",
+        daemon_wide=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SettingInfo:
+    """One setting's declaration, read off the dataclass field."""
+
+    name: str
+    env: str
+    default: Any
+    parse: Parser
+    doc: str
+    secret: bool
+    daemon_wide: bool
+
+    @property
+    def type_name(self) -> str:
+        return getattr(self.parse, "__name__", "str").removeprefix("parse_")
+
+
+SETTINGS: tuple[SettingInfo, ...] = tuple(
+    SettingInfo(
+        name=f.name,
+        env=f.metadata["env"],
+        default=f.default,
+        parse=f.metadata["parse"],
+        doc=f.metadata["doc"],
+        secret=f.metadata["secret"],
+        daemon_wide=f.metadata["daemon_wide"],
+    )
+    for f in dataclasses.fields(Settings)
+)
+BY_ENV: dict[str, SettingInfo] = {s.env: s for s in SETTINGS}
+
+#: Environment variables that configure where the daemon lives; read from the process, never from files.
+BOOTSTRAP_KEYS = ("VOICEMODE_BASE_DIR", "VOICEMODE_SOCKET")
+
+#: Prefixes of caller environment variables the front doors forward with each call.
+FORWARDED_PREFIXES = ("VOICEMODE_", "OPENAI_", "LIVEKIT_")
+
+
+def format_value(value: Any) -> str:
+    """The text form of a typed value, as it would be written in a file."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def redact(value: str) -> str:
+    """Enough of a secret to recognise it, never enough to use it."""
+    if not value:
+        return ""
+    return f"…{value[-4:]}" if len(value) >= 16 else "****"
+
+
+def build_settings(values: dict[str, Any]) -> Settings:
+    return Settings(**values)
+
+
+def known_env_names() -> Sequence[str]:
+    return [s.env for s in SETTINGS]
