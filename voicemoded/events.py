@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -60,8 +60,9 @@ class EventBus:
         kind: str,
         subsystem: str,
         message: str = "",
+        /,
         *,
-        level: Level = "info",
+        level: str = "info",
         **fields: object,
     ) -> Event:
         """Record and fan out an event; field values are stringified (they cross the API as a string map)."""
@@ -69,7 +70,7 @@ class EventBus:
             kind=kind,
             subsystem=subsystem,
             message=message,
-            level=level,
+            level=level if level in ("debug", "info", "warning", "error") else "info",  # type: ignore[arg-type]
             fields={k: "" if v is None else str(v) for k, v in fields.items()},
             seq=next(self._seq),
         )
@@ -84,7 +85,7 @@ class EventBus:
 
     async def subscribe(
         self, *, replay: int = 0, subsystems: frozenset[str] = frozenset()
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Yield events as they are published (after replaying up to ``replay`` recent ones).
 
         A subscriber that falls behind gets an ``events.dropped`` event saying how many it missed.

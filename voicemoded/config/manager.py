@@ -160,7 +160,7 @@ class ConfigManager:
 
     def _publish(self, kind: str, message: str, level: str = "info", **fields: object) -> None:
         if self._events is not None:
-            self._events.publish(kind, "config", message, level=level, **fields)  # type: ignore[arg-type]
+            self._events.publish(kind, "config", message, level=level, **fields)
 
     async def watch(self, debounce_ms: int = 50) -> None:
         """Reload whenever the user file changes; runs until cancelled."""

@@ -1,0 +1,1 @@
+"""gRPC servicers: thin translations between the API messages and the daemon's subsystems."""

@@ -1,0 +1,129 @@
+"""grpc.aio on a Unix socket: private folder and socket, one daemon per socket, graceful stop.
+
+The lock file beside the socket is what decides "already running": a socket file alone may be left over
+from a daemon that crashed, and is replaced once the lock is ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+import structlog
+
+from voicemoded.errors import AlreadyExists, FailedPrecondition
+from voicemoded.paths import SOCKET_NAME, lock_path
+
+log = structlog.get_logger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class InstanceLock:
+    """``flock`` on ``<socket>.lock``; the file holds the owner's pid for the error message."""
+
+    def __init__(self, socket: Path) -> None:
+        self.path = lock_path(socket)
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise AlreadyExists(
+                f"another voicemoded (pid {owner}) is already serving {self.path.with_suffix('')}",
+                hint="use `voicemodectl status` to talk to it, or `voicemodectl daemon stop` first",
+                fields={"pid": owner},
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+        os.close(self._fd)
+        self._fd = None
+
+
+def prepare_socket_dir(socket: Path, own_dir_names: tuple[str, ...] = ("voicemode", "run")) -> None:
+    """Create the socket's folder 0700; tighten it when it is one of ours.
+
+    A folder the user named with ``--socket`` (say ``/tmp``) is left as it is: the socket itself is 0600.
+    """
+    folder = socket.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        os.chmod(folder, 0o700)
+    elif folder.name in own_dir_names and folder.stat().st_uid == os.getuid():
+        os.chmod(folder, 0o700)
+    if not os.access(folder, os.W_OK):
+        raise FailedPrecondition(
+            f"cannot create the socket in {folder}: folder not writable",
+            hint="pass --socket PATH in a folder you own",
+        )
+
+
+class SocketServer:
+    """Async context manager: bind and start on enter, drain and clean up on exit."""
+
+    def __init__(self, socket: Path, register: Callable[[grpc.aio.Server], None]) -> None:
+        self.socket = socket
+        self._register = register
+        self._lock = InstanceLock(socket)
+        self.server: grpc.aio.Server | None = None
+
+    async def __aenter__(self) -> SocketServer:
+        if len(str(self.socket)) > 100:
+            raise FailedPrecondition(
+                f"socket path is too long for a Unix socket ({len(str(self.socket))} characters): {self.socket}",
+                hint=f"use a shorter --socket path such as /tmp/voicemode/{SOCKET_NAME}",
+            )
+        prepare_socket_dir(self.socket)
+        self._lock.acquire()
+        try:
+            if self.socket.exists() or self.socket.is_symlink():
+                log.info("server.stale_socket_replaced", socket=str(self.socket))
+                self.socket.unlink()
+            server = grpc.aio.server(
+                options=[
+                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ]
+            )
+            self._register(server)
+            old_umask = os.umask(0o177)
+            try:
+                server.add_insecure_port(f"unix:{self.socket}")
+                await server.start()
+            finally:
+                os.umask(old_umask)
+            os.chmod(self.socket, 0o600)
+            self.server = server
+        except BaseException:
+            self._lock.release()
+            raise
+        log.info("server.listening", socket=str(self.socket))
+        return self
+
+    async def stop(self, grace: float) -> None:
+        if self.server is not None:
+            await self.server.stop(grace)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop(0)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()
+        self._lock.release()
