@@ -1,0 +1,189 @@
+"""Which endpoints a request may go to, with what voice and model, in which order.
+
+Planning is pure (no I/O) so the rules are testable on their own: an explicit parameter an endpoint cannot
+honour removes that endpoint with a reason; if that removes every endpoint, the request is invalid (not the
+endpoints unavailable) and the error names what is on offer. Ordering is priority first (user, local,
+cloud), then how well the voice fits, then health, then load, so equal endpoints share the work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from voicemoded.errors import FailedPrecondition, InvalidArgument, Unavailable
+from voicemoded.providers.endpoint import EndpointState, Health, Kind
+from voicemoded.providers.voices import VoiceChoice, choose_model, choose_voice
+
+_HEALTH_RANK = {Health.HEALTHY: 0, Health.UNKNOWN: 1, Health.UNHEALTHY: 2}
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One endpoint the request may try, with the voice and model it would ask for there."""
+
+    state: EndpointState
+    model: str
+    voice: VoiceChoice | None = None
+    notes: tuple[str, ...] = ()
+
+    def sort_key(self) -> tuple[int, int, int, int, int]:
+        s = self.state
+        rank = self.voice.rank if self.voice else 0
+        return (s.endpoint.priority, rank, _HEALTH_RANK[s.health], s.in_flight, s.served)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    candidates: tuple[Candidate, ...]
+    skipped: tuple[tuple[EndpointState, str], ...]
+    """Endpoints left out because they cannot honour an explicit parameter, with the reason."""
+
+
+def _listing(values: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(values[:limit])
+    return shown + (f", … ({len(values)} in all)" if len(values) > limit else "")
+
+
+def check_speed(speed: float | None) -> None:
+    if speed is not None and not MIN_SPEED <= speed <= MAX_SPEED:
+        raise InvalidArgument(
+            f"speed {speed:g} is out of range", hint=f"use a value from {MIN_SPEED} to {MAX_SPEED}"
+        )
+
+
+def check_language(language: str | None) -> None:
+    if language is not None and not _LANGUAGE.match(language):
+        raise InvalidArgument(
+            f"language {language!r} is not an ISO 639 code", hint="use a code like 'en', 'de' or 'ja'"
+        )
+
+
+def _require_endpoints(kind: Kind, states: Sequence[EndpointState]) -> None:
+    if not states:
+        raise FailedPrecondition(
+            f"no {kind.upper()} endpoint is configured or running",
+            hint=(
+                f"start a local service (voicemodectl service start {'whisper' if kind == 'stt' else 'piper'}),"
+                f" set VOICEMODE_{kind.upper()}_BASE_URLS, or set OPENAI_API_KEY"
+            ),
+        )
+
+
+def plan_tts(
+    states: Sequence[EndpointState],
+    *,
+    voice: str | None,
+    model: str | None,
+    instructions: str | None,
+    preferred_voices: tuple[str, ...],
+    default_model: str,
+) -> Plan:
+    _require_endpoints("tts", states)
+    candidates: list[Candidate] = []
+    skipped: list[tuple[EndpointState, str]] = []
+    voice_misses = model_misses = 0
+    for state in states:
+        choice = choose_voice(voice, preferred_voices, state.voices)
+        if choice is None:
+            voice_misses += 1
+            skipped.append((state, f"voice {voice!r} not offered (has {_listing(state.voices or ())})"))
+            continue
+        picked = choose_model(model, default_model, state.models, need_instructions=bool(instructions))
+        if picked is None:
+            model_misses += 1
+            if model:
+                reason = f"model {model!r} not offered (has {_listing(state.models or ())})"
+            else:
+                reason = "no model here takes instructions (needs gpt-4o-mini-tts)"
+            skipped.append((state, reason))
+            continue
+        if instructions and model and "gpt-4o" not in picked[0]:
+            model_misses += 1
+            skipped.append((state, f"model {model!r} does not take instructions"))
+            continue
+        notes = tuple(n for n in (choice.note if choice.mapped else "", picked[1]) if n)
+        candidates.append(Candidate(state, picked[0], choice, notes))
+    if not candidates:
+        raise _invalid_tts(states, skipped, voice, model, voice_misses, model_misses)
+    return Plan(tuple(sorted(candidates, key=Candidate.sort_key)), tuple(skipped))
+
+
+def _invalid_tts(
+    states: Sequence[EndpointState],
+    skipped: list[tuple[EndpointState, str]],
+    voice: str | None,
+    model: str | None,
+    voice_misses: int,
+    model_misses: int,
+) -> InvalidArgument:
+    if voice_misses >= model_misses and voice:
+        known = sorted({v for s in states for v in (s.voices or ())})
+        return InvalidArgument(
+            f"voice {voice!r} is not offered by any TTS endpoint; known voices: {_listing(known, 40)}",
+            hint="pick one of the known voices, or leave the voice unset to use VOICEMODE_VOICES",
+            fields={"voice": voice},
+        )
+    known = sorted({m for s in states for m in (s.models or ())})
+    return InvalidArgument(
+        "no TTS endpoint can take this request: "
+        + "; ".join(f"{s.endpoint.name}: {reason}" for s, reason in skipped),
+        hint=f"known models: {_listing(known, 40)}" if known else "check the model and instructions",
+        fields={"model": model or ""},
+    )
+
+
+def plan_stt(states: Sequence[EndpointState], *, model: str | None, default_model: str) -> Plan:
+    _require_endpoints("stt", states)
+    candidates: list[Candidate] = []
+    skipped: list[tuple[EndpointState, str]] = []
+    for state in states:
+        picked = choose_model(model, default_model, state.models)
+        if picked is None:
+            skipped.append((state, f"model {model!r} not offered (has {_listing(state.models or ())})"))
+            continue
+        candidates.append(Candidate(state, picked[0], None, (picked[1],) if picked[1] else ()))
+    if not candidates:
+        known = sorted({m for s in states for m in (s.models or ())})
+        raise InvalidArgument(
+            f"model {model!r} is not offered by any STT endpoint; known models: {_listing(known, 40)}",
+            hint="pick one of the known models, or leave the model unset",
+            fields={"model": model or ""},
+        )
+    return Plan(tuple(sorted(candidates, key=Candidate.sort_key)), tuple(skipped))
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What happened at one endpoint during one request."""
+
+    state: EndpointState
+    reason: str
+    outcome: str
+    """``skipped`` (never contacted), ``rejected`` (refused the request: HTTP 4xx) or ``failed``."""
+
+
+def all_failed(kind: Kind, attempts: Sequence[Attempt]) -> Exception:
+    """The error when no endpoint served the request: every endpoint with its own reason.
+
+    When every endpoint that was contacted refused the request itself (HTTP 4xx), the request is what is
+    wrong, so the error is InvalidArgument rather than Unavailable.
+    """
+    lines = [
+        f"{a.state.endpoint.name} ({a.state.endpoint.url}, {a.state.endpoint.source.label}): {a.reason}"
+        for a in attempts
+    ]
+    fields = {a.state.endpoint.url: a.reason for a in attempts}
+    message = f"no {kind.upper()} endpoint could serve the request:\n  - " + "\n  - ".join(lines)
+    contacted = [a for a in attempts if a.outcome != "skipped"]
+    if contacted and all(a.outcome == "rejected" for a in contacted):
+        return InvalidArgument(message, hint="the endpoints refused these parameters", fields=fields)
+    service = "whisper" if kind == "stt" else "piper"
+    return Unavailable(
+        message,
+        hint=f"check 'voicemodectl provider probe'; start a local service (voicemodectl service start {service})",
+        fields=fields,
+    )

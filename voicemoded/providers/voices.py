@@ -1,0 +1,137 @@
+"""Voice and model mapping between endpoints that name them differently.
+
+A person picks ``af_sky`` (Kokoro) and the request lands on OpenAI, which only knows ``nova``-style names:
+rather than failing or silently speaking in some voice, we map by what the names encode (Kokoro's
+``<lang><gender>_<name>`` scheme, OpenAI's published voices) and report the substitution. Voices whose
+names say nothing about them (Piper's ``en_US-joe-medium``) are only used when the person did not ask
+for a specific voice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: OpenAI's built-in TTS voices and the gender they are usually heard as (None: neutral).
+OPENAI_VOICES: dict[str, str | None] = {
+    "alloy": None,
+    "ash": "m",
+    "ballad": "m",
+    "coral": "f",
+    "echo": "m",
+    "fable": "m",
+    "onyx": "m",
+    "nova": "f",
+    "sage": "f",
+    "shimmer": "f",
+    "verse": "m",
+    "marin": "f",
+    "cedar": "m",
+}
+#: The voice a gender maps to on OpenAI when nothing closer matches.
+OPENAI_DEFAULT_BY_GENDER = {"f": "nova", "m": "onyx"}
+OPENAI_TTS_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+OPENAI_STT_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+#: Models that take ``instructions`` (tone, accent); older ones ignore them, so we refuse rather than drop.
+INSTRUCTION_MODELS = ("gpt-4o-mini-tts",)
+
+_KOKORO = re.compile(r"^(?P<lang>[a-z])(?P<gender>[fm])_(?P<name>[a-z0-9]+)$")
+
+
+def gender_of(voice: str) -> str | None:
+    """``f``/``m`` when the name tells (Kokoro scheme or an OpenAI voice), else None."""
+    match = _KOKORO.match(voice)
+    if match:
+        return match["gender"]
+    return OPENAI_VOICES.get(voice)
+
+
+def is_kokoro_voice(voice: str) -> bool:
+    return _KOKORO.match(voice) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceChoice:
+    """The voice an endpoint will be asked for, and how it was chosen."""
+
+    voice: str
+    requested: str
+    rank: int
+    """Lower is better: exact preference order first, then mapped, then the endpoint's default."""
+    note: str = ""
+    """Why the voice differs from the request; empty when it does not."""
+
+    @property
+    def mapped(self) -> bool:
+        return self.voice != self.requested
+
+
+def map_voice(requested: str, offered: tuple[str, ...]) -> tuple[str, str] | None:
+    """The closest voice among ``offered`` to ``requested``, with the reason; None when nothing is close."""
+    if requested in offered:
+        return requested, ""
+    # OpenAI name asked of a Kokoro server that ships the same-named voice (nova -> af_nova).
+    for voice in offered:
+        match = _KOKORO.match(voice)
+        if match and match["name"] == requested and requested in OPENAI_VOICES:
+            return voice, f"{requested} is called {voice} here"
+    gender = gender_of(requested)
+    if requested not in OPENAI_VOICES and not is_kokoro_voice(requested):
+        return None
+    same_gender = [v for v in offered if gender is None or gender_of(v) == gender]
+    if gender is None:
+        same_gender = [v for v in same_gender if gender_of(v) is not None]
+    if not same_gender:
+        return None
+    preferred = OPENAI_DEFAULT_BY_GENDER.get(gender or "f")
+    if preferred in same_gender:
+        best = preferred
+    else:
+        lang = requested[0] if is_kokoro_voice(requested) else "a"
+        same_lang = [v for v in same_gender if v.startswith(lang) and is_kokoro_voice(v)]
+        best = (same_lang or same_gender)[0]
+    label = {"f": "female", "m": "male"}.get(gender or "", "neutral")
+    return best, f"{requested} is not offered here; closest {label} voice is {best}"
+
+
+def choose_voice(
+    explicit: str | None, preferences: tuple[str, ...], offered: tuple[str, ...] | None
+) -> VoiceChoice | None:
+    """Pick the voice for one endpoint, or None when an explicit voice cannot be honoured there.
+
+    ``offered`` None means the endpoint cannot list its voices: the request is passed through as asked
+    and the endpoint itself accepts or rejects it.
+    """
+    wanted = (explicit,) if explicit else preferences
+    if not wanted:
+        wanted = ("alloy",)
+    if offered is None:
+        return VoiceChoice(wanted[0], wanted[0], rank=len(wanted) * 2, note="voice list unknown here")
+    for index, voice in enumerate(wanted):
+        if voice in offered:
+            return VoiceChoice(voice, wanted[0], rank=index, note="" if index == 0 else "preferred voice")
+    for index, voice in enumerate(wanted):
+        mapped = map_voice(voice, offered)
+        if mapped:
+            return VoiceChoice(mapped[0], wanted[0], rank=len(wanted) + index, note=mapped[1])
+    if explicit or not offered:
+        return None
+    return VoiceChoice(
+        offered[0], wanted[0], rank=len(wanted) * 2, note=f"none of {', '.join(wanted)} here; default voice"
+    )
+
+
+def choose_model(
+    explicit: str | None, default: str, offered: tuple[str, ...] | None, *, need_instructions: bool = False
+) -> tuple[str, str] | None:
+    """Pick the model for one endpoint and a note; None when an explicit model is not offered there."""
+    if explicit:
+        if offered is None or explicit in offered:
+            return explicit, ""
+        return None
+    if need_instructions:
+        capable = [m for m in (offered or ()) if m in INSTRUCTION_MODELS]
+        return (capable[0], "chosen because instructions were given") if capable else None
+    if offered is None or not offered or default in offered:
+        return default, ""
+    return offered[0], f"{default} is not offered here; using {offered[0]}"
