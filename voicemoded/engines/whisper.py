@@ -1,0 +1,224 @@
+"""Speech to text server: faster-whisper behind OpenAI's ``POST /v1/audio/transcriptions``.
+
+Run as ``python -m voicemoded.engines.whisper [--model tiny.en|base] [--port 2022]``.
+
+Whisper invents text for silence ("Thank you.", "you") when it is given nothing to hear, and an
+assistant that answers words nobody said is worse than one that hears nothing. Two gates stop that: a
+clip whose loudest 30 ms stays below an energy floor is answered "" without running the model, and the
+rest goes through faster-whisper's Silero VAD filter, so only speech reaches the decoder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import structlog
+from fastapi import FastAPI, File, Form, UploadFile
+from fastapi.responses import Response
+
+from voicemoded.audio import codecs
+from voicemoded.audio.format import SPEECH_FORMAT, AudioFormat
+from voicemoded.engines import models
+from voicemoded.engines.server import (
+    ApiError,
+    EngineHost,
+    argument_parser,
+    configure_logging,
+    create_app,
+    default_models_dir,
+    serve,
+)
+from voicemoded.engines.transcript import RESPONSE_FORMATS, Segment, Transcript, render
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_PORT = 2022
+OPENAI_MODEL = "whisper-1"
+SILENCE_FLOOR_DBFS = -55.0
+"""Loudest 30 ms window below this means no one spoke; real speech peaks 30 dB or more above it."""
+
+_PCM_TYPES = ("audio/pcm", "audio/l16", "audio/x-raw", "audio/raw", "application/octet-stream+pcm")
+
+
+@dataclass(frozen=True, slots=True)
+class TranscribeOptions:
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float | None = None
+    """None: faster-whisper's fallback ladder (0.0, 0.2, ... 1.0), like OpenAI's default."""
+
+
+def loudest_dbfs(samples: np.ndarray, rate: int = SPEECH_FORMAT.rate) -> float:
+    """RMS level of the loudest 30 ms window, in dB relative to int16 full scale."""
+    window = max(1, rate * 30 // 1000)
+    usable = len(samples) - len(samples) % window
+    if usable == 0:
+        usable, window = len(samples), max(1, len(samples))
+    if usable == 0:
+        return -120.0
+    blocks = samples[:usable].astype(np.float64).reshape(-1, window)
+    rms = float(np.sqrt((blocks**2).mean(axis=1)).max())
+    return 20 * np.log10(max(rms, 1e-9) / 32768.0)
+
+
+class WhisperEngine:
+    """One faster-whisper model, loaded on the worker thread and used only from it."""
+
+    name = "whisper"
+
+    def __init__(self, model: str, models_dir: Path, *, beam_size: int = 5, threads: int = 0) -> None:
+        if model not in models.WHISPER_PACKAGES:
+            raise ApiError(400, f"unknown model {model!r}; use one of {', '.join(models.WHISPER_PACKAGES)}")
+        self.model = model
+        self.models_dir = models_dir
+        self.beam_size = beam_size
+        self.threads = threads or (os.cpu_count() or 1)
+        self._whisper: Any = None
+
+    @property
+    def english_only(self) -> bool:
+        return self.model.endswith(".en")
+
+    def model_ids(self) -> list[str]:
+        return [self.model, OPENAI_MODEL]
+
+    def load(self) -> None:
+        from faster_whisper import WhisperModel
+
+        path = models.whisper_model_path(self.model, self.models_dir)
+        self._whisper = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=self.threads)
+        # One real decode so the first request does not pay for lazy initialisation.
+        noise = np.random.default_rng(0).normal(0, 0.01, SPEECH_FORMAT.rate).astype(np.float32)
+        segments, _ = self._whisper.transcribe(noise, beam_size=1, vad_filter=False, language="en")
+        list(segments)
+
+    def valid_languages(self) -> tuple[str, ...]:
+        if self.english_only:
+            return ("en",)
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        return tuple(_LANGUAGE_CODES)
+
+    def transcribe(self, pcm: bytes, options: TranscribeOptions) -> Transcript:
+        samples = np.frombuffer(pcm, dtype="<i2")
+        duration = len(samples) / SPEECH_FORMAT.rate
+        language = options.language or ("en" if self.english_only else "")
+        if loudest_dbfs(samples) < SILENCE_FLOOR_DBFS:
+            log.info("stt.silence", seconds=round(duration, 2))
+            return Transcript(text="", language=language or "en", duration=duration)
+        temperature: float | tuple[float, ...] = (
+            options.temperature if options.temperature is not None else (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+        )
+        segments, info = self._whisper.transcribe(
+            samples.astype(np.float32) / 32768.0,
+            language=options.language or None,
+            initial_prompt=options.prompt or None,
+            temperature=temperature,
+            beam_size=self.beam_size,
+            vad_filter=True,
+            condition_on_previous_text=False,
+        )
+        kept = tuple(
+            Segment(
+                id=i,
+                start=s.start,
+                end=s.end,
+                text=s.text,
+                avg_logprob=s.avg_logprob,
+                no_speech_prob=s.no_speech_prob,
+                compression_ratio=s.compression_ratio,
+                temperature=s.temperature or 0.0,
+                tokens=tuple(s.tokens),
+            )
+            for i, s in enumerate(segments)
+        )
+        text = " ".join(s.text.strip() for s in kept if s.text.strip())
+        return Transcript(text=text, language=info.language, duration=duration, segments=kept)
+
+
+def _pcm_rate(content_type: str | None, filename: str | None, sample_rate: int | None) -> int | None:
+    """The rate of a raw PCM upload, None for a container file; raw PCM without a rate is an error."""
+    ctype = (content_type or "").lower()
+    raw = any(ctype.startswith(t) for t in _PCM_TYPES) or (filename or "").lower().endswith((".pcm", ".raw"))
+    if sample_rate is not None:
+        return sample_rate
+    if not raw:
+        return None
+    match = re.search(r"rate=(\d+)", ctype)
+    if match:
+        return int(match.group(1))
+    raise ApiError(400, "raw PCM needs its sample rate: send a sample_rate field", param="sample_rate")
+
+
+def build_app(engine: WhisperEngine, on_load_failure: Callable[[], None]) -> FastAPI:
+    host = EngineHost(engine)
+    app = create_app(host, on_load_failure=on_load_failure)
+
+    @app.post("/v1/audio/transcriptions")
+    async def transcriptions(
+        file: Annotated[UploadFile, File()],
+        model: Annotated[str, Form()] = OPENAI_MODEL,
+        language: Annotated[str | None, Form()] = None,
+        prompt: Annotated[str | None, Form()] = None,
+        temperature: Annotated[float | None, Form()] = None,
+        response_format: Annotated[str, Form()] = "json",
+        sample_rate: Annotated[int | None, Form()] = None,
+    ) -> Response:
+        if model not in engine.model_ids():
+            valid = ", ".join(engine.model_ids())
+            raise ApiError(400, f"model {model!r} is not served here; use one of {valid}", param="model")
+        if response_format not in RESPONSE_FORMATS:
+            valid = ", ".join(RESPONSE_FORMATS)
+            raise ApiError(
+                400,
+                f"unknown response_format {response_format!r}; use one of {valid}",
+                param="response_format",
+            )
+        if language and language not in engine.valid_languages():
+            hint = (
+                " (this model is English-only; start the server with --model base)"
+                if engine.english_only
+                else ""
+            )
+            raise ApiError(400, f"unsupported language {language!r}{hint}", param="language")
+        if temperature is not None and not 0.0 <= temperature <= 1.0:
+            raise ApiError(400, "temperature must be between 0 and 1", param="temperature")
+        if sample_rate is not None and not 1000 <= sample_rate <= 192_000:
+            raise ApiError(400, "sample_rate must be between 1000 and 192000", param="sample_rate")
+        data = await file.read()
+        rate = _pcm_rate(file.content_type, file.filename, sample_rate)
+        pcm_format = AudioFormat(rate=rate) if rate else None
+        pcm = await asyncio.to_thread(codecs.decode, data, target=SPEECH_FORMAT, pcm_format=pcm_format)
+        options = TranscribeOptions(language=language, prompt=prompt, temperature=temperature)
+        transcript = await host.run(engine.transcribe, pcm, options)
+        log.info("stt.transcribed", seconds=round(transcript.duration, 2), chars=len(transcript.text))
+        return render(transcript, response_format)
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argument_parser("whisper", DEFAULT_PORT)
+    parser.add_argument(
+        "--model", default=models.DEFAULT_WHISPER_MODEL, choices=tuple(models.WHISPER_PACKAGES)
+    )
+    parser.add_argument("--beam-size", type=int, default=5, help="1 is greedy: faster, a little less exact")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for inference (0 = all cores)")
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    engine = WhisperEngine(
+        args.model, args.models_dir or default_models_dir(), beam_size=args.beam_size, threads=args.threads
+    )
+    return serve(lambda stop: build_app(engine, stop), host=args.host, port=args.port, engine="whisper")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
