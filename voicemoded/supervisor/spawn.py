@@ -1,0 +1,91 @@
+"""Starting and signalling a child's process group, so nothing a service spawns can outlive it.
+
+Each child leads its own session and process group (``start_new_session``): a stop or a crash clean-up
+signals the whole group, grandchildren included. On Linux the child also asks the kernel for SIGKILL when
+the thread that forked it dies (``PR_SET_PDEATHSIG``), so a daemon killed with ``kill -9`` takes its
+children with it. The daemon must therefore spawn from its event-loop thread and keep that thread alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def parent_death_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that arms the parent-death signal; None where the platform has none (macOS)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before fork: nothing to load in the child
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the daemon died between fork and prctl: the signal would never come
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return arm
+
+
+async def spawn(
+    command: tuple[str, ...],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None,
+    preexec: Callable[[], None] | None,
+) -> asyncio.subprocess.Process:
+    """Start the child with stdout and stderr on one pipe (order kept) and no stdin."""
+    return await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=cwd,
+        env={**os.environ, **env},
+        start_new_session=True,
+        preexec_fn=preexec,
+    )
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Signal a whole process group; False when nobody is left in it."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member changed credentials; nothing more we may do
+        return False
+    return True
+
+
+async def stop_group(
+    proc: asyncio.subprocess.Process, exited: asyncio.Future[int], sig: int, timeout: float
+) -> bool:
+    """Signal the group, wait up to ``timeout`` for the leader, then SIGKILL the group.
+
+    Returns True when it had to escalate to SIGKILL.
+    """
+    if exited.done():
+        return False
+    signal_group(proc.pid, sig)
+    try:
+        await asyncio.wait_for(asyncio.shield(exited), timeout)
+        return False
+    except TimeoutError:
+        signal_group(proc.pid, signal.SIGKILL)
+        await exited
+        return True
+
+
+def kill_stragglers(pgid: int) -> None:
+    """After the leader is gone, end whatever is left in its group (workers, a shell's children)."""
+    with contextlib.suppress(OSError):
+        signal_group(pgid, signal.SIGKILL)
