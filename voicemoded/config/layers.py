@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voicemoded.api.context import FORWARDED_PREFIXES
 from voicemoded.config import envfile
 from voicemoded.config.schema import (
     BOOTSTRAP_KEYS,
     BY_ENV,
-    FORWARDED_PREFIXES,
     SETTINGS,
     SettingInfo,
     Settings,
@@ -137,11 +137,6 @@ def env_layer(name: str, env: Mapping[str, str]) -> Layer:
     relevant = [(k, v, 0) for k, v in env.items() if k.startswith(FORWARDED_PREFIXES)]
     values, errors, warnings = _parse_entries(name, "", relevant, strict_unknown=False)
     return Layer(name, "", bool(values), values, tuple(errors), tuple(warnings))
-
-
-def forwarded_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The part of a caller's environment that front doors send to the daemon."""
-    return {k: v for k, v in env.items() if k.startswith(FORWARDED_PREFIXES)}
 
 
 def find_project_file(cwd: str) -> Path | None:

@@ -149,8 +149,9 @@ class ConfigManager:
         self._resolved = combine(self._base_layers())
         changed = changed_settings(old, self._resolved.settings)
         if changed:
-            log.info("config.reloaded", changed=list(changed))
-            self._publish("config.reloaded", f"changed: {', '.join(changed)}", changed=",".join(changed))
+            names = [self.info(name).env for name in changed]
+            log.info("config.reloaded", changed=names)
+            self._publish("config.reloaded", f"changed: {', '.join(names)}", changed=",".join(names))
             for callback in list(self._callbacks):
                 try:
                     callback(old, self._resolved.settings)

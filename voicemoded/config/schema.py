@@ -450,9 +450,6 @@ BY_ENV: dict[str, SettingInfo] = {s.env: s for s in SETTINGS}
 #: Environment variables that configure where the daemon lives; read from the process, never from files.
 BOOTSTRAP_KEYS = ("VOICEMODE_BASE_DIR", "VOICEMODE_SOCKET")
 
-#: Prefixes of caller environment variables the front doors forward with each call.
-FORWARDED_PREFIXES = ("VOICEMODE_", "OPENAI_", "LIVEKIT_")
-
 
 def format_value(value: Any) -> str:
     """The text form of a typed value, as it would be written in a file."""

@@ -1,0 +1,135 @@
+"""voicemodectl daemon: start (detached, wait until it answers), stop, restart."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from voicemodectl import output
+from voicemoded.api.client import Client, ClientError, DaemonNotRunning, daemon_pid
+from voicemoded.api.v1 import daemon_pb2
+from voicemoded.paths import Paths
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("daemon", help="start, stop or restart voicemoded")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    start = verbs.add_parser("start", help="start voicemoded in the background and wait until it answers")
+    start.add_argument("--timeout", type=float, default=START_TIMEOUT, help="seconds to wait (default 20)")
+    start.set_defaults(func=start_cmd, needs_daemon=False)
+    stop = verbs.add_parser("stop", help="stop voicemoded gracefully")
+    stop.add_argument("--timeout", type=float, default=STOP_TIMEOUT, help="seconds to wait (default 15)")
+    stop.set_defaults(func=stop_cmd, needs_daemon=False)
+    restart = verbs.add_parser("restart", help="stop, then start")
+    restart.add_argument("--timeout", type=float, default=START_TIMEOUT)
+    restart.set_defaults(func=restart_cmd, needs_daemon=False)
+
+
+def _log_file() -> Path:
+    return Paths.from_env().logs / "voicemoded.log"
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def spawn(client: Client, timeout: float) -> tuple[int, bool]:
+    """Start a detached daemon on the client's socket; returns (pid, already_running)."""
+    try:
+        status = client.status(timeout=2.0)
+        return status.pid, True
+    except DaemonNotRunning:
+        pass
+    log_file = _log_file()
+    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cmd = [sys.executable, "-m", "voicemoded", "--socket", str(client.socket), "--log-format", "json"]
+    with open(log_file, "ab") as log:
+        child = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True
+        )
+    try:
+        status = client.wait_until_ready(timeout, alive=lambda: child.poll() is None)
+    except ClientError:
+        code = child.poll()
+        detail = (
+            f"it exited with code {code}" if code is not None else f"it did not answer within {timeout:g} s"
+        )
+        tail = _tail(log_file)
+        raise ClientError(
+            "UNAVAILABLE",
+            f"voicemoded did not start: {detail}" + (f"\n--- {log_file} ---\n{tail}" if tail else ""),
+            f"run `voicemoded --socket {client.socket}` in a terminal to see why",
+        ) from None
+    return status.pid, False
+
+
+def start_cmd(args: argparse.Namespace, client: Client) -> int:
+    pid, already = spawn(client, args.timeout)
+    if args.json:
+        output.print_json({"pid": pid, "socket": str(client.socket), "already_running": already})
+    elif already:
+        print(f"voicemoded is already running (pid {pid}) on {client.socket}")
+    else:
+        print(f"voicemoded started (pid {pid}) on {client.socket}; log: {_log_file()}")
+    return output.OK
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def stop(client: Client, timeout: float) -> int | None:
+    """Stop the daemon; returns the pid that was stopped, or None when none was running."""
+    pid = daemon_pid(client.socket)
+    if pid is None:
+        return None
+    try:
+        client.call(client.daemon.Shutdown, daemon_pb2.ShutdownRequest(), timeout=5.0)
+    except DaemonNotRunning:
+        return None
+    if not _wait_gone(pid, timeout):
+        raise ClientError(
+            "DEADLINE_EXCEEDED",
+            f"voicemoded (pid {pid}) did not stop within {timeout:g} s",
+            f"end it with `kill {pid}` (or `kill -9 {pid}`)",
+        )
+    return pid
+
+
+def stop_cmd(args: argparse.Namespace, client: Client) -> int:
+    pid = stop(client, args.timeout)
+    if args.json:
+        output.print_json({"stopped": pid is not None, "pid": pid or 0})
+    elif pid is None:
+        print("voicemoded was not running")
+    else:
+        print(f"voicemoded (pid {pid}) stopped")
+    return output.OK
+
+
+def restart_cmd(args: argparse.Namespace, client: Client) -> int:
+    stop(client, STOP_TIMEOUT)
+    client.close()
+    pid, _ = spawn(client, args.timeout)
+    if args.json:
+        output.print_json({"pid": pid, "socket": str(client.socket)})
+    else:
+        print(f"voicemoded restarted (pid {pid}) on {client.socket}")
+    return output.OK

@@ -1,0 +1,99 @@
+"""Printing for people (tables) and scripts (``--json``), and exit codes that mean something."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from voicemoded.api.client import ClientError, DaemonNotRunning
+
+# Exit codes (also listed in `voicemodectl --help`).
+OK = 0
+ERROR = 1
+USAGE = 2
+NOT_RUNNING = 3
+NOT_FOUND = 4
+INVALID = 5
+UNAVAILABLE = 6
+BUSY = 7
+TIMEOUT = 8
+INTERRUPTED = 130
+
+EXIT_CODES_HELP = """exit codes:
+  0 success            1 error                 2 usage error
+  3 daemon not running 4 not found             5 invalid value or config
+  6 unavailable        7 busy (audio in use)   8 timed out   130 interrupted"""
+
+_BY_STATUS = {
+    "NOT_FOUND": NOT_FOUND,
+    "INVALID_ARGUMENT": INVALID,
+    "FAILED_PRECONDITION": UNAVAILABLE,
+    "UNAVAILABLE": UNAVAILABLE,
+    "RESOURCE_EXHAUSTED": BUSY,
+    "DEADLINE_EXCEEDED": TIMEOUT,
+    "ALREADY_EXISTS": ERROR,
+    "CANCELLED": INTERRUPTED,
+}
+
+
+def exit_code(error: ClientError) -> int:
+    if isinstance(error, DaemonNotRunning):
+        return NOT_RUNNING
+    return _BY_STATUS.get(error.code, ERROR)
+
+
+def print_error(error: ClientError, as_json: bool) -> int:
+    code = exit_code(error)
+    if as_json:
+        payload = {
+            "error": {"code": error.code, "message": error.message, "hint": error.hint, **error.fields}
+        }
+        print(json.dumps(payload))
+    else:
+        print(f"voicemodectl: {error.message}", file=sys.stderr)
+        if error.hint:
+            print(f"  {error.hint}", file=sys.stderr)
+    return code
+
+
+def to_dict(message: Any) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def print_json(data: Any) -> None:
+    if hasattr(data, "DESCRIPTOR"):
+        data = to_dict(data)
+    print(json.dumps(data, indent=2, sort_keys=False))
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A plain aligned table; the last column is never padded (it may be long)."""
+    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        padded = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def human_seconds(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

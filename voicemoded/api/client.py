@@ -1,0 +1,203 @@
+"""The typed client both front doors use: socket discovery, start-up retry, errors with hints.
+
+A call to a daemon that is not running fails at once with a message saying how to start it; a call to
+a daemon that is still starting (its lock file names a live process) waits for it within a short bound.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from voicemoded.api.context import current_cwd, forwarded_env
+from voicemoded.api.v1 import (
+    common_pb2,
+    conversation_pb2_grpc,
+    daemon_pb2,
+    daemon_pb2_grpc,
+    mcp_pb2_grpc,
+    providers_pb2_grpc,
+    services_pb2_grpc,
+)
+from voicemoded.paths import default_socket, lock_path
+
+ERROR_METADATA_KEY = "voicemode-error-bin"
+STARTUP_WAIT = 10.0
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+class ClientError(Exception):
+    """A failed call: the gRPC status name, the daemon's message, and the next step when it gave one."""
+
+    def __init__(self, code: str, message: str, hint: str = "", fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.fields = fields or {}
+
+    def __str__(self) -> str:
+        return self.message + (f"\n  {self.hint}" if self.hint else "")
+
+
+class DaemonNotRunning(ClientError):
+    def __init__(self, socket: Path, detail: str = "") -> None:
+        super().__init__(
+            "UNAVAILABLE",
+            f"voicemoded is not running (no daemon answers on {socket}){': ' + detail if detail else ''}",
+            "start it with `voicemodectl daemon start` (or run `voicemoded` in a terminal)",
+        )
+        self.socket = socket
+
+
+def daemon_pid(socket: Path) -> int | None:
+    """The pid in the lock file when that process is alive (the daemon is running or starting)."""
+    try:
+        text = lock_path(socket).read_text().strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def translate(error: grpc.RpcError, socket: Path) -> ClientError:
+    """An RpcError as a ClientError, with the daemon's ErrorDetail when it sent one."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    for key, value in (error.trailing_metadata() or ()) if hasattr(error, "trailing_metadata") else ():
+        if key == ERROR_METADATA_KEY:
+            detail = common_pb2.ErrorDetail.FromString(value)
+            return ClientError(detail.code or code.name, detail.message, detail.hint, dict(detail.fields))
+    message = error.details() if hasattr(error, "details") else str(error)
+    if code == grpc.StatusCode.UNAVAILABLE and daemon_pid(socket) is None:
+        return DaemonNotRunning(socket)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return ClientError(code.name, f"lost the connection to voicemoded: {message}", "try again")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return ClientError(code.name, "voicemoded did not answer in time", "check `voicemodectl status`")
+    return ClientError(code.name, message or code.name)
+
+
+class Client:
+    """Synchronous client over one channel; cheap to build, the channel connects on first use."""
+
+    def __init__(self, socket: Path | None = None, *, client_name: str = "voicemodectl") -> None:
+        self.socket = socket or default_socket()
+        self.client_name = client_name
+        self._channel: grpc.Channel | None = None
+
+    @property
+    def channel(self) -> grpc.Channel:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(
+                f"unix:{self.socket}",
+                options=[
+                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                    ("grpc.enable_retries", 0),
+                ],
+            )
+        return self._channel
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- stubs -----------------------------------------------------------------------------------
+    @property
+    def daemon(self) -> daemon_pb2_grpc.DaemonStub:
+        return daemon_pb2_grpc.DaemonStub(self.channel)
+
+    @property
+    def supervisor(self) -> services_pb2_grpc.SupervisorStub:
+        return services_pb2_grpc.SupervisorStub(self.channel)
+
+    @property
+    def providers(self) -> providers_pb2_grpc.ProvidersStub:
+        return providers_pb2_grpc.ProvidersStub(self.channel)
+
+    @property
+    def conversation(self) -> conversation_pb2_grpc.ConversationStub:
+        return conversation_pb2_grpc.ConversationStub(self.channel)
+
+    @property
+    def mcp(self) -> mcp_pb2_grpc.McpTunnelStub:
+        return mcp_pb2_grpc.McpTunnelStub(self.channel)
+
+    def caller(self) -> common_pb2.CallerContext:
+        return common_pb2.CallerContext(
+            cwd=current_cwd(), env=forwarded_env(), pid=os.getpid(), client=self.client_name
+        )
+
+    # --- calls -----------------------------------------------------------------------------------
+    def _ready_timeout(self) -> float | None:
+        """None when no daemon is there to wait for; else how long to wait for it to start answering."""
+        if daemon_pid(self.socket) is None:
+            return None
+        return STARTUP_WAIT
+
+    def call(self, method: Callable[..., T], request: Any, timeout: float | None = 30.0) -> T:
+        """A unary call; waits for a starting daemon, fails fast when there is none."""
+        if not self.socket.exists() and self._ready_timeout() is None:
+            raise DaemonNotRunning(self.socket)
+        try:
+            return method(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or self._ready_timeout() is None:
+                raise translate(exc, self.socket) from None
+        try:  # the daemon is starting: let grpc wait for the socket to answer
+            return method(request, timeout=STARTUP_WAIT, wait_for_ready=True)
+        except grpc.RpcError as exc:
+            raise translate(exc, self.socket) from None
+
+    def stream(
+        self, method: Callable[..., Iterator[T]], request: Any, timeout: float | None = None
+    ) -> Iterator[T]:
+        """A server-streaming call as an iterator of responses, with the same error translation."""
+        if not self.socket.exists() and self._ready_timeout() is None:
+            raise DaemonNotRunning(self.socket)
+        wait = self._ready_timeout() is not None
+        try:
+            yield from method(request, timeout=timeout, wait_for_ready=wait)
+        except grpc.RpcError as exc:
+            raise translate(exc, self.socket) from None
+
+    def status(self, timeout: float = 5.0) -> daemon_pb2.Status:
+        return self.call(self.daemon.GetStatus, daemon_pb2.GetStatusRequest(caller=self.caller()), timeout)
+
+    def wait_until_ready(self, timeout: float, alive: Callable[[], bool] | None = None) -> daemon_pb2.Status:
+        """Poll GetStatus until the daemon answers; ``alive`` lets a starter notice its child died."""
+        deadline = time.monotonic() + timeout
+        last: ClientError | None = None
+        while time.monotonic() < deadline:
+            if alive is not None and not alive():
+                break
+            try:
+                return self.daemon.GetStatus(
+                    daemon_pb2.GetStatusRequest(caller=self.caller()), timeout=min(1.0, timeout)
+                )
+            except grpc.RpcError as exc:
+                last = translate(exc, self.socket)
+            time.sleep(0.02)
+        raise last or DaemonNotRunning(self.socket, "it did not start")
