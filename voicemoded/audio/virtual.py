@@ -131,7 +131,9 @@ class VirtualAudioRig:
             self._tickers.append(
                 subprocess.Popen(
                     ["parec", "--latency-msec=20", "--raw", "-d", f"{sink}.monitor"],
-                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
             )
         log.info("virtual_audio.started", pid=self.pid, socket=str(self.socket))

@@ -1,0 +1,278 @@
+"""Streaming playback that starts on the first chunk and knows when the last sample left the speaker.
+
+Audio flows source -> feeder task -> a byte buffer -> PortAudio's callback thread. Playback starts as
+soon as the first chunk arrives while the rest is still being synthesized; a late chunk makes the
+callback play silence (counted as an underrun) instead of stopping the stream.
+
+Control does not queue behind audio: ``interrupt()`` (or the ``stop`` event, or barge-in, or task
+cancellation) raises a flag the callback checks before taking any audio, drops everything buffered and
+aborts the stream, the same priority lane pipecat gives system frames over data frames.
+
+The end of playback is the DAC time PortAudio reports for the last block plus that block's length, not
+the moment the callback ran out of data: the converse loop opens the answer window exactly there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyaudio
+import structlog
+
+from voicemoded.audio.chimes import Overlay, end_chime, mix, start_chime
+from voicemoded.audio.devices import AudioBackend, RateConverter, open_format
+from voicemoded.audio.endpointing import EndpointConfig, Endpointer
+from voicemoded.audio.format import AudioChunk, AudioFormat
+from voicemoded.audio.microphone import MicSubscription
+from voicemoded.events import EventBus
+
+log = structlog.get_logger(__name__)
+
+StopReason = Literal["completed", "stopped", "barge_in", "cancelled", "empty"]
+
+
+@dataclass(slots=True)
+class PlaybackResult:
+    reason: StopReason
+    started_at: float | None = None
+    """Predicted time the first sample reached the speaker."""
+    ended_at: float | None = None
+    """Predicted time the last sample left the speaker (or when it was cut off)."""
+    seconds: float = 0.0
+    """Audio handed to the device."""
+    underruns: int = 0
+    barge_in: list[AudioChunk] = field(default_factory=list)
+    """Speech heard during playback, pre-roll included: the start of the answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """Listen during playback; speech stops playback and becomes the start of the answer.
+
+    Only sensible with a headset or echo cancellation: an open speaker next to the microphone makes the
+    assistant interrupt itself, which is why the daemon keeps it off by default.
+    """
+
+    subscription: MicSubscription
+    config: EndpointConfig = field(
+        default_factory=lambda: EndpointConfig(start_s=0.15, initial_silence_s=3600.0, max_listen_s=3600.0)
+    )
+
+
+class _Buffer:
+    """Bytes between the feeder and the callback thread, plus the control flags the callback obeys."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.data = bytearray()
+        self.finished = False
+        self.abort = False
+
+    def take(self, n: int) -> bytes:
+        with self.lock:
+            out = bytes(self.data[:n])
+            del self.data[:n]
+            return out
+
+
+class Speaker:
+    """The output device: plays one stream at a time (the :class:`AudioOwner` enforces that)."""
+
+    def __init__(
+        self,
+        backend: AudioBackend,
+        device: str | int | None = None,
+        *,
+        events: EventBus | None = None,
+        block_ms: int = 20,
+    ) -> None:
+        self.backend = backend
+        self.device_spec = device
+        self.block_ms = block_ms
+        self._events = events
+        self._current: tuple[_Buffer, asyncio.Event, asyncio.AbstractEventLoop] | None = None
+
+    def interrupt(self) -> None:
+        """Stop what is playing now, from any thread or task."""
+        current = self._current
+        if current is not None:
+            buf, wake, loop = current
+            with buf.lock:
+                buf.abort = True
+                buf.data.clear()
+            loop.call_soon_threadsafe(wake.set)
+
+    async def play(
+        self,
+        source: AsyncIterable[AudioChunk] | Iterable[AudioChunk],
+        *,
+        chimes: bool = False,
+        stop: asyncio.Event | None = None,
+        barge_in: BargeIn | None = None,
+        on_first_audio: Callable[[float], None] | None = None,
+    ) -> PlaybackResult:
+        """Play ``source`` to the end (or until stopped); returns when the last sample was heard."""
+        chunks = _aiter(source)
+        first = await anext(chunks, None)
+        if first is None:
+            return PlaybackResult("empty")
+        loop = asyncio.get_running_loop()
+        device = await asyncio.to_thread(self.backend.select, "output", self.device_spec)
+        dev_fmt = await asyncio.to_thread(open_format, self.backend, device, "output", first.format)
+        buf = _Buffer()
+        done: asyncio.Future[float] = loop.create_future()
+        result = PlaybackResult("completed")
+        frames = max(1, dev_fmt.rate * self.block_ms // 1000)
+        need = frames * dev_fmt.frame_bytes
+        bps = dev_fmt.bytes_per_second
+        latency = [0.0]
+
+        def callback(_in: bytes | None, count: int, info: Any, status: int) -> tuple[bytes, int]:
+            now = time.monotonic()
+            dac, cur = info.get("output_buffer_dac_time", 0.0), info.get("current_time", 0.0)
+            ahead = dac - cur if dac and cur and 0 <= dac - cur < 1.0 else latency[0]
+            if buf.abort:
+                return b"\0" * need, pyaudio.paAbort
+            data = buf.take(need)
+            if data and result.started_at is None:
+                result.started_at = now + ahead
+                if on_first_audio is not None:
+                    loop.call_soon_threadsafe(on_first_audio, result.started_at)
+            if len(data) < need:
+                if buf.finished and not buf.data:
+                    end = now + ahead + len(data) / bps
+                    loop.call_soon_threadsafe(_settle, done, end)
+                    return data + b"\0" * (need - len(data)), pyaudio.paComplete
+                if result.started_at is not None:
+                    result.underruns += 1
+                data += b"\0" * (need - len(data))
+            return data, pyaudio.paContinue
+
+        stream = await asyncio.to_thread(
+            self.backend.open_stream, format=pyaudio.paInt16, channels=dev_fmt.channels, rate=dev_fmt.rate,
+            output=True, output_device_index=device.index, frames_per_buffer=frames, stream_callback=callback,
+        )  # fmt: skip
+        latency[0] = float(stream.get_output_latency())
+        interrupted = asyncio.Event()
+        self._current = (buf, interrupted, loop)
+        feeder = asyncio.create_task(self._feed(first, chunks, dev_fmt, buf, chimes, result))
+        watchers: list[asyncio.Future[Any]] = [done, asyncio.ensure_future(interrupted.wait())]
+        if stop is not None:
+            watchers.append(asyncio.ensure_future(stop.wait()))
+        barge_task = None
+        if barge_in is not None:
+            barge_task = asyncio.create_task(_watch_barge_in(barge_in, time.monotonic()))
+            watchers.append(barge_task)
+        log.info("audio.playback_started", device=device.name, rate=dev_fmt.rate)
+        try:
+            await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+            if done.done():
+                end = done.result()
+                await asyncio.sleep(max(0.0, end - time.monotonic()))
+                result.ended_at = end
+            else:
+                result.reason = "barge_in" if barge_task is not None and barge_task.done() else "stopped"
+                if barge_task is not None and barge_task.done() and not barge_task.cancelled():
+                    result.barge_in = barge_task.result()
+        except asyncio.CancelledError:
+            result.reason = "cancelled"
+            raise
+        finally:
+            if result.ended_at is None:
+                with buf.lock:
+                    buf.abort = True
+                    buf.data.clear()
+                result.ended_at = time.monotonic()
+            self._current = None
+            for w in watchers[1:]:
+                w.cancel()
+            feeder.cancel()
+            self.backend.close_stream(stream)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await feeder
+            log.info(
+                "audio.playback_ended", reason=result.reason, seconds=round(result.seconds, 3),
+                underruns=result.underruns,
+            )  # fmt: skip
+        return result
+
+    async def _feed(
+        self,
+        first: AudioChunk,
+        chunks: AsyncIterable[AudioChunk],
+        dev_fmt: AudioFormat,
+        buf: _Buffer,
+        chimes: bool,
+        result: PlaybackResult,
+    ) -> None:
+        conv = RateConverter(first.format, dev_fmt)
+        intro = Overlay(start_chime(dev_fmt) if chimes else b"")
+
+        def push(pcm: bytes) -> None:
+            pcm = intro.apply(pcm)
+            with buf.lock:
+                if not buf.abort:
+                    buf.data += pcm
+            result.seconds += dev_fmt.seconds_for(len(pcm))
+
+        push(conv.process(first.audio))
+        async for chunk in chunks:
+            if chunk.format != conv.src:
+                push(conv.process(b"", last=True))
+                conv = RateConverter(chunk.format, dev_fmt)
+            push(conv.process(chunk.audio))
+        push(conv.process(b"", last=True))
+        tail = intro.remainder()
+        with buf.lock:
+            if tail:
+                buf.data += tail
+            if chimes:
+                # The "your turn" chime sounds under the last words, not after them.
+                chime = end_chime(dev_fmt)
+                offset = max(0, len(buf.data) - len(chime))
+                buf.data[offset:] = mix(bytes(buf.data[offset:]), chime)
+            buf.finished = True
+
+
+async def _watch_barge_in(barge: BargeIn, since: float) -> list[AudioChunk]:
+    """Return the speech heard (with pre-roll) as soon as the endpointer says someone started talking."""
+    ep = Endpointer(barge.config)
+    kept: deque[AudioChunk] = deque()
+    pcm = bytearray()
+    t0: float | None = None
+    while True:
+        chunk = await barge.subscription.read()
+        if chunk.timestamp < since:
+            continue
+        t0 = chunk.timestamp if t0 is None else t0
+        kept.append(chunk)
+        while kept and kept[0].end < chunk.timestamp - 3.0:
+            kept.popleft()
+        pcm += chunk.audio
+        while len(pcm) >= ep.frame_bytes:
+            frame, pcm = bytes(pcm[: ep.frame_bytes]), pcm[ep.frame_bytes :]
+            for ev in ep.feed(frame):
+                if ev.kind == "speech_start":
+                    start = t0 + ev.at - barge.config.pre_roll_s
+                    return [c for c in kept if c.end > start]
+
+
+def _settle(fut: asyncio.Future[float], value: float) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+async def _aiter(source: AsyncIterable[AudioChunk] | Iterable[AudioChunk]) -> Any:
+    if isinstance(source, AsyncIterable):
+        async for chunk in source:
+            yield chunk
+    else:
+        for chunk in source:
+            yield chunk
