@@ -131,9 +131,7 @@ class Supervisor:
         await proc.restart()
         return self.get(name)
 
-    async def wait_for(
-        self, name: str, states: Collection[ServiceState], timeout: float
-    ) -> ServiceState:
+    async def wait_for(self, name: str, states: Collection[ServiceState], timeout: float) -> ServiceState:
         """Await a state (e.g. RUNNING after ``start``); raises Timeout naming the state it is stuck in."""
         return await self._get(name).wait_for(states, timeout)
 
