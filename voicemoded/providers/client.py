@@ -9,6 +9,7 @@ the router's decision (the next endpoint, not the same one again). Every error l
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from collections.abc import AsyncGenerator
 from typing import Any, cast
@@ -52,11 +53,7 @@ def classify(exc: BaseException, what: str, timeout: float) -> AttemptError:
     if isinstance(exc, openai.APITimeoutError | TimeoutError | httpx.TimeoutException):
         return AttemptError(f"no {what} within {timeout:g} s", hard=True)
     if isinstance(exc, openai.APIConnectionError | httpx.ConnectError):
-        cause = exc.__cause__ or exc
-        detail = str(cause) or type(cause).__name__
-        if "refused" in detail.lower() or isinstance(cause, ConnectionRefusedError):
-            detail = "connection refused"
-        return AttemptError(f"cannot connect: {detail}", hard=True)
+        return AttemptError(f"cannot connect: {_root_cause(exc)}", hard=True)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = _error_message(exc)
@@ -65,6 +62,23 @@ def classify(exc: BaseException, what: str, timeout: float) -> AttemptError:
     if isinstance(exc, httpx.HTTPError):
         return AttemptError(f"{what} broke off: {exc or type(exc).__name__}")
     return AttemptError(f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost useful reason: ``connection refused`` rather than the SDK's ``Connection error.``."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        if isinstance(current, ConnectionRefusedError) or (
+            isinstance(current, OSError) and current.errno == errno.ECONNREFUSED
+        ):
+            return "connection refused"
+        current = current.__cause__ or current.__context__
+    if any("refused" in str(e).lower() or "all connection attempts failed" in str(e).lower() for e in seen):
+        return "connection refused"
+    last = seen[-1]
+    return str(last) or type(last).__name__
 
 
 def _error_message(exc: openai.APIStatusError) -> str:
@@ -84,7 +98,7 @@ class EndpointClient:
         self._settings = settings
         self._http: httpx.AsyncClient | None = None
         self._sdks: dict[str, openai.AsyncOpenAI] = {}
-        self._openai_host = urlsplit(settings.openai_base_url).hostname or ""
+        self._openai_host = urlsplit(settings.openai_base_url.lower()).netloc
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -107,8 +121,7 @@ class EndpointClient:
 
     def api_key(self, endpoint: Endpoint) -> str:
         """The OpenAI key goes to the OpenAI host only; local servers get a placeholder they ignore."""
-        host = urlsplit(endpoint.url).hostname or ""
-        if self._settings.openai_api_key and host == self._openai_host:
+        if self._settings.openai_api_key and urlsplit(endpoint.url).netloc == self._openai_host:
             return self._settings.openai_api_key
         return _PLACEHOLDER_KEY
 

@@ -64,6 +64,8 @@ class Endpoint:
     source: Source
     name: str
     """Service name for local children (``piper``), ``openai`` for the cloud, ``host:port`` otherwise."""
+    order: int = 0
+    """Position in the user's URL list: user URLs are an ordered preference, not a pool."""
 
     @property
     def priority(self) -> int:

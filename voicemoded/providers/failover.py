@@ -115,8 +115,11 @@ class Speech:
     def __init__(self, settings: ProviderSettings, events: EventBus | None = None) -> None:
         self.settings = settings
         self.client = EndpointClient(settings)
-        self.registry = Registry(settings, self.client)
+        self.registry = Registry(settings, self.client, on_error=self._discovery_failed)
         self.health = HealthTracker(settings, self.registry, self.client, events)
+
+    def _discovery_failed(self, state: EndpointState, error: AttemptError) -> None:
+        self.health.mark_failure(state, error)
 
     async def start(self, *, probe: bool = True) -> None:
         """Begin active probing (first round at once, in the background)."""

@@ -3,7 +3,8 @@
 Planning is pure (no I/O) so the rules are testable on their own: an explicit parameter an endpoint cannot
 honour removes that endpoint with a reason; if that removes every endpoint, the request is invalid (not the
 endpoints unavailable) and the error names what is on offer. Ordering is priority first (user, local,
-cloud), then how well the voice fits, then health, then load, so equal endpoints share the work.
+cloud; user URLs in the order the person listed them), then how well the voice fits, then health, then
+load, so equal endpoints (two local children offering the same voice) share the work.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from voicemoded.errors import FailedPrecondition, InvalidArgument, Unavailable
 from voicemoded.providers.endpoint import EndpointState, Health, Kind
 from voicemoded.providers.voices import VoiceChoice, choose_model, choose_voice
 
-_HEALTH_RANK = {Health.HEALTHY: 0, Health.UNKNOWN: 1, Health.UNHEALTHY: 2}
+#: Unknown counts as healthy: a fresh endpoint must get its turn in the rotation.
+_HEALTH_RANK = {Health.HEALTHY: 0, Health.UNKNOWN: 0, Health.UNHEALTHY: 1}
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 
@@ -30,10 +32,11 @@ class Candidate:
     voice: VoiceChoice | None = None
     notes: tuple[str, ...] = ()
 
-    def sort_key(self) -> tuple[int, int, int, int, int]:
+    def sort_key(self) -> tuple[int, int, int, int, int, int]:
         s = self.state
         rank = self.voice.rank if self.voice else 0
-        return (s.endpoint.priority, rank, _HEALTH_RANK[s.health], s.in_flight, s.served)
+        ep = s.endpoint
+        return (ep.priority, ep.order, rank, _HEALTH_RANK[s.health], s.in_flight, s.served)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,9 +83,16 @@ def guess_engine(state: EndpointState) -> Engine:
 class Registry:
     """Endpoint membership and discovery. Health and breakers live in the states, driven by others."""
 
-    def __init__(self, settings: ProviderSettings, client: EndpointClient) -> None:
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        client: EndpointClient,
+        on_error: Callable[[EndpointState, AttemptError], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._client = client
+        self._on_error = on_error
+        """Told when discovery could not reach an endpoint, so the health tracker can mark it down."""
         self._states: dict[Kind, list[EndpointState]] = {kind: [] for kind in KINDS}
         self._local: dict[Kind, dict[str, str]] = {kind: {} for kind in KINDS}
         self._discovering: dict[str, asyncio.Task[None]] = {}
@@ -97,15 +104,16 @@ class Registry:
         seen: set[str] = set()
         result: list[Endpoint] = []
 
-        def add(url: str, source: Source, name: str) -> None:
+        def add(url: str, source: Source, name: str, order: int = 0) -> None:
             norm = normalize_url(url)
             if norm not in seen:
                 seen.add(norm)
-                result.append(Endpoint(url=norm, kind=kind, source=source, name=name))
+                result.append(Endpoint(url=norm, kind=kind, source=source, name=name, order=order))
 
-        for url in s.stt_base_urls if kind == "stt" else s.tts_base_urls:
+        for order, url in enumerate(s.stt_base_urls if kind == "stt" else s.tts_base_urls):
             norm = normalize_url(url)
-            add(norm, Source.USER, "openai" if norm == normalize_url(s.openai_base_url) else _host_name(norm))
+            name = "openai" if norm == normalize_url(s.openai_base_url) else _host_name(norm)
+            add(norm, Source.USER, name, order)
         for name, url in sorted(self._local[kind].items()):
             add(url, Source.LOCAL, name)
         if s.openai_api_key:
@@ -203,6 +211,8 @@ class Registry:
                 state.voices = parse_voices(document) if status < 400 else state.voices
         except AttemptError as exc:
             log.info("providers.discovery_failed", endpoint=ep.url, reason=exc.reason)
+            if self._on_error is not None and not exc.rejected:
+                self._on_error(state, exc)
             return
         state.engine = guess_engine(state)
         log.debug("providers.discovered", endpoint=ep.url, models=state.models, voices=state.voices)
