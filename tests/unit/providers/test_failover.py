@@ -125,7 +125,7 @@ async def test_truncated_stream_after_audio_is_an_interruption(
 ) -> None:
     cut, good = await server("truncated", truncate_at=1200), await server()
     sp = await speech(tts_base_urls=(cut.url,), local={"tts": {"piper": good.url}})
-    with pytest.raises(SpeechInterrupted, match="incomplete|complete message body|broke off"):
+    with pytest.raises(SpeechInterrupted, match=r"complete message body|broke off"):
         _ = [item async for item in sp.synthesize("hello")]
 
 

@@ -1,0 +1,85 @@
+"""STT through the facade: uploads, failover, parameter checks, all against loopback servers."""
+
+from __future__ import annotations
+
+import io
+import time
+import wave
+
+import pytest
+
+from tests.unit.providers.conftest import FAST, ServerFactory, SpeechFactory
+from tests.unit.providers.faultserver import closed_port_url, tone
+from voicemoded.audio.format import AudioChunk
+from voicemoded.errors import FailedPrecondition, InvalidArgument, Unavailable
+
+STT_MODELS = ("whisper-1", "tiny.en")
+
+
+def wav_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(tone(1600))
+    return buffer.getvalue()
+
+
+async def test_transcribe_wav_and_pcm_chunk(server: ServerFactory, speech: SpeechFactory) -> None:
+    whisper = await server(models=STT_MODELS, transcript=" Hello world. ")
+    sp = await speech(local={"stt": {"whisper": whisper.url}})
+    result = await sp.transcribe(wav_bytes(), language="en", prompt="greeting")
+    assert result.text == "Hello world."
+    assert result.endpoint.name == "whisper" and result.model == "whisper-1"
+    assert result.elapsed > 0
+    request = whisper.posts()[0]
+    assert request.path == "/v1/audio/transcriptions"
+    assert b'name="language"\r\n\r\nen' in request.body and b"greeting" in request.body
+    assert b'filename="audio.wav"' in request.body
+    await sp.transcribe(AudioChunk(tone(800)))
+    uploaded = whisper.posts()[1].body
+    assert b"RIFF" in uploaded and b"WAVE" in uploaded
+
+
+async def test_transcribe_fails_over_in_order(server: ServerFactory, speech: SpeechFactory) -> None:
+    bad, hung, good = await server("http500"), await server("hang_headers"), await server(models=STT_MODELS)
+    sp = await speech(
+        stt_base_urls=(closed_port_url(), bad.url, hung.url), local={"stt": {"whisper": good.url}}
+    )
+    started = time.monotonic()
+    result = await sp.transcribe(wav_bytes())
+    assert time.monotonic() - started < FAST.request_timeout + 1.0
+    assert result.endpoint.url == good.url
+    reasons = [reason for _, reason in result.failed_over]
+    assert "refused" in reasons[0] and "HTTP 500" in reasons[1] and "within 0.6 s" in reasons[2]
+    started = time.monotonic()
+    await sp.transcribe(wav_bytes())
+    assert time.monotonic() - started < FAST.request_timeout, "the hung endpoint is skipped now"
+
+
+async def test_transcribe_all_failed(server: ServerFactory, speech: SpeechFactory) -> None:
+    html = await server("wrong_type")
+    sp = await speech(stt_base_urls=(html.url,))
+    with pytest.raises(Unavailable) as err:
+        await sp.transcribe(wav_bytes())
+    assert html.url in err.value.message
+
+
+async def test_transcribe_parameters(server: ServerFactory, speech: SpeechFactory) -> None:
+    whisper = await server(models=STT_MODELS)
+    sp = await speech(local={"stt": {"whisper": whisper.url}})
+    with pytest.raises(InvalidArgument, match="ISO 639"):
+        await sp.transcribe(wav_bytes(), language="english")
+    with pytest.raises(InvalidArgument, match="large-v3"):
+        await sp.transcribe(wav_bytes(), model="large-v3")
+    with pytest.raises(InvalidArgument, match="not WAV"):
+        await sp.transcribe(b"\x00\x01garbage")
+    with pytest.raises(InvalidArgument, match="no audio"):
+        await sp.transcribe(b"")
+    result = await sp.transcribe(wav_bytes(), model="tiny.en")
+    assert result.model == "tiny.en"
+    assert b"tiny.en" in whisper.posts()[-1].body
+    none = await speech()
+    with pytest.raises(FailedPrecondition, match="no STT endpoint"):
+        await none.transcribe(wav_bytes())
