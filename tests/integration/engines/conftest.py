@@ -1,0 +1,58 @@
+"""One real server per engine for the whole folder: model loads are the slow part of these tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.engines.harness import EngineProcess, running_engine
+
+pytestmark = pytest.mark.engines
+
+
+@pytest.fixture(scope="package")
+def engines_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("engines")
+
+
+@pytest.fixture(scope="package")
+def whisper(engines_tmp: Path) -> Iterator[EngineProcess]:
+    yield from running_engine("whisper", engines_tmp)
+
+
+@pytest.fixture(scope="package")
+def piper(engines_tmp: Path) -> Iterator[EngineProcess]:
+    yield from running_engine("piper", engines_tmp)
+
+
+@pytest.fixture(scope="package")
+def kokoro(engines_tmp: Path) -> Iterator[EngineProcess]:
+    yield from running_engine("kokoro", engines_tmp)
+
+
+def speak(engine: EngineProcess, text: str, fmt: str = "pcm", **extra: object) -> httpx.Response:
+    body = {"input": text, "response_format": fmt, **extra}
+    return httpx.post(f"{engine.url}/v1/audio/speech", json=body, timeout=120)
+
+
+def transcribe(
+    engine: EngineProcess, data: bytes, filename: str, content_type: str, **fields: str
+) -> httpx.Response:
+    return httpx.post(
+        f"{engine.url}/v1/audio/transcriptions",
+        files={"file": (filename, data, content_type)},
+        data=fields,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="package")
+def piper_sentence(piper: EngineProcess) -> tuple[str, bytes]:
+    """A spoken sentence (24 kHz mono s16le from the Piper server) and its text."""
+    text = "The weather today is sunny with 23 degrees, and the meeting starts at 4 o'clock."
+    response = speak(piper, text)
+    assert response.status_code == 200, response.text
+    return text, response.content

@@ -1,0 +1,145 @@
+"""Real engine servers as child processes on free loopback ports, and word error rate for round trips."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class EngineProcess:
+    """A running ``python -m voicemoded.engines.<name>``; its stderr is read on a thread."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    lines: list[str] = field(default_factory=list)
+    ready: threading.Event = field(default_factory=threading.Event)
+    exited: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def events(self) -> list[dict[str, object]]:
+        out = []
+        for line in list(self.lines):
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return out
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.lines.append(line)
+            if '"engine.ready"' in line:
+                self.ready.set()
+        self.exited.set()
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait for the child's ``engine.ready`` event, then check /health agrees."""
+        deadline_hit = not self.ready.wait(timeout)
+        if deadline_hit or self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} did not become ready:\n" + "\n".join(self.lines[-30:]))
+        response = httpx.get(f"{self.url}/health", timeout=5)
+        assert response.status_code == 200, response.text
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.exited.wait(5)
+        return code
+
+
+def start_engine(name: str, tmp: Path, *args: str, port: int | None = None) -> EngineProcess:
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "HOME": str(tmp / "home"),
+        "VOICEMODE_BASE_DIR": str(tmp / "base"),
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONUNBUFFERED": "1",
+    }
+    (tmp / "home").mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", f"voicemoded.engines.{name}", "--port", str(port), *args]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=tmp)
+    engine = EngineProcess(name, port, proc)
+    threading.Thread(target=engine._read, daemon=True, name=f"{name}-stderr").start()
+    return engine
+
+
+def running_engine(name: str, tmp: Path, *args: str, timeout: float = 90) -> Iterator[EngineProcess]:
+    engine = start_engine(name, tmp, *args)
+    try:
+        engine.wait_ready(timeout)
+        yield engine
+    finally:
+        engine.stop()
+
+
+_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen " \
+    "sixteen seventeen eighteen nineteen".split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def number_words(n: int) -> str:
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        rest = n % 100
+        return _ONES[n // 100] + " hundred" + ("" if rest == 0 else " " + number_words(rest))
+    if n < 1_000_000:
+        rest = n % 1000
+        return number_words(n // 1000) + " thousand" + ("" if rest == 0 else " " + number_words(rest))
+    return " ".join(_ONES[int(d)] for d in str(n))
+
+
+def normalise(text: str) -> list[str]:
+    """Lowercase, numbers spelled out, punctuation gone: the words a listener would write down."""
+    text = text.lower().replace("-", " ")
+    text = re.sub(r"(\d),(\d{3})", r"\1\2", text)
+    text = re.sub(r"\d+", lambda m: f" {number_words(int(m.group()))} ", text)
+    text = re.sub(r"[^a-z' ]+", " ", text).replace("'", "")
+    return text.split()
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    ref, hyp = normalise(reference), normalise(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, start=1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, start=1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1] / len(ref)
