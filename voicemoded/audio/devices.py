@@ -192,11 +192,19 @@ class AudioBackend:
 
     def supports_rate(self, device: DeviceInfo, direction: Direction, rate: int, channels: int) -> bool:
         with self.lock:
-            kwargs: dict[str, Any] = {"rate": rate, "format": pyaudio.paInt16}
+            kwargs: dict[str, Any] = {"rate": rate}
             if direction == "input":
-                kwargs |= {"input_device": device.index, "input_channels": channels}
+                kwargs |= {
+                    "input_device": device.index,
+                    "input_channels": channels,
+                    "input_format": pyaudio.paInt16,
+                }
             else:
-                kwargs |= {"output_device": device.index, "output_channels": channels}
+                kwargs |= {
+                    "output_device": device.index,
+                    "output_channels": channels,
+                    "output_format": pyaudio.paInt16,
+                }
             try:
                 return bool(self.pa.is_format_supported(**kwargs))
             except ValueError:
