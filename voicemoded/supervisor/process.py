@@ -44,6 +44,7 @@ class _Child:
 
     spec: ServiceSpec
     proc: asyncio.subprocess.Process
+    output: asyncio.ReadTransport
     exited: asyncio.Task[int]
     pump: asyncio.Task[None]
     started: float
@@ -245,15 +246,16 @@ class ServiceProcess:
             if owner is not None:
                 return _Outcome("start_failed", None, f"port {spec.port} is taken by {owner.describe()}")
         try:
-            proc = await spawn.spawn(spec.command, env=spec.env, cwd=spec.cwd, preexec=self._preexec)
+            spawned = await spawn.spawn(spec.command, env=spec.env, cwd=spec.cwd, preexec=self._preexec)
         except OSError as exc:
             return _Outcome("start_failed", None, f"cannot run {spec.command[0]}: {exc.strerror or exc}")
-        assert proc.stdout is not None
+        proc = spawned.proc
         child = _Child(
             spec,
             proc,
+            spawned.transport,
             asyncio.create_task(proc.wait()),
-            asyncio.create_task(self.sink.pump(proc.stdout)),
+            asyncio.create_task(self.sink.pump(spawned.output)),
             time.monotonic(),
             time.time(),
         )
@@ -320,6 +322,7 @@ class ServiceProcess:
             await asyncio.wait_for(asyncio.shield(child.pump), _DRAIN_TIMEOUT)
         except TimeoutError:  # a descendant that left the group still holds the pipe
             child.pump.cancel()
+        child.output.close()
         exit_info = ExitInfo.from_returncode(returncode)
         if self._child is child:
             self._child = None

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -35,24 +36,50 @@ def parent_death_hook() -> Callable[[], None] | None:
     return arm
 
 
+@dataclass(eq=False)
+class Spawned:
+    """A started child and the read end of its output pipe."""
+
+    proc: asyncio.subprocess.Process
+    output: asyncio.StreamReader
+    transport: asyncio.ReadTransport
+
+
 async def spawn(
     command: tuple[str, ...],
     *,
     env: Mapping[str, str],
     cwd: Path | None,
     preexec: Callable[[], None] | None,
-) -> asyncio.subprocess.Process:
-    """Start the child with stdout and stderr on one pipe (order kept) and no stdin."""
-    return await asyncio.create_subprocess_exec(
-        *command,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=cwd,
-        env={**os.environ, **env},
-        start_new_session=True,
-        preexec_fn=preexec,
+) -> Spawned:
+    """Start the child with stdout and stderr on one pipe of our own (order kept) and no stdin.
+
+    The pipe is ours rather than asyncio's because asyncio's ``Process.wait()`` returns only once every
+    pipe it manages is closed: a grandchild holding stdout would hide the leader's death indefinitely.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=write_fd,
+            cwd=cwd,
+            env={**os.environ, **env},
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(loop=loop)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(read_fd, "rb", buffering=0)
     )
+    return Spawned(proc, reader, transport)
 
 
 def signal_group(pgid: int, sig: int) -> bool:

@@ -1,0 +1,171 @@
+"""States and their order for servers that start late, crash at start, crash later, or exit cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+import pytest
+
+from tests.fixtures.children import free_port
+from tests.integration.supervisor.conftest import EventRecorder, make_spec
+from voicemoded.errors import FailedPrecondition, NotFound
+from voicemoded.supervisor import FlapSettings, RestartPolicy, ServiceState
+from voicemoded.supervisor.backoff import Backoff
+
+
+async def test_ready_late_server_is_running_only_after_its_probe_passes(
+    make_supervisor, recorder: EventRecorder, port: int, dirs
+) -> None:
+    sup = make_supervisor(make_spec("late", "ready_late", "--delay", 0.6, port=port))
+    await sup.startup()
+    assert sup.get("late").state is ServiceState.STOPPED
+
+    await sup.start("late")
+    running = await recorder.wait_state("late", "RUNNING")
+    starting = recorder.state_events("late")[0]
+    assert recorder.states("late") == ["STARTING", "RUNNING"]
+    assert running.time - starting.time >= 0.6
+    status = sup.get("late")
+    assert status.state is ServiceState.RUNNING
+    assert status.pid is not None and int(running.fields["pid"]) == status.pid
+    assert psutil.Process(status.pid).is_running()
+    assert status.rss_bytes and status.rss_bytes > 1_000_000
+    assert status.uptime is not None and status.uptime >= 0.6
+    assert (dirs["run_dir"] / "late.pid").is_file()
+    lines = await sup.tail_logs("late", 20)
+    assert any("warming up" in line for line in lines)
+    assert any(f"listening on 127.0.0.1:{port}" in line for line in lines)
+
+    pid = status.pid
+    await sup.stop("late")
+    await recorder.wait_state("late", "STOPPED")
+    assert recorder.states("late") == ["STARTING", "RUNNING", "STOPPING", "STOPPED"]
+    assert not psutil.pid_exists(pid)
+    assert not (dirs["run_dir"] / "late.pid").exists()
+    stopped = sup.get("late")
+    assert stopped.pid is None and stopped.last_exit is not None
+    assert stopped.last_exit.signal == signal.SIGTERM
+
+
+async def test_crash_at_start_backs_off_within_bounds_then_goes_fatal(
+    make_supervisor, recorder: EventRecorder, port: int
+) -> None:
+    spec = make_spec(
+        "crashy",
+        "crash_at_start",
+        "--code",
+        3,
+        port=port,
+        flapping=FlapSettings(max_restarts=3, window=30.0, retry_after=None),
+    )
+    sup = make_supervisor(spec)
+    await sup.start("crashy")
+    await recorder.wait_state("crashy", "FATAL")
+    assert recorder.states("crashy") == ["STARTING", "BACKOFF"] * 3 + ["STARTING", "FATAL"]
+
+    events = recorder.state_events("crashy")
+    model = Backoff(spec.backoff)
+    for attempt in range(3):
+        backoff, next_start = events[2 * attempt + 1], events[2 * attempt + 2]
+        delay = float(backoff.fields["delay"])
+        low, high = model.bounds(attempt)
+        assert low <= delay <= high
+        assert backoff.fields["exit_code"] == "3"
+        gap = next_start.time - backoff.time
+        # The requirement: the restart starts within 100 ms of the backoff delay ending (+ margin for CI).
+        assert delay - 0.005 <= gap <= delay + 0.15, (attempt, delay, gap)
+    status = sup.get("crashy")
+    assert status.state is ServiceState.FATAL
+    assert "within 30 s" in status.reason
+    assert status.last_exit is not None and status.last_exit.code == 3
+    assert status.restarts == 3
+    assert any("cannot load model" in line for line in await sup.tail_logs("crashy", 50))
+
+
+async def test_fatal_service_retries_later_when_configured(make_supervisor, recorder: EventRecorder) -> None:
+    spec = make_spec(
+        "retry", "crash_at_start", flapping=FlapSettings(max_restarts=1, window=30.0, retry_after=0.3)
+    )
+    sup = make_supervisor(spec)
+    await sup.start("retry")
+    fatal = await recorder.wait_state("retry", "FATAL")
+    mark = recorder.mark()
+    again = await recorder.wait_state("retry", "STARTING", since=mark)
+    assert again.time - fatal.time >= 0.3
+    assert "retrying" in again.fields["reason"]
+    await sup.stop("retry")
+    assert sup.get("retry").state is ServiceState.STOPPED
+
+
+async def test_crash_later_is_restarted_and_the_exit_is_recorded(
+    make_supervisor, recorder: EventRecorder, port: int
+) -> None:
+    sup = make_supervisor(make_spec("later", "crash_later", "--after", 0.3, "--code", 7, port=port))
+    await sup.start("later")
+    first = await recorder.wait_state("later", "RUNNING")
+    backoff = await recorder.wait_state("later", "BACKOFF")
+    await recorder.wait_state("later", "RUNNING", since=recorder.events.index(backoff))
+    assert recorder.states("later")[:5] == ["STARTING", "RUNNING", "BACKOFF", "STARTING", "RUNNING"]
+    assert backoff.fields["exit_code"] == "7"
+    assert backoff.fields["pid"] == first.fields["pid"]
+    status = sup.get("later")
+    assert status.restarts >= 1
+    assert status.last_exit is not None and status.last_exit.code == 7
+    assert status.pid is not None and str(status.pid) != first.fields["pid"]
+
+
+async def test_clean_exit_under_on_failure_policy_ends_in_exited(
+    make_supervisor, recorder: EventRecorder, port: int
+) -> None:
+    sup = make_supervisor(make_spec("clean", "crash_later", "--after", 0.1, "--code", 0, port=port))
+    await sup.start("clean")
+    await recorder.wait_state("clean", "EXITED")
+    assert recorder.states("clean") == ["STARTING", "RUNNING", "EXITED"]
+    assert sup.get("clean").last_exit.code == 0  # type: ignore[union-attr]
+
+
+async def test_always_policy_restarts_a_clean_exit_and_never_policy_does_not(
+    make_supervisor, recorder: EventRecorder, port: int
+) -> None:
+    always = make_spec(
+        "always", "crash_later", "--after", 0.1, "--code", 0, port=port, restart=RestartPolicy.ALWAYS
+    )
+    # With a probe, dying before ready is a failed start: NEVER retried means FATAL, not EXITED.
+    never = make_spec("never", "crash_at_start", port=free_port(), restart=RestartPolicy.NEVER)
+    sup = make_supervisor(always, never)
+    await sup.start("always")
+    backoff = await recorder.wait_state("always", "BACKOFF")
+    await recorder.wait_state("always", "RUNNING", since=recorder.events.index(backoff))
+    await sup.start("never")
+    await recorder.wait_state("never", "FATAL")
+    assert recorder.states("never") == ["STARTING", "FATAL"]
+
+
+async def test_start_of_unknown_or_missing_service_says_what_to_do(make_supervisor, port: int) -> None:
+    from voicemoded.supervisor import NotInstalled
+
+    spec = make_spec(
+        "absent", "ready_late", port=port, not_installed=NotInstalled("absent: not installed", "do the thing")
+    )
+    sup = make_supervisor(spec)
+    with pytest.raises(FailedPrecondition) as err:
+        await sup.start("absent")
+    assert err.value.hint == "do the thing"
+    with pytest.raises(NotFound):
+        await sup.start("nope")
+
+
+async def test_port_taken_by_a_foreign_process_is_named(make_supervisor, port: int) -> None:
+    import socket
+
+    sup = make_supervisor(make_spec("blocked", "ready_late", port=port))
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with pytest.raises(FailedPrecondition) as err:
+            await sup.start("blocked")
+    assert f"port {port}" in err.value.message
+    assert f"pid {os.getpid()}" in err.value.message
+    assert sup.get("blocked").state is ServiceState.STOPPED
