@@ -114,7 +114,10 @@ def test_every_response_format(whisper: EngineProcess, piper_sentence: tuple[str
     ],
 )
 def test_bad_fields_are_400_naming_valid_ones(
-    whisper: EngineProcess, piper_sentence: tuple[str, bytes], fields: dict[str, str], param: str,
+    whisper: EngineProcess,
+    piper_sentence: tuple[str, bytes],
+    fields: dict[str, str],
+    param: str,
     names: list[str],
 ) -> None:
     wav = codecs.encode(piper_sentence[1], "wav", PIPER_PCM)
