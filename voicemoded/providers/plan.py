@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from voicemoded.errors import FailedPrecondition, InvalidArgument, Unavailable
-from voicemoded.providers.endpoint import EndpointState, Health, Kind
+from voicemoded.providers.endpoint import EndpointState, Engine, Health, Kind
 from voicemoded.providers.voices import VoiceChoice, choose_model, choose_voice
 
 #: Unknown counts as healthy: a fresh endpoint must get its turn in the rotation.
@@ -94,6 +94,11 @@ def plan_tts(
         if choice is None:
             voice_misses += 1
             skipped.append((state, f"voice {voice!r} not offered (has {_listing(state.voices or ())})"))
+            continue
+        if instructions and state.engine is not Engine.OPENAI:
+            # Local engines accept the field and ignore it: refusing here keeps it from being a no-op.
+            model_misses += 1
+            skipped.append((state, "does not take instructions (only OpenAI's gpt-4o-mini-tts does)"))
             continue
         picked = choose_model(model, default_model, state.models, need_instructions=bool(instructions))
         if picked is None:

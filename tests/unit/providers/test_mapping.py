@@ -6,7 +6,7 @@ import pytest
 
 from voicemoded.errors import FailedPrecondition, InvalidArgument
 from voicemoded.providers.breaker import Breaker, BreakerPolicy
-from voicemoded.providers.endpoint import Endpoint, EndpointState, Health, Source, normalize_url
+from voicemoded.providers.endpoint import Endpoint, EndpointState, Engine, Health, Source, normalize_url
 from voicemoded.providers.plan import check_language, check_speed, plan_stt, plan_tts
 from voicemoded.providers.voices import OPENAI_VOICES, choose_model, choose_voice, map_voice
 
@@ -19,6 +19,7 @@ def state(name: str, source: Source, voices: tuple[str, ...] | None, models: tup
     ep = Endpoint(url=f"http://127.0.0.1:1/{name}", kind="tts", source=source, name=name)
     st = EndpointState(ep, Breaker(BreakerPolicy()))
     st.voices, st.models = voices, models
+    st.engine = Engine.OPENAI if source is Source.CLOUD else Engine.UNKNOWN
     return st
 
 
@@ -90,7 +91,7 @@ def test_unknown_voice_is_invalid_and_names_known_voices() -> None:
 
 
 def test_explicit_model_and_instructions_are_honoured_or_rejected() -> None:
-    local = state("piper", Source.LOCAL, ("joe",), ("piper",))
+    local = state("piper", Source.LOCAL, ("joe",), ("piper", "gpt-4o-mini-tts"))
     cloud = state("openai", Source.CLOUD, OPENAI, ("tts-1", "gpt-4o-mini-tts"))
     with pytest.raises(InvalidArgument, match="tts-1-hd"):
         plan_tts(
