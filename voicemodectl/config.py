@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     unset.set_defaults(func=unset_cmd)
     path = verbs.add_parser("path", help="where the configuration files are (works without the daemon)")
     path.set_defaults(func=path_cmd, needs_daemon=False)
+    reload = verbs.add_parser("reload", help="re-read the configuration files now")
+    reload.set_defaults(func=reload_cmd)
     edit = verbs.add_parser("edit", help="open the user file in $EDITOR, then report any error in it")
     edit.add_argument("--scope", choices=["user", "project"], default="user")
     edit.set_defaults(func=edit_cmd)
@@ -133,6 +135,22 @@ def path_cmd(args: argparse.Namespace, client: Client | None) -> int:
     return output.OK
 
 
+def _report_reload(args: argparse.Namespace, response: daemon_pb2.ReloadConfigResponse) -> int:
+    if args.json:
+        output.print_json(response)
+    elif response.errors:
+        for e in response.errors:
+            print(f"error: {e.key or 'line'} at {e.file}:{e.line}: {e.reason}")
+        print("the last good configuration stays in force until this is fixed")
+    else:
+        print(f"reloaded; changed: {', '.join(response.changed_keys) or 'nothing'}")
+    return output.INVALID if response.errors else output.OK
+
+
+def reload_cmd(args: argparse.Namespace, client: Client) -> int:
+    return _report_reload(args, client.call(client.daemon.ReloadConfig, daemon_pb2.ReloadConfigRequest()))
+
+
 def edit_cmd(args: argparse.Namespace, client: Client) -> int:
     if args.scope == "project":
         path = _project_file() or os.path.join(current_cwd(), PROJECT_FILE_NAME)
@@ -148,13 +166,9 @@ def edit_cmd(args: argparse.Namespace, client: Client) -> int:
     if rc != 0:
         print(f"voicemodectl: the editor exited with {rc}")
         return output.ERROR
-    response = client.call(client.daemon.ReloadConfig, daemon_pb2.ReloadConfigRequest())
-    if args.json:
-        output.print_json(response)
-    elif response.errors:
-        for e in response.errors:
-            print(f"error: {e.key or 'line'} at {e.file}:{e.line}: {e.reason}")
-        print("the last good configuration stays in force until this is fixed")
-    else:
-        print(f"reloaded; changed: {', '.join(response.changed_keys) or 'nothing'}")
-    return output.INVALID if response.errors else output.OK
+    if args.scope == "project":
+        # Project files are read per call: resolving the config validates the edited file.
+        client.call(client.daemon.GetConfig, daemon_pb2.GetConfigRequest(caller=client.caller()))
+        print(f"{path} is valid")
+        return output.OK
+    return _report_reload(args, client.call(client.daemon.ReloadConfig, daemon_pb2.ReloadConfigRequest()))

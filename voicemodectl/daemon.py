@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -84,12 +83,11 @@ def start_cmd(args: argparse.Namespace, client: Client) -> int:
     return output.OK
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
+def _wait_gone(socket: Path, pid: int, timeout: float) -> bool:
+    """Gone once the daemon released its lock (its last act) or the process no longer exists."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if daemon_pid(socket) != pid:
             return True
         time.sleep(0.02)
     return False
@@ -104,7 +102,7 @@ def stop(client: Client, timeout: float) -> int | None:
         client.call(client.daemon.Shutdown, daemon_pb2.ShutdownRequest(), timeout=5.0)
     except DaemonNotRunning:
         return None
-    if not _wait_gone(pid, timeout):
+    if not _wait_gone(client.socket, pid, timeout):
         raise ClientError(
             "DEADLINE_EXCEEDED",
             f"voicemoded (pid {pid}) did not stop within {timeout:g} s",

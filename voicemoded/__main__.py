@@ -127,10 +127,9 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
             loop.add_signal_handler(sig, request_stop)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         await _set_serving(health_servicer, health_pb2.HealthCheckResponse.SERVING)
-        background = [
-            asyncio.create_task(config.watch(), name="config.watch"),
-            asyncio.create_task(notifier.watchdog(), name="sdnotify.watchdog"),
-        ]
+        background = [asyncio.create_task(notifier.watchdog(), name="sdnotify.watchdog")]
+        if config.settings.config_watch:
+            background.append(asyncio.create_task(config.watch(), name="config.watch"))
         events.publish("daemon.started", "daemon", f"voicemoded {__version__} ready", pid=os.getpid())
         log.info("daemon.ready", version=__version__, pid=os.getpid(), socket=str(paths.socket))
         notifier.ready(f"serving {paths.socket}")

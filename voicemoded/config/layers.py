@@ -23,6 +23,7 @@ from voicemoded.config.schema import (
     SettingInfo,
     Settings,
     build_settings,
+    redact,
 )
 from voicemoded.paths import PROJECT_FILE_NAME
 
@@ -81,6 +82,9 @@ class Resolved:
         return [w for layer in self.layers for w in layer.warnings]
 
 
+BY_NAME = {info.name: info for info in SETTINGS}
+
+
 def lookup(key: str) -> SettingInfo | None:
     """A setting by its environment name or field name, in any case."""
     upper = key.strip().upper()
@@ -118,7 +122,20 @@ def _parse_entries(
             errors.append(ConfigError(key, path, line, str(exc)))
             continue
         values[info.name] = (value, Origin(name, path, line))
-    return values, errors, warnings
+    secrets = [str(v) for n, (v, _) in values.items() if BY_NAME[n].secret and v]
+    return values, scrub_errors(errors, secrets), warnings
+
+
+def scrub_errors(errors: list[ConfigError], secrets: list[str]) -> list[ConfigError]:
+    """Error reasons quote the bad text; a secret written on the same line must not travel with it."""
+    out = []
+    for error in errors:
+        reason = error.reason
+        for secret in secrets:
+            if len(secret) >= 4:
+                reason = reason.replace(secret, redact(secret))
+        out.append(ConfigError(error.key, error.file, error.line, reason))
+    return out
 
 
 def file_layer(name: str, path: Path) -> Layer:

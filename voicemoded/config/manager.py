@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import structlog
@@ -25,9 +25,10 @@ from voicemoded.config.layers import (
     file_layer,
     find_project_file,
     lookup,
+    scrub_errors,
     suggest,
 )
-from voicemoded.config.schema import SettingInfo, Settings, format_value
+from voicemoded.config.schema import SETTINGS, SettingInfo, Settings, format_value
 from voicemoded.errors import InvalidArgument, NotFound
 from voicemoded.events import EventBus
 from voicemoded.paths import PROJECT_FILE_NAME, Paths
@@ -124,6 +125,8 @@ class ConfigManager:
     def load(self) -> ReloadResult:
         """Read the user file; keep the last good layer when it has errors."""
         layer = file_layer("user", self._paths.user_file)
+        current_secrets = [str(getattr(self.settings, i.name)) for i in SETTINGS if i.secret]
+        layer = replace(layer, errors=tuple(scrub_errors(list(layer.errors), current_secrets)))
         for warning in layer.warnings:
             log.warning("config.warning", detail=warning)
             self._publish("config.warning", warning, level="warning")

@@ -407,6 +407,14 @@ class Settings:
         "Daemon log level.",
         daemon_wide=True,
     )
+    config_watch: bool = setting(
+        "VOICEMODE_CONFIG_WATCH",
+        True,
+        parse_bool,
+        "Reload the user file as soon as it changes (read at start; SIGHUP or "
+        "`voicemodectl config reload` reload it either way).",
+        daemon_wide=True,
+    )
     shutdown_grace: float = setting(
         "VOICEMODE_SHUTDOWN_GRACE",
         5.0,

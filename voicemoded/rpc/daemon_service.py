@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -130,6 +131,9 @@ class DaemonService(daemon_pb2_grpc.DaemonServicer):
                 done, _ = await asyncio.wait({nxt, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if nxt not in done:
                     nxt.cancel()
+                    # Let the generator finish its cancelled step before aclose() below.
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await nxt
                     return
                 yield convert.event(nxt.result())
         finally:

@@ -1,0 +1,114 @@
+"""A real voicemoded on a temp socket, started as a subprocess, for integration tests.
+
+Everything it writes goes to a private temp base dir and a temp HOME; the socket lives in a short temp
+path (Unix socket paths are limited to ~100 characters).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from voicemoded.api.client import Client
+
+
+@dataclass
+class DaemonHandle:
+    root: Path
+    socket: Path
+    base: Path
+    home: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(default_factory=Path)
+
+    @property
+    def user_file(self) -> Path:
+        return self.base / "voicemode.env"
+
+    def client(self) -> Client:
+        return Client(self.socket, client_name="tests")
+
+    def start(
+        self, extra_env: Mapping[str, str] | None = None, wait: bool = True, timeout: float = 20.0
+    ) -> None:
+        env = {**self.env, **(extra_env or {})}
+        self.log_path = self.root / f"daemon-{int(time.time() * 1000)}.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "voicemoded", "--socket", str(self.socket), "--log-format", "json"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if wait:
+            with self.client() as client:
+                alive = self.process.poll
+                client.wait_until_ready(timeout, alive=lambda: alive() is None)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+            raise
+
+    def ctl(
+        self, *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real voicemodectl as a process."""
+        return subprocess.run(
+            [sys.executable, "-m", "voicemodectl", "--socket", str(self.socket), *args],
+            env={**self.env, **(env or {})},
+            cwd=cwd or self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def make_env(root: Path, socket: Path, base: Path, home: Path) -> dict[str, str]:
+    """A clean environment: no VOICEMODE_*/OPENAI_* from the developer's shell leaks into a test."""
+    keep = ("PATH", "LANG", "LC_ALL", "TMPDIR", "PULSE_SERVER", "ALSA_CONFIG_PATH", "PYTHONPATH")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(
+        HOME=str(home),
+        VOICEMODE_BASE_DIR=str(base),
+        VOICEMODE_SOCKET=str(socket),
+        VOICEMODE_AUTOSTART_SERVICES="",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def daemon_handle() -> Iterator[DaemonHandle]:
+    root = Path(tempfile.mkdtemp(prefix="vm-"))
+    base, home = root / "base", root / "home"
+    home.mkdir()
+    socket = root / "run" / "voicemoded.sock"
+    handle = DaemonHandle(root, socket, base, home, make_env(root, socket, base, home))
+    try:
+        yield handle
+    finally:
+        handle.stop()
+        shutil.rmtree(root, ignore_errors=True)
