@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def leftover_processes(record: PidRecord) -> list[psutil.Process]:
     found: list[psutil.Process] = []
     for proc in psutil.process_iter():
         try:
-            if proc.pid != os.getpid() and os.getpgid(proc.pid) == record.pgid:
+            if proc.pid != os.getpid() and os.getpgid(proc.pid) == record.pgid and not is_gone(proc):
                 found.append(proc)
         except (ProcessLookupError, psutil.Error):
             continue
@@ -125,11 +126,34 @@ def _terminate(procs: list[psutil.Process], grace: float) -> None:
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    alive = wait_gone(procs, grace)
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    psutil.wait_procs(alive, timeout=grace)
+    wait_gone(alive, grace)
+
+
+def is_gone(proc: psutil.Process) -> bool:
+    """Dead, including a zombie: these are not our children, so reaping is up to init, at its own pace."""
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
+def wait_gone(procs: list[psutil.Process], timeout: float, interval: float = 0.02) -> list[psutil.Process]:
+    """Wait (in a worker thread: it sleeps) until the processes are dead; returns those still alive.
+
+    A process that is not our child cannot be awaited, only checked; this runs once at daemon start.
+    """
+    deadline = time.monotonic() + timeout
+    alive = [p for p in procs if not is_gone(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(interval)
+        alive = [p for p in alive if not is_gone(p)]
+    return alive
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import psutil
 
 from tests.integration.supervisor.conftest import EventRecorder, make_spec
 from voicemoded.supervisor import BackoffSettings, ServiceState
+from voicemoded.supervisor.orphans import wait_gone
 
 
 def _grandchildren(pid: int) -> list[psutil.Process]:
@@ -17,9 +18,8 @@ def _grandchildren(pid: int) -> list[psutil.Process]:
 
 
 def _gone(procs: list[psutil.Process], timeout: float = 5.0) -> list[psutil.Process]:
-    """Processes still alive after ``timeout`` (orphans are reaped by init, so wait for them to vanish)."""
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    return alive
+    """Processes still alive after ``timeout`` (a zombie waiting for init to reap it counts as dead)."""
+    return wait_gone(procs, timeout)
 
 
 def _zombie_children() -> list[psutil.Process]:
