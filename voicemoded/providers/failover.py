@@ -12,7 +12,7 @@ import builtins
 import io
 import time
 import wave
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -140,7 +140,7 @@ class Speech:
     ) -> None:
         await self.aclose()
 
-    def set_local_endpoints(self, kind: Kind, endpoints: dict[str, str]) -> None:
+    def set_local_endpoints(self, kind: Kind, endpoints: Mapping[str, str]) -> None:
         """The supervisor's running children of one kind, ``{"piper": "http://127.0.0.1:8881/v1"}``."""
         self.registry.set_local_endpoints(kind, endpoints)
 
@@ -172,7 +172,11 @@ class Speech:
         speed: float | None = None,
         instructions: str | None = None,
     ) -> AsyncGenerator[SpeechInfo | AudioChunk, None]:
-        """Yield a :class:`SpeechInfo`, then 24 kHz mono s16le :class:`AudioChunk` s as they arrive."""
+        """Yield a :class:`SpeechInfo`, then 24 kHz mono s16le :class:`AudioChunk` s as they arrive.
+
+        Consume it inside ``contextlib.aclosing`` (or ``aclose()`` it) when stopping early, so the
+        connection is released at once rather than when the generator is collected.
+        """
         if not text or not text.strip():
             raise InvalidArgument("no text to speak", hint="pass the text to synthesize")
         check_speed(speed)

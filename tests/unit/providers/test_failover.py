@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 import pytest
@@ -239,3 +241,32 @@ async def test_api_key_goes_to_openai_only(server: ServerFactory, speech: Speech
     await speak(sp)
     assert all("sk-test-secret" not in r.headers.get("authorization", "") for r in local.requests)
     assert "sk-test-secret" not in repr(sp.settings)
+
+
+async def test_stopping_early_releases_the_endpoint(server: ServerFactory, speech: SpeechFactory) -> None:
+    srv = await server(chunk=480)
+    sp = await speech(local={"tts": {"piper": srv.url}})
+    async with contextlib.aclosing(sp.synthesize("hello")) as stream:
+        async for item in stream:
+            if isinstance(item, AudioChunk):
+                break
+    [status] = sp.list("tts")
+    assert status.in_flight == 0 and status.breaker == "closed" and status.health == "healthy"
+    _, audio = await speak(sp)
+    assert audio == tone()
+
+
+async def test_cancelled_trial_is_released(server: ServerFactory, speech: SpeechFactory) -> None:
+    """A caller that gives up during a half-open trial does not leave the endpoint locked out."""
+    hung = await server("hang_headers")
+    sp = await speech(tts_base_urls=(hung.url,), request_timeout=5.0)
+    state = sp.registry.states("tts")[0]
+    state.breaker.record_failure(hard=True)
+    state.breaker.opened_at -= state.breaker.cooldown  # the cool-down is over: next request is the trial
+    task = asyncio.create_task(speak(sp))
+    await asyncio.wait_for(hung.hanging.wait(), 5)
+    assert state.breaker.state.value == "half_open" and state.in_flight == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert state.in_flight == 0 and state.breaker.ready()
