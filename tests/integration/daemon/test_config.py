@@ -204,7 +204,7 @@ def test_secrets_never_reach_logs_or_output(daemon_env: DaemonHandle) -> None:
     texts += [p.read_text(errors="replace") for p in daemon_env.base.rglob("*.log")]
     for text in texts:
         assert SECRET not in text
-    shown = [v for v in snapshot.values if v.key == "OPENAI_API_KEY"][0]
+    shown = next(v for v in snapshot.values if v.key == "OPENAI_API_KEY")
     assert shown.secret and shown.value == "…ALUE"
     assert "VOICEMODE_TTS_SPEED" in daemon_env.log_text(), (
         "the bad line itself is reported, without the secret"

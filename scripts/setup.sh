@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything voicemode needs on a Debian/Ubuntu machine: system packages through apt (PortAudio,
+# PulseAudio for virtual devices when there is no sound card) and the Python packages in ./.venv.
+# Safe to run again: it skips what is already there. Used by scripts/demo.sh and scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+EXTRAS=${VOICEMODE_EXTRAS:-engines,kokoro,dev}
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need_apt=()
+for pkg in portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+"$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
+[ -f "$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ] || need_apt+=(python3-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${need_apt[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "setup: voicemode needs Python 3.11 or newer (found $("$PYTHON" --version)); set PYTHON=python3.12 or similar" >&2
+  exit 1
+}
+
+stamp=.venv/.voicemode-installed
+want="$(cat pyproject.toml | sha256sum | cut -c1-16) $EXTRAS"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing Python packages into .venv (extras: $EXTRAS)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
+  echo "$want" > "$stamp"
+fi
