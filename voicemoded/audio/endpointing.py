@@ -91,6 +91,8 @@ class EndpointEvent:
     at: float
     reason: EndReason | None = None
     pause_id: int = 0
+    pause_s: float = 0.0
+    """For ``resume``: how long the pause was, last voiced sample to next."""
 
 
 class Endpointer:
@@ -149,7 +151,7 @@ class Endpointer:
                     c.end_silence_max_s, max(self.end_silence, self.longest_pause + c.pause_margin_s)
                 )
                 self.paused = False
-                events.append(EndpointEvent("resume", t, pause_id=self.pause_id))
+                events.append(EndpointEvent("resume", t, pause_id=self.pause_id, pause_s=pause))
             self.last_voiced_end = self.elapsed
         if self.speech_start is None and state == VadState.SPEAKING:
             self.speech_start = self._run_start

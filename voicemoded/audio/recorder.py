@@ -189,12 +189,14 @@ class Listener:
                             if verdict_task is not None:
                                 verdict_task.cancel()
                             cut = (
-                                len(audio) if ep.last_voiced_end is None else _bytes(ep.last_voiced_end + 0.1)
+                                len(audio)
+                                if ep.last_voiced_end is None
+                                else _bytes(ep.last_voiced_end + cfg.tail_s)
                             )
                             verdict_task = asyncio.ensure_future(predictor(bytes(audio[:cut])))
                             verdict_pause = ev.pause_id
                         elif ev.kind == "resume":
-                            pauses.append(ev.at - (ep.last_voiced_end or ev.at))
+                            pauses.append(ev.pause_s)
                         elif ev.kind == "end":
                             end = ev
                     fed += ep.frame_bytes

