@@ -47,8 +47,12 @@ class RotatingFile:
                     continue
                 piece = data[:room]
                 if len(data) > room:
-                    # Cut at the last full line that fits, so rotation rarely splits a line.
+                    # Cut at the last full line that fits; a line that does not fit at all goes whole into
+                    # the next file, and only a line longer than a whole file is split.
                     cut = piece.rfind(b"\n") + 1
+                    if cut == 0 and self._size > 0:
+                        self._rotate()
+                        continue
                     if cut > 0:
                         piece = piece[:cut]
                 f.write(piece)

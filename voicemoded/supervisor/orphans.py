@@ -47,12 +47,17 @@ class PidFiles:
     def path(self, service: str) -> Path:
         return self.run_dir / f"{service}.pid"
 
-    def write(self, service: str, pid: int) -> PidRecord | None:
-        """Record a just-spawned child (after exec, so the command line is the child's own)."""
+    def write(self, service: str, pid: int, argv: tuple[str, ...] = ()) -> PidRecord | None:
+        """Record a child with the command line the kernel reports for it.
+
+        Right after exec the kernel may still report an empty command line; ``argv`` (what we ran) stands
+        in until the supervisor rewrites the file once the child is RUNNING.
+        """
         try:
             proc = psutil.Process(pid)
             with proc.oneshot():
-                record = PidRecord(service, pid, os.getpgid(pid), proc.create_time(), tuple(proc.cmdline()))
+                cmdline = tuple(proc.cmdline()) or tuple(argv)
+                record = PidRecord(service, pid, os.getpgid(pid), proc.create_time(), cmdline)
         except (psutil.Error, ProcessLookupError):
             return None  # already gone: nothing to leave behind
         self.run_dir.mkdir(parents=True, exist_ok=True)

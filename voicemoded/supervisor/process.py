@@ -260,7 +260,7 @@ class ServiceProcess:
             time.time(),
         )
         self._child = child
-        self._pid_files.write(spec.name, proc.pid)
+        self._pid_files.write(spec.name, proc.pid, spec.command)
         self.sink.note(f"started pid {proc.pid}: {shlex.join(spec.command)}")
         log.info("service.spawned", name=self.name, pid=proc.pid)
 
@@ -269,6 +269,7 @@ class ServiceProcess:
             await spawn.stop_group(proc, child.exited, spec.stop_signal, spec.stop_timeout)
             exit_info = await self._reap(child)
             return _Outcome("start_failed", exit_info, why)
+        self._pid_files.write(spec.name, proc.pid, spec.command)  # now with the kernel's command line
         self._set(S.RUNNING, why)
 
         watch = asyncio.create_task(self._watch_memory(child)) if spec.memory_limit_bytes else None
