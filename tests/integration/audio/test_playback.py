@@ -1,0 +1,152 @@
+"""Streaming playback on the virtual speaker, checked by recording the speaker's monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.integration.audio.conftest import Voice, pulse_clients, transcribe, wait_for
+from voicemoded.audio.devices import AudioBackend
+from voicemoded.audio.endpointing import EndpointConfig
+from voicemoded.audio.format import AudioChunk
+from voicemoded.audio.microphone import Microphone
+from voicemoded.audio.playback import BargeIn, Speaker
+from voicemoded.audio.recorder import Listener
+from voicemoded.audio.virtual import VirtualAudioRig
+
+pytestmark = pytest.mark.audio
+
+
+def chunks(pcm: bytes, fmt: Any, seconds: float = 0.25) -> list[AudioChunk]:
+    step = fmt.bytes_for(seconds)
+    return [AudioChunk(pcm[i : i + step], fmt) for i in range(0, len(pcm), step)]
+
+
+def loud_span(pcm: bytes, threshold: int = 500) -> float:
+    samples = np.abs(np.frombuffer(pcm, dtype="<i2"))
+    loud = np.flatnonzero(samples > threshold)
+    return 0.0 if loud.size == 0 else (loud[-1] - loud[0]) / 16_000
+
+
+async def test_played_message_is_what_the_speaker_monitor_hears(
+    rig: VirtualAudioRig, backend: AudioBackend, voice: Voice, whisper: Any
+) -> None:
+    speech = voice.say("The weather today is sunny and warm.")
+    with rig.record_speaker() as recording:
+        result = await Speaker(backend).play(chunks(speech.pcm, speech.format), chimes=True)
+        heard = recording.stop()
+    assert result.reason == "completed" and result.underruns == 0
+    assert result.started_at is not None and result.ended_at is not None
+    assert abs((result.ended_at - result.started_at) - speech.seconds) < 0.15
+    assert loud_span(heard) >= speech.seconds - 0.3
+    text = transcribe(whisper, heard).lower()
+    assert "weather" in text and "sunny" in text, text
+
+
+async def test_playback_starts_on_the_first_chunk_while_the_rest_is_made(
+    backend: AudioBackend, voice: Voice
+) -> None:
+    speech = voice.say("First sentence. Second sentence arrives later.")
+    parts = chunks(speech.pcm, speech.format, seconds=0.5)
+    first_audio = asyncio.Event()
+
+    async def slow_tts() -> AsyncIterator[AudioChunk]:
+        yield parts[0]
+        # The rest is only "synthesized" once the first chunk is audible.
+        await asyncio.wait_for(first_audio.wait(), 5)
+        for part in parts[1:]:
+            yield part
+
+    result = await Speaker(backend).play(slow_tts(), on_first_audio=lambda _t: first_audio.set())
+    assert result.reason == "completed"
+    assert abs(result.seconds - speech.seconds) < 0.05
+
+
+async def test_cancel_mid_playback_stops_and_frees_the_speaker(
+    rig: VirtualAudioRig, backend: AudioBackend, voice: Voice
+) -> None:
+    speech = voice.say("This is a long message that nobody will hear until the end of it.")
+    started = asyncio.Event()
+    task = asyncio.create_task(
+        Speaker(backend).play(chunks(speech.pcm, speech.format), on_first_audio=lambda _t: started.set())
+    )
+    await asyncio.wait_for(started.wait(), 5)
+    assert pulse_clients(rig, "sink-inputs")
+    t = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - t < 0.1 + 0.15  # requirement: 100 ms; margin for a loaded machine
+    await wait_for(lambda: not pulse_clients(rig, "sink-inputs"), timeout=2)
+
+
+async def test_interrupt_overtakes_queued_audio(backend: AudioBackend, voice: Voice) -> None:
+    speech = voice.say("Queued audio should never play after an interrupt arrives.")
+    speaker = Speaker(backend)
+    started = asyncio.Event()
+    task = asyncio.create_task(
+        speaker.play(chunks(speech.pcm, speech.format), on_first_audio=lambda _t: started.set())
+    )
+    await asyncio.wait_for(started.wait(), 5)
+    t = time.monotonic()
+    speaker.interrupt()
+    result = await asyncio.wait_for(task, 1)
+    assert result.reason == "stopped"
+    assert time.monotonic() - t < 0.25
+    assert result.ended_at is not None and result.started_at is not None
+    assert result.ended_at - result.started_at < speech.seconds - 1.0
+
+
+async def test_the_microphone_is_listening_the_moment_playback_ends(
+    rig: VirtualAudioRig, backend: AudioBackend, mic: Microphone, voice: Voice
+) -> None:
+    speech = voice.say("Tell me something.")
+    sub = await mic.subscribe()
+    try:
+        await mic.wait_open()
+        result = await Speaker(backend).play(chunks(speech.pcm, speech.format))
+        assert result.ended_at is not None
+        listening: list[float] = []
+        utt = await Listener(mic).record(
+            subscription=sub, not_before=result.ended_at, on_event=lambda k, t: listening.append(t),
+            config=EndpointConfig(initial_silence_s=0.3),
+        )  # fmt: skip
+    finally:
+        await sub.close()
+    assert abs(utt.listening_at - result.ended_at) < 0.02
+
+
+async def test_barge_in_stops_playback_and_starts_the_answer(
+    rig: VirtualAudioRig, backend: AudioBackend, mic: Microphone, voice: Voice, whisper: Any
+) -> None:
+    message = voice.say("Here is a rather long explanation that goes on and on about many different things.")
+    interruption = voice.say("Stop, that is enough.")
+    sub = await mic.subscribe()
+    try:
+        await mic.wait_open()
+        started = asyncio.Event()
+        play = asyncio.create_task(
+            Speaker(backend).play(
+                chunks(message.pcm, message.format),
+                barge_in=BargeIn(sub),
+                on_first_audio=lambda _t: started.set(),
+            )
+        )
+        await asyncio.wait_for(started.wait(), 5)
+        person = asyncio.create_task(rig.play_into_mic(interruption.pcm, interruption.format))
+        result = await asyncio.wait_for(play, 10)
+        assert result.reason == "barge_in"
+        assert result.barge_in
+        assert result.ended_at is not None and result.started_at is not None
+        assert result.ended_at - result.started_at < message.seconds - 1.0
+        utt = await Listener(mic).record(subscription=sub, initial=result.barge_in)
+        await person
+    finally:
+        await sub.close()
+    text = transcribe(whisper, utt.audio).lower()
+    assert "stop" in text and "enough" in text, text
