@@ -6,10 +6,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from voicemodectl import config, daemon, events, output, status
+from voicemodectl import (
+    config,
+    converse,
+    daemon,
+    devices,
+    events,
+    models,
+    output,
+    provider,
+    service,
+    speech,
+    status,
+)
 from voicemoded import __version__
 
-NOUNS = (status, config, daemon, events)
+NOUNS = (status, config, daemon, service, models, provider, speech, converse, devices, events)
 
 
 def build_parser() -> argparse.ArgumentParser:

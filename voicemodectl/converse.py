@@ -1,0 +1,134 @@
+"""voicemodectl converse / speak / listen: one spoken turn on the daemon's audio devices."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from voicemodectl import output
+from voicemoded.api.client import Client
+from voicemoded.api.v1 import conversation_pb2
+
+KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-wait", action="store_true", help="fail at once if another caller is talking")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only the transcript")
+    parser.add_argument("--events", action="store_true", help="with --json: one JSON line per event")
+
+
+def _speaking(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--voice", default="")
+    parser.add_argument("--tts-provider", default="", help="endpoint URL or name (kokoro, piper, openai)")
+    parser.add_argument("--tts-model", default="")
+    parser.add_argument("--tts-instructions", default="")
+    parser.add_argument("--speed", type=float)
+
+
+def _listening(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max", dest="listen_duration_max", type=float, help="longest answer, seconds")
+    parser.add_argument("--min", dest="listen_duration_min", type=float, help="never stop before, seconds")
+    parser.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3])
+    parser.add_argument("--silence-threshold", type=float, help="seconds of silence that end the answer")
+    parser.add_argument("--no-silence-detection", action="store_true", help="record until --max")
+    parser.add_argument("--no-chime", action="store_true")
+    parser.add_argument(
+        "--barge-in", action="store_true", default=None, help="speech during playback interrupts"
+    )
+    parser.add_argument(
+        "--audio-format", default="", help="format of the saved recording (wav, flac, mp3, opus)"
+    )
+    parser.add_argument("--language", default="")
+    parser.add_argument("--stt-provider", default="")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    converse = sub.add_parser("converse", help="speak a message, listen for the answer, print the transcript")
+    converse.add_argument("message")
+    _speaking(converse)
+    _listening(converse)
+    _common(converse)
+    converse.set_defaults(func=lambda a, c: run_turn(a, c, "converse", a.message))
+    speak = sub.add_parser("speak", help="speak a message on the daemon's speaker")
+    speak.add_argument("message")
+    _speaking(speak)
+    _common(speak)
+    speak.set_defaults(func=lambda a, c: run_turn(a, c, "speak", a.message))
+    listen = sub.add_parser("listen", help="listen for speech and print the transcript")
+    _listening(listen)
+    _common(listen)
+    listen.set_defaults(func=lambda a, c: run_turn(a, c, "listen", ""))
+
+
+def build_request(
+    args: argparse.Namespace, client: Client, mode: str, message: str
+) -> conversation_pb2.ConverseRequest:
+    request = conversation_pb2.ConverseRequest(caller=client.caller(), message=message, no_wait=args.no_wait)
+    for name in (
+        "voice",
+        "tts_provider",
+        "tts_model",
+        "tts_instructions",
+        "audio_format",
+        "language",
+        "stt_provider",
+    ):
+        if getattr(args, name, ""):
+            setattr(request, name, getattr(args, name))
+    for name in ("speed", "listen_duration_max", "listen_duration_min", "vad_aggressiveness"):
+        if getattr(args, name, None) is not None:
+            setattr(request, name, getattr(args, name))
+    if getattr(args, "silence_threshold", None):
+        request.silence_threshold = args.silence_threshold
+    if getattr(args, "no_silence_detection", False):
+        request.disable_silence_detection = True
+    if getattr(args, "no_chime", False):
+        request.chime_enabled = False
+    if getattr(args, "barge_in", None):
+        request.barge_in = True
+    if mode == "speak":
+        request.wait_for_response = False
+    if mode == "listen":
+        request.skip_tts = True
+    return request
+
+
+def run_turn(args: argparse.Namespace, client: Client, mode: str, message: str) -> int:
+    request = build_request(args, client, mode, message)
+    method = {
+        "converse": client.conversation.Converse,
+        "speak": client.conversation.Speak,
+        "listen": client.conversation.Listen,
+    }[mode]
+    result: conversation_pb2.TurnResult | None = None
+    for event in client.stream(method, request):
+        kind = KIND.get(event.kind, "?")
+        if args.json and getattr(args, "events", False):
+            print(json.dumps(output.to_dict(event)), flush=True)
+        elif not args.json and not getattr(args, "quiet", False) and kind != "done":
+            detail = f" {event.detail}" if event.detail else ""
+            text = f" {event.text!r}" if event.text else ""
+            print(f"[{event.t:6.2f}s] {kind}{detail}{text}", file=sys.stderr, flush=True)
+        if event.kind == conversation_pb2.ConverseEvent.DONE:
+            result = event.result
+    if result is None:
+        print("voicemodectl: the turn ended without a result", file=sys.stderr)
+        return output.ERROR
+    if args.json:
+        if not getattr(args, "events", False):
+            output.print_json(result)
+        return output.OK
+    if mode != "speak":
+        print(result.text)
+    if not getattr(args, "quiet", False):
+        t = result.timings
+        print(
+            f"[{result.end_reason}] ttfa {t.ttfa:.2f}s · playback {t.playback:.2f}s · mic gap {t.mic_gap * 1000:.0f} ms"
+            f" · record {t.record:.2f}s · stt {t.stt:.2f}s · end-of-speech→result {t.endpoint_delay:.2f}s"
+            f" · total {t.total:.2f}s"
+            + (f" · recording {result.recording_path}" if result.recording_path else ""),
+            file=sys.stderr,
+        )
+    return output.OK
