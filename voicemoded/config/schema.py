@@ -254,6 +254,13 @@ class Settings:
         "embedded = our kokoro-onnx server; external = Kokoro-FastAPI; auto prefers embedded.",
         daemon_wide=True,
     )
+    piper_backend: str = setting(
+        "VOICEMODE_PIPER_BACKEND",
+        "auto",
+        one_of("auto", "embedded"),
+        "embedded = our piper-tts server (the only Piper backend; auto means the same).",
+        daemon_wide=True,
+    )
     whisper_server_path: str = setting(
         "VOICEMODE_WHISPER_SERVER_PATH",
         "",
@@ -261,15 +268,15 @@ class Settings:
         "Path of a whisper.cpp whisper-server binary (else looked up on PATH).",
         daemon_wide=True,
     )
-    whisper_cpp_model_path: str = setting(
-        "VOICEMODE_WHISPER_CPP_MODEL",
+    whisper_model_path: str = setting(
+        "VOICEMODE_WHISPER_MODEL_PATH",
         "",
         parse_path,
         "ggml model file for an external whisper-server.",
         daemon_wide=True,
     )
-    kokoro_fastapi_path: str = setting(
-        "VOICEMODE_KOKORO_FASTAPI_PATH",
+    kokoro_fastapi_dir: str = setting(
+        "VOICEMODE_KOKORO_FASTAPI_DIR",
         "",
         parse_path,
         "Folder of a Kokoro-FastAPI checkout to run as the external Kokoro backend.",
