@@ -109,6 +109,8 @@ class EndpointState:
     """Discovered model ids; None when not (yet) known."""
     voices: tuple[str, ...] | None = None
     """Discovered voices; None when the endpoint cannot list them."""
+    voice_genders: dict[str, str] = field(default_factory=dict)
+    """``f``/``m`` per voice where the endpoint published it (used to map voices by gender)."""
     engine: Engine = Engine.UNKNOWN
     discovered_at: float | None = None
     in_flight: int = 0

@@ -90,7 +90,7 @@ def plan_tts(
     skipped: list[tuple[EndpointState, str]] = []
     voice_misses = model_misses = 0
     for state in states:
-        choice = choose_voice(voice, preferred_voices, state.voices)
+        choice = choose_voice(voice, preferred_voices, state.voices, state.voice_genders)
         if choice is None:
             voice_misses += 1
             skipped.append((state, f"voice {voice!r} not offered (has {_listing(state.voices or ())})"))

@@ -61,6 +61,18 @@ def parse_voices(document: Any) -> tuple[str, ...] | None:
     return tuple(names)
 
 
+def parse_genders(document: Any) -> dict[str, str]:
+    """Voice genders from ``{"data": [{"id", "gender"}]}`` (our engines publish them), as ``f``/``m``."""
+    items = document.get("data") if isinstance(document, dict) else None
+    genders: dict[str, str] = {}
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            gender = str(item.get("gender") or "").lower()
+            if gender in ("f", "female", "m", "male"):
+                genders[item["id"]] = gender[0]
+    return genders
+
+
 def guess_engine(state: EndpointState) -> Engine:
     """Name the engine behind an endpoint from what it told us, so ``provider=kokoro`` can find it."""
     ep = state.endpoint
@@ -208,7 +220,9 @@ class Registry:
                 state.models = models
             if ep.kind == "tts" and state.engine is not Engine.OPENAI:
                 status, document = await self._client.get_json(ep, f"{ep.url}/audio/voices", timeout)
-                state.voices = parse_voices(document) if status < 400 else state.voices
+                if status < 400:
+                    state.voices = parse_voices(document)
+                    state.voice_genders = parse_genders(document)
         except AttemptError as exc:
             log.info("providers.discovery_failed", endpoint=ep.url, reason=exc.reason)
             if self._on_error is not None and not exc.rejected:

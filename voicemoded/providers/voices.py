@@ -10,6 +10,7 @@ for a specific voice.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 #: OpenAI's built-in TTS voices and the gender they are usually heard as (None: neutral).
@@ -38,12 +39,14 @@ INSTRUCTION_MODELS = ("gpt-4o-mini-tts",)
 _KOKORO = re.compile(r"^(?P<lang>[a-z])(?P<gender>[fm])_(?P<name>[a-z0-9]+)$")
 
 
-def gender_of(voice: str) -> str | None:
-    """``f``/``m`` when the name tells (Kokoro scheme or an OpenAI voice), else None."""
+def gender_of(voice: str, genders: Mapping[str, str] | None = None) -> str | None:
+    """``f``/``m`` when the name tells (Kokoro scheme, an OpenAI voice) or the endpoint said so."""
     match = _KOKORO.match(voice)
     if match:
         return match["gender"]
-    return OPENAI_VOICES.get(voice)
+    if voice in OPENAI_VOICES:
+        return OPENAI_VOICES[voice]
+    return (genders or {}).get(voice)
 
 
 def is_kokoro_voice(voice: str) -> bool:
@@ -66,8 +69,14 @@ class VoiceChoice:
         return self.voice != self.requested
 
 
-def map_voice(requested: str, offered: tuple[str, ...]) -> tuple[str, str] | None:
-    """The closest voice among ``offered`` to ``requested``, with the reason; None when nothing is close."""
+def map_voice(
+    requested: str, offered: tuple[str, ...], genders: Mapping[str, str] | None = None
+) -> tuple[str, str] | None:
+    """The closest voice among ``offered`` to ``requested``, with the reason; None when nothing is close.
+
+    ``genders`` is what the endpoint published about its voices (our engines list ``gender``), which
+    lets ``am_adam`` land on Piper's male Joe while ``af_sky`` is refused there.
+    """
     if requested in offered:
         return requested, ""
     # OpenAI name asked of a Kokoro server that ships the same-named voice (nova -> af_nova).
@@ -78,9 +87,9 @@ def map_voice(requested: str, offered: tuple[str, ...]) -> tuple[str, str] | Non
     gender = gender_of(requested)
     if requested not in OPENAI_VOICES and not is_kokoro_voice(requested):
         return None
-    same_gender = [v for v in offered if gender is None or gender_of(v) == gender]
+    same_gender = [v for v in offered if gender is None or gender_of(v, genders) == gender]
     if gender is None:
-        same_gender = [v for v in same_gender if gender_of(v) is not None]
+        same_gender = [v for v in same_gender if gender_of(v, genders) is not None]
     if not same_gender:
         return None
     preferred = OPENAI_DEFAULT_BY_GENDER.get(gender or "f")
@@ -90,12 +99,15 @@ def map_voice(requested: str, offered: tuple[str, ...]) -> tuple[str, str] | Non
         lang = requested[0] if is_kokoro_voice(requested) else "a"
         same_lang = [v for v in same_gender if v.startswith(lang) and is_kokoro_voice(v)]
         best = (same_lang or same_gender)[0]
-    label = {"f": "female", "m": "male"}.get(gender or "", "neutral")
-    return best, f"{requested} is not offered here; closest {label} voice is {best}"
+    label = {"f": "female ", "m": "male "}.get(gender or "", "")
+    return best, f"{requested} is not offered here; closest {label}voice is {best}"
 
 
 def choose_voice(
-    explicit: str | None, preferences: tuple[str, ...], offered: tuple[str, ...] | None
+    explicit: str | None,
+    preferences: tuple[str, ...],
+    offered: tuple[str, ...] | None,
+    genders: Mapping[str, str] | None = None,
 ) -> VoiceChoice | None:
     """Pick the voice for one endpoint, or None when an explicit voice cannot be honoured there.
 
@@ -111,7 +123,7 @@ def choose_voice(
         if voice in offered:
             return VoiceChoice(voice, wanted[0], rank=index, note="" if index == 0 else "preferred voice")
     for index, voice in enumerate(wanted):
-        mapped = map_voice(voice, offered)
+        mapped = map_voice(voice, offered, genders)
         if mapped:
             return VoiceChoice(mapped[0], wanted[0], rank=len(wanted) + index, note=mapped[1])
     if explicit or not offered:

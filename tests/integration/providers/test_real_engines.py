@@ -127,7 +127,7 @@ async def test_piper_to_whisper_round_trip(engines: dict[str, str]) -> None:
         info, audio = await synthesize(sp, SENTENCE)
         assert info.endpoint.name == "piper" and info.endpoint.engine == "piper"
         assert info.voice == "en_US-joe-medium", "no preferred voice offered: Piper's own, reported"
-        assert info.notes and "default voice" in info.notes[0]
+        assert info.notes and "is not offered here" in info.notes[0], "the substitution is reported"
         assert 2.0 < audio.seconds < 10.0
         result = await sp.transcribe(audio, language="en")
         assert result.endpoint.name == "whisper"
@@ -159,3 +159,8 @@ async def test_real_engine_voices_are_discovered_and_enforced(engines: dict[str,
             await synthesize(sp, "Hi.", voice="zz_nobody")
         with pytest.raises(InvalidArgument, match="instructions"):
             await synthesize(sp, "Hi.", instructions="sound happy")
+        with pytest.raises(InvalidArgument, match="af_sky"):
+            await synthesize(sp, "Hi.", voice="af_sky")
+        info, audio = await synthesize(sp, "Hi.", voice="am_adam")
+        assert (info.voice_requested, info.voice) == ("am_adam", "en_US-joe-medium")
+        assert "closest male voice" in info.notes[0] and audio.seconds > 0.2

@@ -137,3 +137,14 @@ def test_normalize_url() -> None:
     assert normalize_url("http://127.0.0.1:8880/v1/") == "http://127.0.0.1:8880/v1"
     with pytest.raises(ValueError):
         normalize_url("ftp://x")
+
+
+def test_published_genders_allow_mapping_to_named_voices() -> None:
+    joe = ("en_US-joe-medium",)
+    genders = {"en_US-joe-medium": "m"}
+    assert map_voice("am_adam", joe, genders) == (
+        "en_US-joe-medium",
+        "am_adam is not offered here; closest male voice is en_US-joe-medium",
+    )
+    assert map_voice("af_sky", joe, genders) is None, "never a male voice for a female request"
+    assert map_voice("onyx", joe, genders)[0] == "en_US-joe-medium"
