@@ -168,7 +168,7 @@ def default_catalog() -> Catalog:
             download_hint=(
                 "build whisper.cpp (https://github.com/ggml-org/whisper.cpp), then put `whisper-server` on "
                 "PATH or set VOICEMODE_WHISPER_SERVER_PATH to it, and a ggml model with "
-                "VOICEMODE_WHISPER_CPP_MODEL"
+                "VOICEMODE_WHISPER_MODEL_PATH"
             ),
         ),
         "livekit": EngineSpec(
