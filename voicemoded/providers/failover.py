@@ -190,7 +190,7 @@ class Speech:
             model=model,
             instructions=instructions,
             preferred_voices=self.settings.voices,
-            default_model=self.settings.tts_model,
+            preferred_models=self.settings.tts_models,
         )
         attempts = [Attempt(s, reason, "skipped") for s, reason in plan.skipped]
         for index, cand in enumerate(plan.candidates):
@@ -256,7 +256,8 @@ class Speech:
         model = model.strip() if model and model.strip() else None
         states = self.registry.select("stt", provider)
         await self.registry.ensure_discovered(states)
-        plan = plan_stt(states, model=model, default_model=self.settings.stt_model)
+        stt_models = (self.settings.stt_model,) if self.settings.stt_model else ()
+        plan = plan_stt(states, model=model, preferred_models=stt_models)
         attempts = [Attempt(s, reason, "skipped") for s, reason in plan.skipped]
         for index, cand in enumerate(plan.candidates):
             state = cand.state

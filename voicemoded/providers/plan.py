@@ -83,7 +83,7 @@ def plan_tts(
     model: str | None,
     instructions: str | None,
     preferred_voices: tuple[str, ...],
-    default_model: str,
+    preferred_models: tuple[str, ...],
 ) -> Plan:
     _require_endpoints("tts", states)
     candidates: list[Candidate] = []
@@ -100,7 +100,14 @@ def plan_tts(
             model_misses += 1
             skipped.append((state, "does not take instructions (only OpenAI's gpt-4o-mini-tts does)"))
             continue
-        picked = choose_model(model, default_model, state.models, need_instructions=bool(instructions))
+        picked = choose_model(
+            model,
+            preferred_models,
+            state.models,
+            fallback="tts-1",
+            prefer="tts-1" if state.engine is Engine.OPENAI else None,
+            need_instructions=bool(instructions),
+        )
         if picked is None:
             model_misses += 1
             if model:
@@ -144,12 +151,15 @@ def _invalid_tts(
     )
 
 
-def plan_stt(states: Sequence[EndpointState], *, model: str | None, default_model: str) -> Plan:
+def plan_stt(
+    states: Sequence[EndpointState], *, model: str | None, preferred_models: tuple[str, ...]
+) -> Plan:
     _require_endpoints("stt", states)
     candidates: list[Candidate] = []
     skipped: list[tuple[EndpointState, str]] = []
     for state in states:
-        picked = choose_model(model, default_model, state.models)
+        prefer = "whisper-1" if state.engine is Engine.OPENAI else None
+        picked = choose_model(model, preferred_models, state.models, fallback="whisper-1", prefer=prefer)
         if picked is None:
             skipped.append((state, f"model {model!r} not offered (has {_listing(state.models or ())})"))
             continue

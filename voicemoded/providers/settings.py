@@ -29,12 +29,13 @@ class ProviderSettings:
     """``OPENAI_API_KEY``: adds the cloud endpoint; sent only to the OpenAI host, never logged."""
     openai_base_url: str = OPENAI_BASE_URL
     """Where the cloud endpoint lives (a proxy or a compatible cloud may replace it)."""
-    voices: tuple[str, ...] = ("af_sky", "alloy")
-    """Preferred TTS voices in order (``VOICEMODE_VOICES``); each endpoint gets the first it offers."""
-    tts_model: str = "tts-1"
-    """Default TTS model; an endpoint that lists models without it gets its own first model."""
-    stt_model: str = "whisper-1"
-    """Default STT model, mapped the same way."""
+    voices: tuple[str, ...] = ()
+    """Preferred TTS voices in order (``VOICEMODE_VOICES``); each endpoint gets the first it offers (or
+    the closest mapping, reported). Empty: each endpoint's own default voice."""
+    tts_models: tuple[str, ...] = ()
+    """Preferred TTS models in order (``VOICEMODE_TTS_MODELS``); empty: each endpoint's default."""
+    stt_model: str = ""
+    """Preferred STT model (``VOICEMODE_STT_MODEL``); empty: each endpoint's default."""
     local_connect_timeout: float = 0.5
     """Connect timeout for loopback endpoints: a live child accepts at once, a dead one refuses at once."""
     remote_connect_timeout: float = 5.0

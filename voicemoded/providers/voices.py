@@ -31,6 +31,9 @@ OPENAI_VOICES: dict[str, str | None] = {
 }
 #: The voice a gender maps to on OpenAI when nothing closer matches.
 OPENAI_DEFAULT_BY_GENDER = {"f": "nova", "m": "onyx"}
+#: Voice sent to an endpoint that cannot list its voices when nothing was asked for (every
+#: OpenAI-compatible server we know accepts it).
+FALLBACK_VOICE = "alloy"
 OPENAI_TTS_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 OPENAI_STT_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
 #: Models that take ``instructions`` (tone, accent); older ones ignore them, so we refuse rather than drop.
@@ -66,7 +69,7 @@ class VoiceChoice:
 
     @property
     def mapped(self) -> bool:
-        return self.voice != self.requested
+        return bool(self.requested) and self.voice != self.requested
 
 
 def map_voice(
@@ -112,16 +115,19 @@ def choose_voice(
     """Pick the voice for one endpoint, or None when an explicit voice cannot be honoured there.
 
     ``offered`` None means the endpoint cannot list its voices: the request is passed through as asked
-    and the endpoint itself accepts or rejects it.
+    and the endpoint itself accepts or rejects it. With neither a voice nor preferences, each endpoint
+    speaks with its own default (the first voice it lists).
     """
     wanted = (explicit,) if explicit else preferences
     if not wanted:
-        wanted = ("alloy",)
+        voice = offered[0] if offered else FALLBACK_VOICE
+        return VoiceChoice(voice, "", rank=0)
     if offered is None:
-        return VoiceChoice(wanted[0], wanted[0], rank=len(wanted) * 2, note="voice list unknown here")
+        return VoiceChoice(wanted[0], wanted[0], rank=len(wanted) * 2, note="")
     for index, voice in enumerate(wanted):
         if voice in offered:
-            return VoiceChoice(voice, wanted[0], rank=index, note="" if index == 0 else "preferred voice")
+            note = "" if index == 0 else f"{wanted[0]} is not offered here; next preferred voice is {voice}"
+            return VoiceChoice(voice, wanted[0], rank=index, note=note)
     for index, voice in enumerate(wanted):
         mapped = map_voice(voice, offered, genders)
         if mapped:
@@ -129,14 +135,28 @@ def choose_voice(
     if explicit or not offered:
         return None
     return VoiceChoice(
-        offered[0], wanted[0], rank=len(wanted) * 2, note=f"none of {', '.join(wanted)} here; default voice"
+        offered[0],
+        wanted[0],
+        rank=len(wanted) * 2,
+        note=f"none of {', '.join(wanted)} is offered here; using its default voice {offered[0]}",
     )
 
 
 def choose_model(
-    explicit: str | None, default: str, offered: tuple[str, ...] | None, *, need_instructions: bool = False
+    explicit: str | None,
+    preferences: tuple[str, ...],
+    offered: tuple[str, ...] | None,
+    *,
+    fallback: str,
+    prefer: str | None = None,
+    need_instructions: bool = False,
 ) -> tuple[str, str] | None:
-    """Pick the model for one endpoint and a note; None when an explicit model is not offered there."""
+    """Pick the model for one endpoint and a note; None when an explicit model is not offered there.
+
+    Without an explicit model: the first preference the endpoint offers, else ``prefer`` when offered
+    (OpenAI's ``tts-1``: its model list is long and unordered), else the endpoint's first model; an
+    endpoint that cannot list models gets ``fallback``.
+    """
     if explicit:
         if offered is None or explicit in offered:
             return explicit, ""
@@ -144,6 +164,11 @@ def choose_model(
     if need_instructions:
         capable = [m for m in (offered or ()) if m in INSTRUCTION_MODELS]
         return (capable[0], "chosen because instructions were given") if capable else None
-    if offered is None or not offered or default in offered:
-        return default, ""
-    return offered[0], f"{default} is not offered here; using {offered[0]}"
+    for model in preferences:
+        if offered is None or model in offered:
+            return model, ""
+    if not offered:
+        return fallback, ""
+    choice = prefer if prefer in offered else offered[0]
+    note = f"none of {', '.join(preferences)} is offered here; using {choice}" if preferences else ""
+    return choice, note

@@ -121,12 +121,13 @@ async def synthesize(sp: Speech, text: str, **kwargs: object) -> tuple[SpeechInf
 
 
 async def test_piper_to_whisper_round_trip(engines: dict[str, str]) -> None:
-    async with Speech(settings()) as sp:
+    async with Speech(settings(voices=("af_sky", "alloy"))) as sp:
         sp.set_local_endpoints("tts", {"piper": engines["piper"]})
         sp.set_local_endpoints("stt", {"whisper": engines["whisper"]})
         info, audio = await synthesize(sp, SENTENCE)
         assert info.endpoint.name == "piper" and info.endpoint.engine == "piper"
-        assert info.voice == "en_US-joe-medium", "no preferred voice offered: Piper's own, reported"
+        assert info.voice == "en_US-joe-medium", "no preferred voice offered: the closest, reported"
+        assert info.model == "piper"
         assert info.notes and "is not offered here" in info.notes[0], "the substitution is reported"
         assert 2.0 < audio.seconds < 10.0
         result = await sp.transcribe(audio, language="en")

@@ -46,18 +46,28 @@ def test_choose_voice_explicit_preferences_and_default() -> None:
     prefs = ("af_sky", "alloy")
     joe = choose_voice(None, prefs, ("en_US-joe-medium",))
     assert joe is not None and joe.voice == "en_US-joe-medium" and joe.mapped and "default voice" in joe.note
+    own = choose_voice(None, (), ("jf_alpha", "jm_kumo"))
+    assert own is not None and own.voice == "jf_alpha" and not own.mapped and not own.note
     assert choose_voice(None, prefs, OPENAI).voice == "alloy", "an exact later preference beats a mapping"
     unknown = choose_voice("whatever", prefs, None)
     assert unknown is not None and unknown.voice == "whatever", "unlisted voices are passed through"
 
 
 def test_choose_model() -> None:
-    assert choose_model(None, "tts-1", ("kokoro",)) == ("kokoro", "tts-1 is not offered here; using kokoro")
-    assert choose_model("tts-1-hd", "tts-1", ("tts-1",)) is None
-    assert choose_model("tts-1-hd", "tts-1", None) == ("tts-1-hd", "")
-    assert choose_model(None, "tts-1", ("tts-1", "gpt-4o-mini-tts"), need_instructions=True)[0] == (
-        "gpt-4o-mini-tts"
+    prefs = ("tts-1-hd", "kokoro")
+    assert choose_model(None, prefs, ("piper", "kokoro"), fallback="tts-1") == ("kokoro", "")
+    assert choose_model(None, prefs, ("piper",), fallback="tts-1") == (
+        "piper",
+        "none of tts-1-hd, kokoro is offered here; using piper",
     )
+    openai = ("gpt-4o-mini-tts", "tts-1")
+    assert choose_model(None, (), openai, fallback="tts-1", prefer="tts-1") == ("tts-1", "")
+    assert choose_model(None, (), ("piper", "tts-1"), fallback="tts-1") == ("piper", "")
+    assert choose_model(None, (), None, fallback="tts-1") == ("tts-1", "")
+    assert choose_model("tts-1-hd", prefs, ("tts-1",), fallback="tts-1") is None
+    assert choose_model("tts-1-hd", prefs, None, fallback="tts-1") == ("tts-1-hd", "")
+    capable = choose_model(None, (), ("tts-1", "gpt-4o-mini-tts"), fallback="tts-1", need_instructions=True)
+    assert capable is not None and capable[0] == "gpt-4o-mini-tts"
 
 
 def test_plan_orders_by_priority_then_voice_fit_then_health() -> None:
@@ -73,7 +83,7 @@ def test_plan_orders_by_priority_then_voice_fit_then_health() -> None:
         model=None,
         instructions=None,
         preferred_voices=("af_sky", "alloy"),
-        default_model="tts-1",
+        preferred_models=("tts-1",),
     )
     assert [c.state.endpoint.name for c in plan.candidates] == ["user", "sky", "kokoro", "piper", "openai"]
     assert plan.candidates[-1].voice.voice == "alloy"
@@ -83,7 +93,7 @@ def test_unknown_voice_is_invalid_and_names_known_voices() -> None:
     states = [state("kokoro", Source.LOCAL, KOKORO_JA), state("piper", Source.LOCAL, ("en_US-joe-medium",))]
     with pytest.raises(InvalidArgument) as err:
         plan_tts(
-            states, voice="zz_nobody", model=None, instructions=None, preferred_voices=(), default_model="t"
+            states, voice="zz_nobody", model=None, instructions=None, preferred_voices=(), preferred_models=()
         )
     assert "zz_nobody" in err.value.message
     for voice in (*KOKORO_JA, "en_US-joe-medium"):
@@ -95,11 +105,11 @@ def test_explicit_model_and_instructions_are_honoured_or_rejected() -> None:
     cloud = state("openai", Source.CLOUD, OPENAI, ("tts-1", "gpt-4o-mini-tts"))
     with pytest.raises(InvalidArgument, match="tts-1-hd"):
         plan_tts(
-            [local], voice=None, model="tts-1-hd", instructions=None, preferred_voices=(), default_model="x"
+            [local], voice=None, model="tts-1-hd", instructions=None, preferred_voices=(), preferred_models=()
         )
     with pytest.raises(InvalidArgument, match="instructions"):
         plan_tts(
-            [local], voice=None, model=None, instructions="cheerful", preferred_voices=(), default_model="x"
+            [local], voice=None, model=None, instructions="cheerful", preferred_voices=(), preferred_models=()
         )
     plan = plan_tts(
         [local, cloud],
@@ -107,23 +117,23 @@ def test_explicit_model_and_instructions_are_honoured_or_rejected() -> None:
         model=None,
         instructions="cheerful",
         preferred_voices=(),
-        default_model="x",
+        preferred_models=(),
     )
     assert [c.model for c in plan.candidates] == ["gpt-4o-mini-tts"]
     assert plan.skipped[0][0] is local and "instructions" in plan.skipped[0][1]
     with pytest.raises(InvalidArgument, match="instructions"):
         plan_tts(
-            [cloud], voice=None, model="tts-1", instructions="calm", preferred_voices=(), default_model="x"
+            [cloud], voice=None, model="tts-1", instructions="calm", preferred_voices=(), preferred_models=()
         )
 
 
 def test_stt_plan_and_checks() -> None:
     whisper = state("whisper", Source.LOCAL, None, ("tiny.en", "base"))
     with pytest.raises(InvalidArgument, match="large-v3"):
-        plan_stt([whisper], model="large-v3", default_model="whisper-1")
-    assert plan_stt([whisper], model=None, default_model="whisper-1").candidates[0].model == "tiny.en"
+        plan_stt([whisper], model="large-v3", preferred_models=())
+    assert plan_stt([whisper], model=None, preferred_models=()).candidates[0].model == "tiny.en"
     with pytest.raises(FailedPrecondition, match="no STT endpoint"):
-        plan_stt([], model=None, default_model="whisper-1")
+        plan_stt([], model=None, preferred_models=())
     with pytest.raises(InvalidArgument, match="speed"):
         check_speed(5.0)
     check_speed(0.25)
