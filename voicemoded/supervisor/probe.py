@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from voicemoded.supervisor.spec import HttpProbe, Probe, TcpProbe
 
@@ -34,10 +35,19 @@ async def probe_once(probe: Probe, host: str, port: int) -> bool:
         return False
 
 
+_EAGER_PAUSE = 0.01
+_EAGER_FOR = 2.0
+
+
 async def wait_ready(probe: Probe, host: str, port: int, interval: float) -> None:
-    """Probe until it passes; the caller bounds it with the start timeout and the child's exit."""
+    """Probe until it passes; the caller bounds it with the start timeout and the child's exit.
+
+    For the first two seconds the probe runs every 10 ms (a restart is seen within ~10 ms of the
+    server being up), then every ``interval``: a server loading a model for a minute costs little.
+    """
+    eager_until = time.monotonic() + _EAGER_FOR
     while not await probe_once(probe, host, port):
-        await asyncio.sleep(interval)
+        await asyncio.sleep(min(_EAGER_PAUSE, interval) if time.monotonic() < eager_until else interval)
 
 
 __all__ = ["HttpProbe", "Probe", "TcpProbe", "probe_once", "wait_ready"]
