@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+_PIPE_SIZE = 1024 * 1024
 
 
 def parent_death_hook() -> Callable[[], None] | None:
@@ -58,6 +60,7 @@ async def spawn(
     pipe it manages is closed: a grandchild holding stdout would hide the leader's death indefinitely.
     """
     read_fd, write_fd = os.pipe()
+    _widen(write_fd)
     try:
         proc = await asyncio.create_subprocess_exec(
             *command,
@@ -80,6 +83,14 @@ async def spawn(
         lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(read_fd, "rb", buffering=0)
     )
     return Spawned(proc, reader, transport)
+
+
+def _widen(fd: int) -> None:
+    """A 1 MiB pipe absorbs a burst of output while the event loop is busy elsewhere (Linux only)."""
+    size_op = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if size_op is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, size_op, _PIPE_SIZE)
 
 
 def signal_group(pgid: int, sig: int) -> bool:

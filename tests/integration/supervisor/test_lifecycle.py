@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 
@@ -169,3 +170,17 @@ async def test_port_taken_by_a_foreign_process_is_named(make_supervisor, port: i
     assert f"port {port}" in err.value.message
     assert f"pid {os.getpid()}" in err.value.message
     assert sup.get("blocked").state is ServiceState.STOPPED
+
+
+async def test_a_command_that_cannot_run_ends_fatal_with_the_reason(
+    make_supervisor, recorder: EventRecorder
+) -> None:
+    spec = make_spec(
+        "ghost", "ready_late", flapping=FlapSettings(max_restarts=2, window=30.0, retry_after=None)
+    )
+    sup = make_supervisor(dataclasses.replace(spec, command=("/nonexistent/whisper-server", "--port", "1")))
+    await sup.start("ghost")
+    fatal = await recorder.wait_state("ghost", "FATAL")
+    assert recorder.states("ghost") == ["STARTING", "BACKOFF", "STARTING", "BACKOFF", "STARTING", "FATAL"]
+    assert "cannot run /nonexistent/whisper-server" in fatal.fields["reason"]
+    assert fatal.level == "error"
