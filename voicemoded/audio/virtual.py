@@ -140,6 +140,20 @@ class VirtualAudioRig:
         return self
 
     def stop(self) -> None:
+        self._stop_server()
+        self.restore_env()
+        if self._owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Kill and restart the server on the same socket, as a desktop sound server restart does.
+
+        Streams open on the old server break; clients must reconnect by themselves.
+        """
+        self._stop_server()
+        self.start()
+
+    def _stop_server(self) -> None:
         for ticker in self._tickers:
             ticker.terminate()
         for ticker in self._tickers:
@@ -159,9 +173,6 @@ class VirtualAudioRig:
                 pass
             log.info("virtual_audio.stopped", pid=self.pid)
             self.pid = None
-        self.restore_env()
-        if self._owns_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
     def apply_env(self) -> None:
         """Point this process at the rig (call before the first ``pyaudio.PyAudio()``)."""
