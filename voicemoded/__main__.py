@@ -11,9 +11,18 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voicemoded import __version__
 from voicemoded.paths import Paths
+
+if TYPE_CHECKING:
+    from voicemoded.audio.devices import AudioBackend
+    from voicemoded.config import ConfigManager
+    from voicemoded.conversation.loop import Conversation
+    from voicemoded.core import Core
+    from voicemoded.events import EventBus
+    from voicemoded.health import HealthRegistry
 
 EXIT_ERROR = 1
 EXIT_ALREADY_RUNNING = 3
@@ -48,17 +57,89 @@ def service_manager(env: Mapping[str, str]) -> str:
     return ""
 
 
+def build_core(paths: Paths, config: ConfigManager, events: EventBus) -> Core:
+    """Every part of the daemon, built once and wired together (nothing starts here)."""
+    from voicemoded import wiring
+    from voicemoded.conversation.journal import Journal
+    from voicemoded.core import Core
+    from voicemoded.engines.install import Installer, ModelStore
+    from voicemoded.providers import Speech
+    from voicemoded.supervisor.supervisor import Supervisor
+
+    settings = config.settings
+    installer = Installer(
+        binary_paths={
+            "VOICEMODE_LIVEKIT_SERVER_PATH": settings.livekit_server_path,
+            "VOICEMODE_WHISPER_SERVER_PATH": settings.whisper_server_path,
+        },
+        events=events,
+    )
+    models = ModelStore(installer, paths.models, paths.services / "models.json")
+    supervisor = Supervisor(
+        wiring.service_specs(settings, paths, models.in_use()),
+        logs_dir=paths.logs,
+        run_dir=paths.services,
+        state_dir=paths.services,
+        events=events,
+    )
+    speech = Speech(wiring.provider_settings(settings), events=events)
+    return Core(
+        paths=paths,
+        config=config,
+        events=events,
+        supervisor=supervisor,
+        speech=speech,
+        installer=installer,
+        models=models,
+        journal=Journal(paths.conversations),
+        build_audio=build_audio,
+    )
+
+
+def build_audio(core: Core) -> tuple[AudioBackend, Conversation]:
+    """The audio devices and the converse loop, built on the first call that needs them."""
+    from voicemoded.audio.devices import AudioBackend
+    from voicemoded.audio.microphone import Microphone
+    from voicemoded.audio.owner import AudioOwner
+    from voicemoded.audio.playback import Speaker
+    from voicemoded.audio.recorder import Listener
+    from voicemoded.conversation.loop import Conversation
+
+    settings, events = core.config.settings, core.events
+    audio = AudioBackend()
+    microphone = Microphone(audio, settings.input_device or None, events=events)
+    conversation = Conversation(
+        owner=AudioOwner(default_wait=settings.queue_timeout, events=events),
+        speaker=Speaker(audio, settings.output_device or None, events=events),
+        microphone=microphone,
+        listener=Listener(microphone, events=events),
+        speech=core.speech,
+        journal=core.journal,
+        audio_dir=core.paths.audio,
+        events=events,
+    )
+    return audio, conversation
+
+
 async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) -> int:
     # Heavy imports happen here, after --help/--version had their chance to exit.
     import structlog
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
     from voicemoded import logsetup
-    from voicemoded.api.v1 import daemon_pb2_grpc
+    from voicemoded.api.v1 import (
+        conversation_pb2_grpc,
+        daemon_pb2_grpc,
+        providers_pb2_grpc,
+        services_pb2_grpc,
+    )
     from voicemoded.config import ConfigManager, Settings
     from voicemoded.events import EventBus
-    from voicemoded.health import Health, HealthRegistry
+    from voicemoded.health import HealthRegistry
+    from voicemoded.rpc.conversation_service import ConversationService
     from voicemoded.rpc.daemon_service import DaemonService
+    from voicemoded.rpc.providers_service import ProvidersService
+    from voicemoded.rpc.supervisor_service import SupervisorService
     from voicemoded.sdnotify import Notifier
     from voicemoded.server import SocketServer
 
@@ -69,23 +150,21 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
     events = EventBus()
     config = ConfigManager(paths, env, events)
     config.load()
+    core = build_core(paths, config, events)
+    loop = asyncio.get_running_loop()
+    background: list[asyncio.Task[None]] = []
 
-    def apply_daemon_settings(_old: Settings | None, new: Settings) -> None:
+    def apply_daemon_settings(old: Settings | None, new: Settings) -> None:
         scrubber.update([new.openai_api_key, new.livekit_api_secret, new.livekit_api_key])
         logsetup.set_level(args.log_level or new.log_level)
+        if old is not None:
+            background.append(loop.create_task(core.on_settings_changed(old, new)))
 
     apply_daemon_settings(None, config.settings)
     config.on_change(apply_daemon_settings)
 
     health_registry = HealthRegistry()
-    health_registry.register(
-        "config",
-        lambda: (
-            Health("config", "degraded", "; ".join(map(str, config.errors)))
-            if config.errors
-            else Health("config", "ok", str(paths.user_file))
-        ),
-    )
+    register_health(health_registry, core)
 
     notifier = Notifier(env)
     stop_requested = asyncio.Event()
@@ -112,9 +191,10 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
 
     def register(server: object) -> None:
         daemon_pb2_grpc.add_DaemonServicer_to_server(daemon_service, server)
+        services_pb2_grpc.add_SupervisorServicer_to_server(SupervisorService(core), server)
+        providers_pb2_grpc.add_ProvidersServicer_to_server(ProvidersService(core), server)
+        conversation_pb2_grpc.add_ConversationServicer_to_server(ConversationService(core), server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-
-    loop = asyncio.get_running_loop()
 
     def on_hup() -> None:
         log.info("daemon.reload_requested", signal="SIGHUP")
@@ -126,10 +206,15 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, request_stop)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
-        await _set_serving(health_servicer, health_pb2.HealthCheckResponse.SERVING)
-        background = [asyncio.create_task(notifier.watchdog(), name="sdnotify.watchdog")]
+        await core.speech.start()
+        background.append(asyncio.create_task(core.follow_services(), name="providers.follow_services"))
+        # Leftovers of a previous run are ended before their ports are needed; autostart runs in the
+        # background so the API answers while models load.
+        background.append(asyncio.create_task(core.supervisor.startup(), name="supervisor.startup"))
+        background.append(asyncio.create_task(notifier.watchdog(), name="sdnotify.watchdog"))
         if config.settings.config_watch:
             background.append(asyncio.create_task(config.watch(), name="config.watch"))
+        await _set_serving(health_servicer, health_pb2.HealthCheckResponse.SERVING)
         events.publish("daemon.started", "daemon", f"voicemoded {__version__} ready", pid=os.getpid())
         log.info("daemon.ready", version=__version__, pid=os.getpid(), socket=str(paths.socket))
         notifier.ready(f"serving {paths.socket}")
@@ -144,10 +229,55 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
         for task in background:
             task.cancel()
         for task in background:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await core.supervisor.stop_all()
+        await core.aclose()
     log.info("daemon.stopped")
     return 0
+
+
+def register_health(registry: HealthRegistry, core: Core) -> None:
+    """Cheap per-subsystem health for GetStatus, read from state the parts already keep."""
+    from voicemoded.health import Health
+    from voicemoded.supervisor.states import ServiceState
+
+    config = core.config
+
+    def config_health() -> Health:
+        if config.errors:
+            return Health("config", "degraded", "; ".join(map(str, config.errors)))
+        return Health("config", "ok", str(core.paths.user_file))
+
+    def supervisor_health() -> Health:
+        services = core.supervisor.list()
+        fatal = [s.name for s in services if s.state is ServiceState.FATAL]
+        running = [s.name for s in services if s.state is ServiceState.RUNNING]
+        if fatal:
+            return Health(
+                "supervisor",
+                "degraded",
+                f"gave up on {', '.join(fatal)}; running: {', '.join(running) or 'none'}",
+            )
+        return Health("supervisor", "ok", f"running: {', '.join(running) or 'none'}")
+
+    def providers_health() -> Health:
+        endpoints = core.speech.list()
+        missing = [
+            k for k in ("stt", "tts") if not any(e.kind == k and e.health != "unhealthy" for e in endpoints)
+        ]
+        if missing:
+            return Health("providers", "degraded", f"no usable {' or '.join(missing)} endpoint yet")
+        return Health("providers", "ok", f"{len(endpoints)} endpoints")
+
+    def conversation_health() -> Health:
+        journal = core.journal
+        return Health("conversation", "ok", f"{journal.turns} turns, {journal.errors} failed")
+
+    registry.register("config", config_health)
+    registry.register("supervisor", supervisor_health)
+    registry.register("providers", providers_health)
+    registry.register("conversation", conversation_health)
 
 
 async def _set_serving(servicer: object, status: int) -> None:

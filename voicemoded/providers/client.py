@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import sys
 import time
 from collections.abc import AsyncGenerator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import httpx
-import openai
 import structlog
 
 from voicemoded.providers.endpoint import Endpoint
 from voicemoded.providers.settings import ProviderSettings
+
+if TYPE_CHECKING:
+    # The SDK costs ~40 MiB of memory; it is imported on the first real request, not at start-up.
+    import openai
 
 log = structlog.get_logger(__name__)
 
@@ -50,11 +54,14 @@ def classify(exc: BaseException, what: str, timeout: float) -> AttemptError:
     """Turn SDK, httpx and asyncio errors into an :class:`AttemptError` with a reason a person can read."""
     if isinstance(exc, AttemptError):
         return exc
-    if isinstance(exc, openai.APITimeoutError | TimeoutError | httpx.TimeoutException):
+    sdk = sys.modules.get("openai")  # no SDK loaded yet: the error cannot be one of its types
+    if isinstance(exc, TimeoutError | httpx.TimeoutException) or (
+        sdk and isinstance(exc, sdk.APITimeoutError)
+    ):
         return AttemptError(f"no {what} within {timeout:g} s", hard=True)
-    if isinstance(exc, openai.APIConnectionError | httpx.ConnectError):
+    if isinstance(exc, httpx.ConnectError) or (sdk and isinstance(exc, sdk.APIConnectionError)):
         return AttemptError(f"cannot connect: {_root_cause(exc)}", hard=True)
-    if isinstance(exc, openai.APIStatusError):
+    if sdk and isinstance(exc, sdk.APIStatusError):
         status = exc.status_code
         message = _error_message(exc)
         soft = status >= 500 or status in (408, 429)
@@ -128,6 +135,8 @@ class EndpointClient:
     def sdk(self, endpoint: Endpoint) -> openai.AsyncOpenAI:
         client = self._sdks.get(endpoint.url)
         if client is None:
+            import openai
+
             connect = self.connect_timeout(endpoint)
             read = self._settings.request_timeout
             client = openai.AsyncOpenAI(

@@ -1,0 +1,310 @@
+"""The converse loop: speak the message, hand the microphone over with no dead time, hear the answer,
+transcribe it, and account for every millisecond.
+
+One turn at a time owns the devices (:class:`AudioOwner`, FIFO with a wait bound). The microphone is
+subscribed while the message is still playing, and the recorder keeps only audio captured after the
+last sample left the speaker, so the answer window opens exactly when playback ends. A cancelled call
+(client gone, MCP cancellation) unwinds through ``finally`` blocks that stop playback, close the
+microphone and release the devices. The recording is on disk before STT when saving is on, and always
+when STT fails, so no answer is ever lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from voicemoded.audio.endpointing import EndReason, text_looks_complete
+from voicemoded.audio.format import AudioChunk
+from voicemoded.audio.microphone import Microphone, MicSubscription
+from voicemoded.audio.owner import AudioOwner
+from voicemoded.audio.playback import BargeIn, PlaybackResult, Speaker
+from voicemoded.audio.recorder import Listener, TurnVerdict, Utterance, write_wav
+from voicemoded.conversation.journal import Journal, Timings, TurnRecord
+from voicemoded.conversation.params import TurnParams
+from voicemoded.errors import Unavailable, VoicemodeError
+from voicemoded.events import EventBus
+from voicemoded.providers.failover import Speech, SpeechInfo, Transcription
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class TurnResult:
+    turn_id: str
+    text: str = ""
+    end_reason: str = ""
+    tts_provider: str = ""
+    stt_provider: str = ""
+    voice: str = ""
+    tts_model: str = ""
+    voice_mapping: str = ""
+    recording_path: str = ""
+    speech_seconds: float = 0.0
+    timings: Timings = field(default_factory=Timings)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEvent:
+    """``kind``: queued, tts_start, first_audio, playback_end, listening, speech_start, speech_end,
+    barge_in, transcript, done. ``t`` is seconds since the call arrived; ``at`` wall-clock time."""
+
+    kind: str
+    t: float
+    at: float
+    detail: str = ""
+    text: str = ""
+    result: TurnResult | None = None
+
+
+Emit = Callable[[TurnEvent], None]
+
+
+class TurnFailed(VoicemodeError):
+    """STT failed after the person spoke: the recording is kept and named so it can be retried."""
+
+    code = Unavailable.code
+
+
+class Conversation:
+    """Built once in the composition root; ``turn`` is called per Converse/Speak/Listen request."""
+
+    def __init__(
+        self,
+        *,
+        owner: AudioOwner,
+        speaker: Speaker,
+        microphone: Microphone,
+        listener: Listener,
+        speech: Speech,
+        journal: Journal,
+        audio_dir: Path,
+        events: EventBus | None = None,
+    ) -> None:
+        self.owner = owner
+        self.speaker = speaker
+        self.microphone = microphone
+        self.listener = listener
+        self.speech = speech
+        self.journal = journal
+        self.audio_dir = audio_dir
+        self._events = events
+
+    async def turn(
+        self, params: TurnParams, emit: Emit, *, mode: str, client: str = "", cwd: str = ""
+    ) -> TurnResult:
+        t_call = time.monotonic()
+        wall_offset = time.time() - t_call
+
+        def event(kind: str, at: float | None = None, **kw: object) -> None:
+            at = time.monotonic() if at is None else at
+            emit(TurnEvent(kind, max(0.0, at - t_call), at + wall_offset, **kw))  # type: ignore[arg-type]
+
+        turn_id = self.journal.new_turn_id()
+        result = TurnResult(turn_id)
+        record = TurnRecord(turn_id, time.time(), mode, message=params.message, client=client, cwd=cwd)
+        timings = result.timings
+        try:
+            holder = self.owner.holder
+            if holder is not None and not params.no_wait:
+                event("queued", detail=f"waiting for {holder.who}")
+            async with self.owner.hold(
+                client or "a caller", wait=not params.no_wait, timeout=params.queue_timeout
+            ):
+                timings.queue_wait = time.monotonic() - t_call
+                await self._run(params, result, event, t_call)
+        except asyncio.CancelledError:
+            record.error = "cancelled"
+            result.end_reason = "cancelled"
+            raise
+        except VoicemodeError as exc:
+            record.error = exc.message
+            raise
+        finally:
+            timings.total = time.monotonic() - t_call
+            record.text, record.end_reason, record.timings = result.text, result.end_reason, timings
+            record.voice, record.tts_provider, record.stt_provider = (
+                result.voice,
+                result.tts_provider,
+                result.stt_provider,
+            )
+            record.recording = result.recording_path or None
+            self.journal.append(record)
+            if self._events is not None:
+                self._events.publish(
+                    "conversation.turn", "conversation", f"{mode} turn {turn_id}: {record.error or result.end_reason}",
+                    level="warning" if record.error else "info", turn_id=turn_id, total=f"{timings.total:.3f}",
+                )  # fmt: skip
+        event("done", result=result)
+        return result
+
+    async def _run(
+        self, params: TurnParams, result: TurnResult, event: Callable[..., None], t_call: float
+    ) -> None:
+        sub: MicSubscription | None = None
+        try:
+            if params.listens:
+                # Open the microphone now: it is warm and capturing when the last word leaves the speaker.
+                sub = await self.microphone.subscribe()
+            playback: PlaybackResult | None = None
+            if params.speaks:
+                playback = await self._speak(params, result, event, sub)
+            if not params.listens:
+                result.end_reason = "spoken"
+                return
+            assert sub is not None
+            await self._listen(params, result, event, sub, playback)
+        finally:
+            if sub is not None:
+                await sub.close()
+
+    async def _speak(
+        self, params: TurnParams, result: TurnResult, event: Callable[..., None], sub: MicSubscription | None
+    ) -> PlaybackResult:
+        timings = result.timings
+        event("tts_start")
+        started = time.monotonic()
+        generation_end = [started]
+        synth = self.speech.synthesize(
+            params.message,
+            voice=params.voice or None,
+            model=params.tts_model or None,
+            provider=params.tts_provider or None,
+            speed=params.speed,
+            instructions=params.tts_instructions or None,
+        )
+
+        async def audio() -> AsyncIterator[AudioChunk]:
+            async with contextlib.aclosing(synth):
+                async for item in synth:
+                    if isinstance(item, SpeechInfo):
+                        result.tts_provider = item.endpoint.url
+                        result.voice, result.tts_model = item.voice, item.model
+                        result.voice_mapping = "; ".join(item.notes)
+                        continue
+                    yield item
+            generation_end[0] = time.monotonic()
+
+        def first_audio(at: float) -> None:
+            timings.ttfa = at - started + timings.queue_wait
+            event("first_audio", at, detail=f"{result.tts_provider} voice {result.voice}")
+
+        barge = BargeIn(sub) if params.barge_in and sub is not None else None
+        playback = await self.speaker.play(
+            audio(),
+            chimes=params.chime_enabled and params.listens,
+            barge_in=barge,
+            on_first_audio=first_audio,
+        )
+        timings.generation = generation_end[0] - started
+        if playback.started_at is not None and playback.ended_at is not None:
+            timings.playback = playback.ended_at - playback.started_at
+        event("playback_end", playback.ended_at, detail=playback.reason)
+        if playback.reason == "barge_in":
+            event("barge_in")
+        return playback
+
+    async def _listen(
+        self,
+        params: TurnParams,
+        result: TurnResult,
+        event: Callable[..., None],
+        sub: MicSubscription,
+        playback: PlaybackResult | None,
+    ) -> None:
+        timings = result.timings
+        playback_end = playback.ended_at if playback is not None else None
+        barged = playback is not None and playback.reason == "barge_in"
+
+        async def predictor(audio: bytes) -> TurnVerdict:
+            # Transcribing at the first pause both predicts the end of the turn and, when it is the end,
+            # is already the answer: the final STT call is skipped.
+            tr = await self._transcribe(params, audio)
+            return TurnVerdict(text_looks_complete(tr.text), tr)
+
+        def on_event(kind: str, at: float) -> None:
+            if kind == "listening" and playback_end is not None:
+                timings.mic_gap = max(0.0, at - playback_end)
+            event(kind, at)
+
+        utterance = await self.listener.record(
+            config=params.endpoint_config(),
+            subscription=sub,
+            not_before=None if barged else playback_end,
+            initial=playback.barge_in if playback is not None and barged else (),
+            predictor=predictor if not params.disable_silence_detection else None,
+            on_event=on_event,
+        )
+        result.end_reason = "barge_in" if barged else str(utterance.reason)
+        result.speech_seconds = utterance.seconds
+        timings.record = utterance.ended_at - utterance.listening_at
+        if utterance.endpoint_delay is not None:
+            timings.endpoint_delay = utterance.endpoint_delay
+        if params.save_audio and utterance.audio:
+            result.recording_path = str(await self._save(utterance, result.turn_id, params.audio_format))
+        if utterance.reason is EndReason.NO_SPEECH or not utterance.audio:
+            result.end_reason = (
+                "no_speech" if utterance.reason is not EndReason.CANCELLED else result.end_reason
+            )
+            return
+        stt_started = time.monotonic()
+        try:
+            payload = utterance.turn_payload
+            tr = (
+                payload
+                if isinstance(payload, Transcription)
+                else await self._transcribe(params, utterance.audio)
+            )
+        except VoicemodeError as exc:
+            path = result.recording_path or str(
+                await self._save(utterance, result.turn_id, params.audio_format)
+            )
+            result.recording_path = path
+            raise TurnFailed(
+                f"speech to text failed; your answer is saved in {path}: {exc.message}",
+                hint="retry it with `voicemodectl transcribe --last` once an STT endpoint is up "
+                "(`voicemodectl provider list` shows their health)",
+                fields={"recording": str(path)},
+            ) from exc
+        timings.stt = time.monotonic() - stt_started
+        if utterance.speech_end is not None:
+            timings.endpoint_delay = time.monotonic() - utterance.speech_end
+        result.text = tr.text.strip()
+        result.stt_provider = tr.endpoint.url
+        event("transcript", text=result.text)
+
+    async def _save(self, utterance: Utterance, turn_id: str, audio_format: str) -> Path:
+        """Write the answer in the asked format; WAV needs no encoder, so it is also the fallback."""
+        path = self.audio_dir / f"{turn_id}.{audio_format}"
+        if audio_format == "wav":
+            return await asyncio.to_thread(write_wav, path, utterance.audio, utterance.format)
+
+        def encode() -> Path:
+            from voicemoded.audio.codecs import Encoder
+
+            encoder = Encoder(audio_format, utterance.format)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(encoder.encode(utterance.audio) + encoder.finish())
+            return path
+
+        try:
+            return await asyncio.to_thread(encode)
+        except Exception as exc:
+            log.warning("conversation.encode_failed", format=audio_format, error=str(exc))
+            return await asyncio.to_thread(
+                write_wav, path.with_suffix(".wav"), utterance.audio, utterance.format
+            )
+
+    async def _transcribe(self, params: TurnParams, audio: bytes) -> Transcription:
+        return await self.speech.transcribe(
+            AudioChunk(audio),
+            language=params.language or None,
+            model=params.stt_model or None,
+            provider=params.stt_provider or None,
+        )

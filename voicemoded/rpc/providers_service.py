@@ -1,0 +1,166 @@
+"""The Providers service: endpoint list and probe, streaming synthesis, transcription."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+
+from voicemoded.api.v1 import common_pb2, providers_pb2, providers_pb2_grpc
+from voicemoded.audio.format import AudioChunk, AudioFormat
+from voicemoded.conversation.journal import last_recording
+from voicemoded.core import Core
+from voicemoded.errors import InvalidArgument, NotFound
+from voicemoded.providers import EndpointStatus, SpeechInfo
+from voicemoded.rpc import convert
+from voicemoded.rpc.errors import streaming, unary
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def provider(s: EndpointStatus) -> providers_pb2.Provider:
+    return providers_pb2.Provider(
+        url=s.url,
+        kind=s.kind,
+        source=s.source,
+        priority=s.priority,
+        name=s.name,
+        health=s.health,
+        breaker=s.breaker,
+        last_error=s.last_error,
+        latency_ms=s.latency_ms or 0.0,
+        models=list(s.models),
+        voices=list(s.voices),
+        in_flight=s.in_flight,
+    )
+
+
+def synthesis_info(info: SpeechInfo) -> providers_pb2.SynthesisInfo:
+    fmt = info.format
+    return providers_pb2.SynthesisInfo(
+        provider_url=info.endpoint.url,
+        provider_name=info.endpoint.name,
+        voice=info.voice,
+        model=info.model,
+        mapping="; ".join(info.notes),
+        audio_format=common_pb2.AudioFormat(rate=fmt.rate, width=fmt.width, channels=fmt.channels),
+        format="pcm",
+    )
+
+
+class ProvidersService(providers_pb2_grpc.ProvidersServicer):
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    @staticmethod
+    def _kind(kind: str) -> str | None:
+        if kind not in ("", "stt", "tts"):
+            raise InvalidArgument(f"unknown kind {kind!r}", hint="use stt, tts or leave it empty")
+        return kind or None
+
+    @unary
+    async def ListProviders(
+        self, request: providers_pb2.ListProvidersRequest, context: grpc.aio.ServicerContext
+    ) -> providers_pb2.ListProvidersResponse:
+        statuses = self._core.speech.list(self._kind(request.kind))  # type: ignore[arg-type]
+        return providers_pb2.ListProvidersResponse(providers=[provider(s) for s in statuses])
+
+    @unary
+    async def ProbeProviders(
+        self, request: providers_pb2.ListProvidersRequest, context: grpc.aio.ServicerContext
+    ) -> providers_pb2.ListProvidersResponse:
+        statuses = await self._core.speech.probe(self._kind(request.kind))  # type: ignore[arg-type]
+        return providers_pb2.ListProvidersResponse(providers=[provider(s) for s in statuses])
+
+    @streaming
+    async def Synthesize(
+        self, request: providers_pb2.SynthesizeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[providers_pb2.SynthesizeChunk]:
+        if request.format not in ("", "pcm"):
+            raise InvalidArgument(
+                f"format {request.format!r} is not streamed by the daemon",
+                hint="ask for pcm (24 kHz mono s16le) and encode on your side, or use --out file.wav",
+            )
+        settings = self._core.config.resolve(convert.caller(request.caller)).settings
+        voice = request.voice or (settings.voices[0] if settings.voices else "")
+        speed = (
+            request.speed
+            if request.HasField("speed")
+            else (settings.tts_speed if settings.tts_speed != 1.0 else None)
+        )
+        stream = self._core.speech.synthesize(
+            request.text,
+            voice=voice or None,
+            model=request.model or None,
+            provider=request.provider or None,
+            speed=speed,
+            instructions=request.instructions or None,
+        )
+        async with contextlib.aclosing(stream):
+            async for item in stream:
+                if isinstance(item, SpeechInfo):
+                    yield providers_pb2.SynthesizeChunk(info=synthesis_info(item))
+                else:
+                    yield providers_pb2.SynthesizeChunk(audio=item.audio)
+
+    @unary
+    async def Transcribe(
+        self, request: providers_pb2.TranscribeRequest, context: grpc.aio.ServicerContext
+    ) -> providers_pb2.TranscribeResponse:
+        settings = self._core.config.resolve(convert.caller(request.caller)).settings
+        path, audio = await asyncio.to_thread(self._source, request)
+        upload: bytes | AudioChunk = audio
+        if request.HasField("pcm_format") and request.pcm_format.rate:
+            fmt = request.pcm_format
+            upload = AudioChunk(audio, AudioFormat(fmt.rate, fmt.width or 2, fmt.channels or 1))
+        started = time.monotonic()
+        result = await self._core.speech.transcribe(
+            upload,
+            language=request.language or settings.language or None,
+            model=request.model or settings.stt_model or None,
+            provider=request.provider or None,
+            prompt=request.prompt or None,
+        )
+        seconds = upload.seconds if isinstance(upload, AudioChunk) else _encoded_seconds(audio)
+        return providers_pb2.TranscribeResponse(
+            text=result.text,
+            provider_url=result.endpoint.url,
+            model=result.model,
+            audio_seconds=seconds,
+            elapsed_seconds=time.monotonic() - started,
+            path=path,
+        )
+
+    def _source(self, request: providers_pb2.TranscribeRequest) -> tuple[str, bytes]:
+        """The file (and its path) or bytes to transcribe; runs in a worker thread (disk reads)."""
+        if request.last:
+            found = last_recording(self._core.paths.audio)
+            if found is None:
+                raise NotFound(
+                    f"no kept recording in {self._core.paths.audio}",
+                    hint="recordings are kept when STT fails or VOICEMODE_SAVE_AUDIO=true",
+                )
+            return str(found), found.read_bytes()
+        if request.path:
+            file = Path(request.path)
+            if not file.is_file():
+                raise NotFound(f"no such file: {file}", hint="give a path the daemon can read")
+            return str(file), file.read_bytes()
+        if request.audio:
+            return "", request.audio
+        raise InvalidArgument("no audio given", hint="send audio bytes, a path, or last=true")
+
+
+def _encoded_seconds(data: bytes) -> float:
+    """Duration for the response; 0 when the container does not say cheaply."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        import io
+        import wave
+
+        with contextlib.suppress(wave.Error, EOFError), wave.open(io.BytesIO(data)) as w:
+            return w.getnframes() / float(w.getframerate())
+    return 0.0

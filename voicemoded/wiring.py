@@ -1,0 +1,85 @@
+"""Settings -> the parts' own settings: service specs, provider settings, endpointing defaults.
+
+Every subsystem takes its own small frozen settings type and knows nothing of ``VOICEMODE_*`` names;
+this module is the one place that maps the configuration onto them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import cast
+
+from voicemoded.config import Settings
+from voicemoded.paths import Paths
+from voicemoded.providers import ProviderSettings
+from voicemoded.supervisor.builtin import Backend, BuiltinService, BuiltinSettings, builtin_specs
+from voicemoded.supervisor.spec import LogSettings, ServiceSpec
+
+#: Which kind of endpoint each built-in service is, for the provider registry.
+SERVICE_KINDS = {"whisper": "stt", "kokoro": "tts", "piper": "tts"}
+
+
+def _path(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
+def builtin_settings(settings: Settings) -> BuiltinSettings:
+    host = settings.service_host
+    autostart = set(settings.autostart_services)
+
+    def service(name: str, port: int, backend: str = "auto", path: str = "") -> BuiltinService:
+        return BuiltinService(
+            port=port,
+            host=host,
+            backend=cast(Backend, backend),
+            path=_path(path),
+            autostart=name in autostart,
+        )
+
+    return BuiltinSettings(
+        whisper=service(
+            "whisper", settings.whisper_port, settings.whisper_backend, settings.whisper_server_path
+        ),
+        kokoro=service("kokoro", settings.kokoro_port, settings.kokoro_backend, settings.kokoro_fastapi_dir),
+        piper=service("piper", settings.piper_port, settings.piper_backend),
+        livekit=service("livekit", settings.livekit_port, "external", settings.livekit_server_path),
+        whisper_model_path=_path(settings.whisper_model_path),
+        logs=LogSettings(max_bytes=settings.service_log_max_bytes, backups=settings.service_log_backups),
+    )
+
+
+def service_specs(settings: Settings, paths: Paths, models_in_use: Mapping[str, str]) -> list[ServiceSpec]:
+    """Built-in specs; embedded engines are told where models live and which STT model to load."""
+    specs = []
+    for spec in builtin_specs(builtin_settings(settings)):
+        if spec.backend == "embedded" and spec.not_installed is None:
+            extra: tuple[str, ...] = ("--models-dir", str(paths.models))
+            if spec.name == "whisper":
+                extra += ("--model", models_in_use.get("stt") or settings.whisper_model)
+            spec = dataclasses.replace(spec, command=(*spec.command, *extra))
+        specs.append(spec)
+    return specs
+
+
+def provider_settings(settings: Settings) -> ProviderSettings:
+    return ProviderSettings(
+        tts_base_urls=settings.tts_base_urls,
+        stt_base_urls=settings.stt_base_urls,
+        openai_api_key=settings.openai_api_key,
+        voices=settings.voices,
+        tts_models=settings.tts_models,
+        stt_model=settings.stt_model,
+        request_timeout=settings.request_timeout,
+    )
+
+
+def local_endpoints(statuses: list[tuple[str, str, int, bool]]) -> dict[str, dict[str, str]]:
+    """``(name, host, port, running)`` of each service -> ``{"stt": {...}, "tts": {...}}`` for the registry."""
+    out: dict[str, dict[str, str]] = {"stt": {}, "tts": {}}
+    for name, host, port, running in statuses:
+        kind = SERVICE_KINDS.get(name)
+        if kind and running and port:
+            out[kind][name] = f"http://{host}:{port}/v1"
+    return out
