@@ -72,7 +72,7 @@ async def test_crash_at_start_backs_off_within_bounds_then_goes_fatal(
         backoff, next_start = events[2 * attempt + 1], events[2 * attempt + 2]
         delay = float(backoff.fields["delay"])
         low, high = model.bounds(attempt)
-        assert low <= delay <= high
+        assert low - 0.001 <= delay <= high + 0.001  # the event rounds to ms
         assert backoff.fields["exit_code"] == "3"
         gap = next_start.time - backoff.time
         # The requirement: the restart starts within 100 ms of the backoff delay ending (+ margin for CI).
