@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -233,7 +233,7 @@ class LogSink:
                 break
         return lines[-n:]
 
-    async def follow(self, n: int = 0) -> AsyncIterator[str]:
+    async def follow(self, n: int = 0) -> AsyncGenerator[str, None]:
         """The last ``n`` lines, then every new line as the child writes it, until the sink closes."""
         follower = _Follower()
         self._followers.add(follower)

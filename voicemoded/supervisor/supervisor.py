@@ -12,7 +12,7 @@ import builtins
 import contextlib
 import json
 import random
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncGenerator, Collection, Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -170,7 +170,7 @@ class Supervisor:
             await sink.flush(timeout=1.0)
         return await asyncio.to_thread(sink.tail, n)
 
-    def follow_logs(self, name: str, n: int = 0) -> AsyncIterator[str]:
+    def follow_logs(self, name: str, n: int = 0) -> AsyncGenerator[str, None]:
         """The last ``n`` lines then new ones as they come; ends when the supervisor stops."""
         return self._get(name).sink.follow(n)
 

@@ -21,6 +21,9 @@ from voicemoded.supervisor import (
     Supervisor,
 )
 
+MakeSupervisor = Callable[..., Supervisor]
+Dirs = dict[str, Path]
+
 
 class EventRecorder:
     """Keeps every event from the bus and lets a test await one (with a timeout, never a sleep loop)."""
@@ -128,7 +131,9 @@ async def make_supervisor(bus: EventBus, dirs: dict[str, Path]) -> AsyncIterator
     made: list[Supervisor] = []
 
     def build(*specs: ServiceSpec) -> Supervisor:
-        sup = Supervisor(specs, events=bus, **dirs)
+        sup = Supervisor(
+            specs, logs_dir=dirs["logs_dir"], run_dir=dirs["run_dir"], state_dir=dirs["state_dir"], events=bus
+        )
         made.append(sup)
         return sup
 

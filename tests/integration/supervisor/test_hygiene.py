@@ -8,7 +8,7 @@ import time
 
 import psutil
 
-from tests.integration.supervisor.conftest import EventRecorder, make_spec
+from tests.integration.supervisor.conftest import EventRecorder, MakeSupervisor, make_spec
 from voicemoded.supervisor import BackoffSettings, ServiceState
 from voicemoded.supervisor.orphans import wait_gone
 
@@ -27,7 +27,7 @@ def _zombie_children() -> list[psutil.Process]:
 
 
 async def test_child_ignoring_sigterm_is_killed_with_its_group_after_the_stop_timeout(
-    make_supervisor, recorder: EventRecorder, port: int
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
 ) -> None:
     sup = make_supervisor(make_spec("stubborn", "ignores_term", "--grandchild", port=port, stop_timeout=0.5))
     await sup.start("stubborn")
@@ -51,7 +51,7 @@ async def test_child_ignoring_sigterm_is_killed_with_its_group_after_the_stop_ti
 
 
 async def test_fifty_kill9_loops_leave_no_zombie_and_no_orphan(
-    make_supervisor, recorder: EventRecorder, port: int
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
 ) -> None:
     spec = make_spec(
         "victim",
@@ -83,7 +83,7 @@ async def test_fifty_kill9_loops_leave_no_zombie_and_no_orphan(
 
 
 async def test_child_over_its_memory_limit_is_restarted_and_the_event_says_why(
-    make_supervisor, recorder: EventRecorder, port: int
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
 ) -> None:
     limit = 120 * 1024 * 1024
     spec = make_spec(

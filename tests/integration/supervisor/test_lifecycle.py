@@ -10,14 +10,14 @@ import psutil
 import pytest
 
 from tests.fixtures.children import free_port
-from tests.integration.supervisor.conftest import EventRecorder, make_spec
+from tests.integration.supervisor.conftest import Dirs, EventRecorder, MakeSupervisor, make_spec
 from voicemoded.errors import FailedPrecondition, NotFound
 from voicemoded.supervisor import FlapSettings, RestartPolicy, ServiceState
 from voicemoded.supervisor.backoff import Backoff
 
 
 async def test_ready_late_server_is_running_only_after_its_probe_passes(
-    make_supervisor, recorder: EventRecorder, port: int, dirs
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int, dirs: Dirs
 ) -> None:
     sup = make_supervisor(make_spec("late", "ready_late", "--delay", 0.6, port=port))
     await sup.startup()
@@ -51,7 +51,7 @@ async def test_ready_late_server_is_running_only_after_its_probe_passes(
 
 
 async def test_crash_at_start_backs_off_within_bounds_then_goes_fatal(
-    make_supervisor, recorder: EventRecorder, port: int
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
 ) -> None:
     spec = make_spec(
         "crashy",
@@ -85,7 +85,9 @@ async def test_crash_at_start_backs_off_within_bounds_then_goes_fatal(
     assert any("cannot load model" in line for line in await sup.tail_logs("crashy", 50))
 
 
-async def test_fatal_service_retries_later_when_configured(make_supervisor, recorder: EventRecorder) -> None:
+async def test_fatal_service_retries_later_when_configured(
+    make_supervisor: MakeSupervisor, recorder: EventRecorder
+) -> None:
     spec = make_spec(
         "retry", "crash_at_start", flapping=FlapSettings(max_restarts=1, window=30.0, retry_after=0.3)
     )
@@ -101,7 +103,7 @@ async def test_fatal_service_retries_later_when_configured(make_supervisor, reco
 
 
 async def test_crash_later_is_restarted_and_the_exit_is_recorded(
-    make_supervisor, recorder: EventRecorder, port: int
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
 ) -> None:
     sup = make_supervisor(make_spec("later", "crash_later", "--after", 0.3, "--code", 7, port=port))
     await sup.start("later")
@@ -118,7 +120,7 @@ async def test_crash_later_is_restarted_and_the_exit_is_recorded(
 
 
 async def test_clean_exit_under_on_failure_policy_ends_in_exited(
-    make_supervisor, recorder: EventRecorder, port: int
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
 ) -> None:
     sup = make_supervisor(make_spec("clean", "crash_later", "--after", 0.1, "--code", 0, port=port))
     await sup.start("clean")
@@ -128,7 +130,7 @@ async def test_clean_exit_under_on_failure_policy_ends_in_exited(
 
 
 async def test_always_policy_restarts_a_clean_exit_and_never_policy_does_not(
-    make_supervisor, recorder: EventRecorder, port: int
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
 ) -> None:
     always = make_spec(
         "always", "crash_later", "--after", 0.1, "--code", 0, port=port, restart=RestartPolicy.ALWAYS
@@ -144,7 +146,9 @@ async def test_always_policy_restarts_a_clean_exit_and_never_policy_does_not(
     assert recorder.states("never") == ["STARTING", "FATAL"]
 
 
-async def test_start_of_unknown_or_missing_service_says_what_to_do(make_supervisor, port: int) -> None:
+async def test_start_of_unknown_or_missing_service_says_what_to_do(
+    make_supervisor: MakeSupervisor, port: int
+) -> None:
     from voicemoded.supervisor import NotInstalled
 
     spec = make_spec(
@@ -158,7 +162,7 @@ async def test_start_of_unknown_or_missing_service_says_what_to_do(make_supervis
         await sup.start("nope")
 
 
-async def test_port_taken_by_a_foreign_process_is_named(make_supervisor, port: int) -> None:
+async def test_port_taken_by_a_foreign_process_is_named(make_supervisor: MakeSupervisor, port: int) -> None:
     import socket
 
     sup = make_supervisor(make_spec("blocked", "ready_late", port=port))
@@ -173,7 +177,7 @@ async def test_port_taken_by_a_foreign_process_is_named(make_supervisor, port: i
 
 
 async def test_a_command_that_cannot_run_ends_fatal_with_the_reason(
-    make_supervisor, recorder: EventRecorder
+    make_supervisor: MakeSupervisor, recorder: EventRecorder
 ) -> None:
     spec = make_spec(
         "ghost", "ready_late", flapping=FlapSettings(max_restarts=2, window=30.0, retry_after=None)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 
-from tests.integration.supervisor.conftest import EventRecorder, make_spec
+from tests.integration.supervisor.conftest import Dirs, EventRecorder, MakeSupervisor, make_spec
 from voicemoded.supervisor import LogSettings, RestartPolicy
 
 _NUMBER = re.compile(rb"^line (\d{9}) ", re.MULTILINE)
 
 
 async def test_flooding_child_finishes_and_its_log_rotates_by_size_with_n_backups(
-    make_supervisor, recorder: EventRecorder, dirs
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, dirs: Dirs
 ) -> None:
     logs = LogSettings(max_bytes=256 * 1024, backups=3, buffer_bytes=8 * 1024 * 1024)
     spec = make_spec("flood", "flood", "--bytes", 4_000_000, restart=RestartPolicy.NEVER, logs=logs)
@@ -43,7 +43,7 @@ async def test_flooding_child_finishes_and_its_log_rotates_by_size_with_n_backup
 
 
 async def test_follow_yields_new_lines_and_reopen_starts_a_fresh_file(
-    make_supervisor, recorder: EventRecorder, port: int, dirs
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int, dirs: Dirs
 ) -> None:
     sup = make_supervisor(make_spec("chatty", "crash_later", "--after", 0.2, "--code", 5, port=port))
     follower = sup.follow_logs("chatty")

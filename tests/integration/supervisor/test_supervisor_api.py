@@ -6,12 +6,12 @@ import os
 import socket
 
 from tests.fixtures.children import free_port
-from tests.integration.supervisor.conftest import EventRecorder, make_spec
+from tests.integration.supervisor.conftest import Dirs, EventRecorder, MakeSupervisor, make_spec
 from voicemoded.supervisor import ServiceState, Supervisor
 
 
 async def test_autostart_choice_is_persisted_and_used_by_the_next_startup(
-    make_supervisor, recorder: EventRecorder, dirs
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, dirs: Dirs
 ) -> None:
     a = make_spec("alpha", "ready_late", port=free_port())
     b = make_spec("beta", "ready_late", port=free_port(), autostart=True)
@@ -30,7 +30,7 @@ async def test_autostart_choice_is_persisted_and_used_by_the_next_startup(
 
 
 async def test_autostart_onto_a_port_held_by_a_foreign_program_is_reported(
-    make_supervisor, recorder: EventRecorder
+    make_supervisor: MakeSupervisor, recorder: EventRecorder
 ) -> None:
     port = free_port()
     sup = make_supervisor(make_spec("squatted", "ready_late", port=port, autostart=True))
@@ -47,7 +47,7 @@ async def test_autostart_onto_a_port_held_by_a_foreign_program_is_reported(
 
 
 async def test_restart_replaces_the_process_without_a_backoff(
-    make_supervisor, recorder: EventRecorder, port: int
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
 ) -> None:
     sup = make_supervisor(make_spec("svc", "ready_late", port=port))
     await sup.start("svc")
@@ -61,7 +61,7 @@ async def test_restart_replaces_the_process_without_a_backoff(
 
 
 async def test_replace_spec_restarts_a_running_service_on_the_new_spec(
-    make_supervisor, recorder: EventRecorder, port: int
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
 ) -> None:
     old = make_spec("svc", "ready_late", port=port)
     sup: Supervisor = make_supervisor(old)

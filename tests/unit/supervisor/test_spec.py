@@ -12,7 +12,11 @@ from voicemoded.supervisor.spec import BackoffSettings, HttpProbe, LogSettings, 
 
 def test_a_valid_spec_is_frozen_and_its_env_cannot_be_changed() -> None:
     spec = ServiceSpec(
-        name="whisper", command=["python", "-m", "x"], env={"A": "1"}, port=2022, probe=HttpProbe()
+        name="whisper",
+        command=["python", "-m", "x"],  # type: ignore[arg-type]
+        env={"A": "1"},
+        port=2022,
+        probe=HttpProbe(),
     )
     assert spec.command == ("python", "-m", "x")
     with pytest.raises(dataclasses.FrozenInstanceError):
