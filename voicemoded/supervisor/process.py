@@ -9,6 +9,7 @@ is never more than one actor moving a service's state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import shlex
 import time
@@ -26,7 +27,7 @@ from voicemoded.supervisor.logs import LogSink
 from voicemoded.supervisor.orphans import PidFiles, port_owner, port_taken
 from voicemoded.supervisor.probe import wait_ready
 from voicemoded.supervisor.spec import RestartPolicy, ServiceSpec
-from voicemoded.supervisor.states import ServiceState, check_transition
+from voicemoded.supervisor.states import IllegalTransition, ServiceState, check_transition
 from voicemoded.supervisor.stats import ExitInfo, ServiceStatus, TreeSampler
 
 log = structlog.get_logger(__name__)
@@ -152,7 +153,7 @@ class ServiceProcess:
     def _launch(self, reason: str) -> None:
         self._flap.reset()
         self._backoff.reset()
-        self._runner = asyncio.create_task(self._run(reason), name=f"service:{self.name}")
+        self._runner = asyncio.create_task(self._run_guarded(reason), name=f"service:{self.name}")
 
     async def wait_for(self, states: Collection[ServiceState], timeout: float) -> ServiceState:
         """Until the service enters one of ``states`` (now or later); Timeout names the state it is in."""
@@ -213,6 +214,19 @@ class ServiceProcess:
         )
 
     # -- the runner --------------------------------------------------------------------------------------
+
+    async def _run_guarded(self, reason: str) -> None:
+        """A bug in the loop must not leave a child unsupervised or a state that lies: end it, go FATAL."""
+        try:
+            await self._run(reason)
+        except Exception as exc:
+            log.exception("service.runner_failed", name=self.name)
+            with contextlib.suppress(Exception):
+                await self._end_child()
+            try:
+                self._set(S.FATAL, f"supervisor error: {exc!r}")
+            except IllegalTransition:
+                self.reason = f"supervisor error: {exc!r}"
 
     async def _run(self, reason: str) -> None:
         while True:
@@ -303,7 +317,7 @@ class ServiceProcess:
         if child.exited.done():
             code = ExitInfo.from_returncode(child.exited.result())
             return False, f"{code.describe()} before becoming ready"
-        if probing.done() and not probing.cancelled():
+        if probing.done() and not probing.cancelled() and probing.exception() is None:
             return True, f"ready after {time.monotonic() - child.started:.2f} s"
         return False, f"not ready within {spec.start_timeout:g} s"
 

@@ -12,7 +12,7 @@ import pytest
 from tests.fixtures.children import free_port
 from tests.integration.supervisor.conftest import Dirs, EventRecorder, MakeSupervisor, make_spec
 from voicemoded.errors import FailedPrecondition, NotFound
-from voicemoded.supervisor import FlapSettings, RestartPolicy, ServiceState
+from voicemoded.supervisor import BackoffSettings, FlapSettings, RestartPolicy, ServiceState
 from voicemoded.supervisor.backoff import Backoff
 
 
@@ -188,3 +188,39 @@ async def test_a_command_that_cannot_run_ends_fatal_with_the_reason(
     assert recorder.states("ghost") == ["STARTING", "BACKOFF", "STARTING", "BACKOFF", "STARTING", "FATAL"]
     assert "cannot run /nonexistent/whisper-server" in fatal.fields["reason"]
     assert fatal.level == "error"
+
+
+async def test_a_server_not_ready_within_the_start_timeout_is_killed_and_retried(
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
+) -> None:
+    spec = make_spec("slow", "ready_late", "--delay", 30, port=port, start_timeout=0.4)
+    sup = make_supervisor(spec)
+    await sup.start("slow")
+    backoff = await recorder.wait_state("slow", "BACKOFF")
+    assert backoff.fields["reason"] == "not ready within 0.4 s"
+    assert backoff.fields["exit_signal"] == str(int(signal.SIGTERM))
+    assert not psutil.pid_exists(int(backoff.fields["pid"]))
+    await sup.stop("slow")
+    assert sup.get("slow").state is ServiceState.STOPPED
+
+
+async def test_stop_while_starting_or_in_backoff_ends_in_stopped(
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
+) -> None:
+    sup = make_supervisor(
+        make_spec("a", "ready_late", "--delay", 30, port=port),
+        make_spec("b", "crash_at_start", port=free_port(), backoff=BackoffSettings(initial=30, maximum=30)),
+    )
+    await sup.start("a")
+    starting = await recorder.wait_state("a", "STARTING")
+    await sup.stop("a")
+    await recorder.wait_state("a", "STOPPED")
+    assert recorder.states("a") == ["STARTING", "STOPPING", "STOPPED"]
+    assert sup.get("a").pid is None
+    assert starting.fields["pid"] == ""
+
+    await sup.start("b")
+    await recorder.wait_state("b", "BACKOFF")
+    await sup.stop("b")
+    await recorder.wait_state("b", "STOPPED")
+    assert recorder.states("b") == ["STARTING", "BACKOFF", "STOPPED"]
