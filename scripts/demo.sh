@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# The main job, from a fresh machine: install what is needed, start voicemoded, and show its status.
+# The main job, from a fresh machine: install what is needed, then hold one spoken turn with the
+# embedded offline engines. With no sound card, virtual devices stand in and a scripted person answers.
+# Arguments go to the demo (see `scripts/demo.sh --help`), e.g. --answer my-answer.wav or --real.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-export PATH="$PWD/.venv/bin:$PATH"
-
-voicemodectl daemon start
-voicemodectl status
+exec .venv/bin/python -m voicemoded.demo "$@"

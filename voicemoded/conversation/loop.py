@@ -221,11 +221,15 @@ class Conversation:
         timings = result.timings
         playback_end = playback.ended_at if playback is not None else None
         barged = playback is not None and playback.reason == "barge_in"
+        # Transcribing at a pause both predicts the end of the turn and, when the turn does end there
+        # (by the predictor's verdict or by the silence bound), already is the answer: no second STT call.
+        # Each transcription runs as its own task so the recorder dropping a verdict does not waste it.
+        pending: list[tuple[bytes, asyncio.Task[Transcription]]] = []
 
         async def predictor(audio: bytes) -> TurnVerdict:
-            # Transcribing at the first pause both predicts the end of the turn and, when it is the end,
-            # is already the answer: the final STT call is skipped.
-            tr = await self._transcribe(params, audio)
+            task = asyncio.ensure_future(self._transcribe(params, audio))
+            pending.append((audio, task))
+            tr = await asyncio.shield(task)
             return TurnVerdict(text_looks_complete(tr.text), tr)
 
         def on_event(kind: str, at: float) -> None:
@@ -233,14 +237,23 @@ class Conversation:
                 timings.mic_gap = max(0.0, at - playback_end)
             event(kind, at)
 
-        utterance = await self.listener.record(
-            config=params.endpoint_config(),
-            subscription=sub,
-            not_before=None if barged else playback_end,
-            initial=playback.barge_in if playback is not None and barged else (),
-            predictor=predictor if not params.disable_silence_detection else None,
-            on_event=on_event,
-        )
+        reusable: asyncio.Task[Transcription] | None = None
+        try:
+            utterance = await self.listener.record(
+                config=params.endpoint_config(),
+                subscription=sub,
+                not_before=None if barged else playback_end,
+                initial=playback.barge_in if playback is not None and barged else (),
+                predictor=predictor if not params.disable_silence_detection else None,
+                on_event=on_event,
+            )
+            reusable = next(
+                (t for a, t in reversed(pending) if utterance.audio and a.endswith(utterance.audio)), None
+            )
+        finally:
+            for _, task in pending:
+                if task is not reusable:
+                    task.cancel()
         result.end_reason = "barge_in" if barged else str(utterance.reason)
         result.speech_seconds = utterance.seconds
         timings.record = utterance.ended_at - utterance.listening_at
@@ -255,12 +268,7 @@ class Conversation:
             return
         stt_started = time.monotonic()
         try:
-            payload = utterance.turn_payload
-            tr = (
-                payload
-                if isinstance(payload, Transcription)
-                else await self._transcribe(params, utterance.audio)
-            )
+            tr = await self._final_transcript(params, utterance, reusable)
         except VoicemodeError as exc:
             path = result.recording_path or str(
                 await self._save(utterance, result.turn_id, params.audio_format)
@@ -278,6 +286,17 @@ class Conversation:
         result.text = tr.text.strip()
         result.stt_provider = tr.endpoint.url
         event("transcript", text=result.text)
+
+    async def _final_transcript(
+        self, params: TurnParams, utterance: Utterance, reusable: asyncio.Task[Transcription] | None
+    ) -> Transcription:
+        payload = utterance.turn_payload
+        if isinstance(payload, Transcription):
+            return payload
+        if reusable is not None:
+            with contextlib.suppress(VoicemodeError):
+                return await reusable
+        return await self._transcribe(params, utterance.audio)
 
     async def _save(self, utterance: Utterance, turn_id: str, audio_format: str) -> Path:
         """Write the answer in the asked format; WAV needs no encoder, so it is also the fallback."""
