@@ -60,6 +60,7 @@ class Supervisor:
         self._rng = rng
         self._preexec = parent_death_hook()
         self._services: dict[str, ServiceProcess] = {}
+        self._leftovers_ended: asyncio.Event | None = None
         self._autostart: dict[str, bool] = self._load_autostart()
         for spec in specs:
             self._add(spec)
@@ -81,7 +82,11 @@ class Supervisor:
         A service that cannot start (backend missing, port held by a foreign program) stays STOPPED with the
         reason in its status and an error event; the others start regardless.
         """
-        ended = await end_leftovers(self.pid_files, grace=self._leftover_grace)
+        self._leftovers_ended = asyncio.Event()
+        try:
+            ended = await end_leftovers(self.pid_files, grace=self._leftover_grace)
+        finally:
+            self._leftovers_ended.set()
         for name, pids in ended.items():
             self._publish(
                 "service.leftover_ended",
@@ -118,6 +123,7 @@ class Supervisor:
     async def start(self, name: str) -> ServiceStatus:
         """Start (or retry now) a service; returns its status once the first attempt is under way."""
         proc = self._get(name)
+        await self._after_leftovers()
         await proc.start()
         return self.get(name)
 
@@ -128,8 +134,17 @@ class Supervisor:
 
     async def restart(self, name: str) -> ServiceStatus:
         proc = self._get(name)
+        await self._after_leftovers()
         await proc.restart()
         return self.get(name)
+
+    async def _after_leftovers(self) -> None:
+        """Hold a start until ``startup`` has ended a previous run's children.
+
+        Their ports are about to be free, and they must not be reported as foreign owners meanwhile.
+        """
+        if self._leftovers_ended is not None:
+            await self._leftovers_ended.wait()
 
     async def wait_for(self, name: str, states: Collection[ServiceState], timeout: float) -> ServiceState:
         """Await a state (e.g. RUNNING after ``start``); raises Timeout naming the state it is stuck in."""
