@@ -1,0 +1,1 @@
+"""voicemode-mcp: the stdio <-> gRPC tunnel an MCP client launches. Standard library, grpc and stubs only."""

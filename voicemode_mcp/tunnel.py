@@ -1,0 +1,171 @@
+"""Copy MCP JSON-RPC between stdio and one McpTunnel stream; answer with an error when there is no daemon.
+
+Two threads: one reads stdin (one JSON-RPC message per line, per the MCP stdio transport) into a queue
+that feeds the gRPC request stream; the main thread writes each message the daemon sends to the private
+copy of fd 1. fd 1 itself points at stderr while the tunnel runs, so nothing but JSON-RPC can reach the
+client, whatever a library prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import grpc
+
+from voicemoded import __version__
+from voicemoded.api.client import Client, ClientError, translate
+from voicemoded.api.v1 import mcp_pb2
+
+EOF = b""
+#: How long the daemon gets to end the session after the client closed stdin.
+CLOSE_GRACE = 5.0
+#: JSON-RPC "server error" range; the message says what failed and the data says how to fix it.
+DAEMON_ERROR = -32000
+
+
+def warn(message: str) -> None:
+    print(f"voicemode-mcp: {message}", file=sys.stderr, flush=True)
+
+
+class Wire:
+    """The JSON-RPC channel to the client: a private duplicate of fd 1; fd 1 now goes to stderr."""
+
+    def __init__(self) -> None:
+        self._fd = os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        self._lock = threading.Lock()
+
+    def send(self, message: bytes) -> None:
+        data = memoryview(message + b"\n")
+        with self._lock:
+            while data:
+                data = data[os.write(self._fd, data) :]
+
+
+def read_stdin(inbox: queue.Queue[bytes]) -> None:
+    """Queue each non-empty line of stdin (without its line end); EOF when stdin closes."""
+    stdin = sys.stdin.buffer
+    try:
+        for line in stdin:
+            line = line.strip()
+            if line:
+                inbox.put(line)
+    except (OSError, ValueError) as exc:
+        warn(f"reading stdin failed: {exc}")
+    finally:
+        inbox.put(EOF)
+
+
+def start_reader() -> queue.Queue[bytes]:
+    inbox: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=read_stdin, args=(inbox,), name="stdin", daemon=True).start()
+    return inbox
+
+
+def error_reply(raw: bytes, error: ClientError) -> bytes | None:
+    """A JSON-RPC error answering ``raw`` when it is a request; None for notifications and responses."""
+    try:
+        message: Any = json.loads(raw)
+    except ValueError:
+        return json.dumps(
+            {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
+        ).encode()
+    if not isinstance(message, dict) or "method" not in message or "id" not in message:
+        return None
+    text = f"voicemode is not available: {error.message}"
+    if error.hint:
+        text += f" To fix it: {error.hint}"
+    reply = {
+        "jsonrpc": "2.0",
+        "id": message["id"],
+        "error": {
+            "code": DAEMON_ERROR,
+            "message": text,
+            "data": {"reason": error.message, "fix": error.hint},
+        },
+    }
+    return json.dumps(reply, ensure_ascii=False).encode()
+
+
+def answer_with_error(
+    wire: Wire, inbox: queue.Queue[bytes], error: ClientError, pending: Iterable[bytes] = ()
+) -> int:
+    """No session is possible: answer every request with the reason until the client closes stdin."""
+    warn(str(error))
+
+    def messages() -> Iterator[bytes]:
+        yield from pending
+        yield from iter(inbox.get, EOF)
+
+    for raw in messages():
+        reply = error_reply(raw, error)
+        if reply is not None:
+            wire.send(reply)
+    return 1
+
+
+class Tunnel:
+    def __init__(self, client: Client, wire: Wire, inbox: queue.Queue[bytes]) -> None:
+        self.client = client
+        self.wire = wire
+        self.inbox = inbox
+        self.forwarded: list[bytes] = []
+        self.stdin_closed = threading.Event()
+        self.stopping = threading.Event()
+
+    def requests(self) -> Iterator[mcp_pb2.McpFrame]:
+        caller = self.client.caller()
+        yield mcp_pb2.McpFrame(open=mcp_pb2.McpOpen(caller=caller, tunnel_version=__version__))
+        while True:
+            raw = self.inbox.get()
+            if self.stopping.is_set():
+                return
+            if raw == EOF:
+                self.stdin_closed.set()
+                yield mcp_pb2.McpFrame(close=mcp_pb2.McpClose(reason="stdin closed"))
+                return
+            if len(self.forwarded) < 1:
+                self.forwarded.append(raw)  # kept to answer it if the stream fails before any reply
+            yield mcp_pb2.McpFrame(message=raw)
+
+    def run(self) -> int:
+        call = self.client.mcp.Session(self.requests(), wait_for_ready=True)
+        replied = False
+        closer = threading.Thread(target=self._close_after_stdin, args=(call,), daemon=True)
+        closer.start()
+        try:
+            for frame in call:
+                kind = frame.WhichOneof("frame")
+                if kind == "message":
+                    self.wire.send(frame.message)
+                    replied = True
+                elif kind == "close":
+                    warn(f"the daemon closed the session: {frame.close.reason}")
+                    break
+            return 0
+        except grpc.RpcError as exc:
+            if self.stdin_closed.is_set() and exc.code() == grpc.StatusCode.CANCELLED:
+                return 0
+            error = translate(exc, self.client.socket)
+            if not replied:
+                return answer_with_error(self.wire, self.inbox, error, self.forwarded)
+            warn(f"the session ended: {error}")
+            return 1
+        finally:
+            self.stopping.set()
+            self.inbox.put(EOF)  # unblock the request iterator if it still waits
+            call.cancel()
+
+    def _close_after_stdin(self, call: grpc.Future) -> None:
+        """The client closed stdin: give the daemon a moment to end the session, then hang up."""
+        self.stdin_closed.wait()
+        if not self.stopping.wait(CLOSE_GRACE):
+            warn("the daemon did not end the session after stdin closed; hanging up")
+            call.cancel()
