@@ -140,14 +140,19 @@ class DaemonBackend:
         )
         turn.add_done_callback(lambda _t: queue.put_nowait(None))
         step = 0
-        while (event := await queue.get()) is not None:
-            kind = str(getattr(event, "kind", ""))
-            if kind in ("done", "transcript"):
-                continue
-            step += 1
-            detail = str(getattr(event, "detail", "") or "")
-            await progress(step, None, f"{kind}: {detail}" if detail else kind)
-        return turn_summary(turn.result())
+        try:
+            while (event := await queue.get()) is not None:
+                kind = str(getattr(event, "kind", ""))
+                if kind in ("done", "transcript"):
+                    continue
+                step += 1
+                detail = str(getattr(event, "detail", "") or "")
+                await progress(step, None, f"{kind}: {detail}" if detail else kind)
+            return turn_summary(turn.result())
+        finally:
+            if not turn.done():  # cancelled: stop the audio now and wait until it has stopped
+                turn.cancel()
+                await asyncio.wait([turn])
 
     async def statistics(self, recent: int) -> JSON:
         out: JSON = {
@@ -183,7 +188,7 @@ class DaemonBackend:
             return {"services": [service_summary(s) for s in sup.list()]}
         if not name:
             raise InvalidArgument(
-                f"{action} needs a service name", hint=f"name one of {', '.join(sup.names())}"
+                f"{action} needs a service name", hint=f"name one of {', '.join(s.name for s in sup.list())}"
             )
         if action == "status":
             return service_summary(sup.get(name))

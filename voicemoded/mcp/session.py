@@ -60,6 +60,17 @@ async def isolated(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
+class TunnelClosed(Exception):
+    """The tunnel's side of the stream is gone (its process died or hung up); raised by ``send``."""
+
+
+def describe(exc: BaseException) -> str:
+    """The leaf errors of an exception group, which is what anyio task groups raise."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
+
 @dataclass
 class SessionInfo:
     id: int
@@ -160,13 +171,17 @@ class McpHost:
         reason = "cancelled"
         self._publish("mcp.session_opened", info, "opened")
         try:
-            reason = await self._run(info, incoming, send)
+            try:
+                reason = await self._run(info, incoming, send)
+            except* TunnelClosed:
+                reason = "tunnel gone"
+            except* Exception as group:
+                reason = describe(group)
+                log.exception("mcp.session_failed", session=info.id)
+                raise
             return reason
         except asyncio.CancelledError:
             reason = "tunnel gone"
-            raise
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
             raise
         finally:
             del self._live[info.id]

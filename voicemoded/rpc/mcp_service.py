@@ -36,6 +36,8 @@ class McpTunnelService(mcp_pb2_grpc.McpTunnelServicer):
                 ),
             )
             return
+        from voicemoded.mcp.session import TunnelClosed
+
         caller = convert.caller(first.open.caller)
         if not caller.client:
             caller = type(caller)(cwd=caller.cwd, env=caller.env, pid=caller.pid, client="voicemode-mcp")
@@ -50,6 +52,9 @@ class McpTunnelService(mcp_pb2_grpc.McpTunnelServicer):
                     return
 
         async def send(data: bytes) -> None:
-            await context.write(mcp_pb2.McpFrame(message=data))
+            try:
+                await context.write(mcp_pb2.McpFrame(message=data))
+            except Exception as exc:  # grpc raises its internal ExecuteBatchError once the peer is gone
+                raise TunnelClosed(str(exc)) from exc
 
         await self._host.serve(caller, incoming(), send)

@@ -89,9 +89,13 @@ async def run(socket: Path) -> int:
     health.register("mcp", lambda: Health("mcp", "ok", host.health_detail()))
     stop = asyncio.Event()
     stopping = asyncio.Event()
+
+    def request_stop(grace: float = 0.0) -> None:
+        stop.set()
+
     daemon = DaemonService(
         config=config, events=events, health=health, socket=paths.socket, base_dir=paths.base,
-        started_at=time.time(), request_stop=lambda _g=0.0: stop.set(), stopping=stopping,
+        started_at=time.time(), request_stop=request_stop, stopping=stopping,
     )  # fmt: skip
 
     def register(server: object) -> None:

@@ -1,0 +1,131 @@
+"""A daemon with the McpTunnel service on a temp socket, the real tunnel, and the daemon's event stream."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+
+import grpc
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from tests.daemon_harness import DaemonHandle, daemon_handle
+from voicemoded.api.v1 import common_pb2, daemon_pb2
+
+HOST = Path(__file__).with_name("host_daemon.py")
+
+
+def host_command(socket: Path) -> list[str]:
+    return [sys.executable, str(HOST), "--socket", str(socket)]
+
+
+def start_host(handle: DaemonHandle, extra_env: Mapping[str, str] | None = None) -> None:
+    """Like ``DaemonHandle.start`` but runs the host script (the daemon plus the McpTunnel service)."""
+    handle.log_path = handle.root / f"host-{int(time.time() * 1000)}.log"
+    with open(handle.log_path, "wb") as log:
+        handle.process = subprocess.Popen(
+            host_command(handle.socket),
+            env={**handle.env, **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    with handle.client() as client:
+        proc = handle.process
+        client.wait_until_ready(30.0, alive=lambda: proc.poll() is None)
+
+
+class EventWatcher:
+    """Follows WatchEvents in a thread; tests wait for an event with a timeout (never sleep)."""
+
+    def __init__(self, handle: DaemonHandle) -> None:
+        self._client = handle.client()
+        self._call = self._client.daemon.WatchEvents(daemon_pb2.WatchEventsRequest(replay=200))
+        self.events: list[common_pb2.Event] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        try:
+            for event in self._call:
+                with self._cond:
+                    self.events.append(event)
+                    self._cond.notify_all()
+        except grpc.RpcError:
+            pass
+
+    def wait_for(
+        self, kind: str, where: Callable[[common_pb2.Event], bool] = lambda e: True, timeout: float = 15.0
+    ) -> common_pb2.Event:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for event in self.events:
+                    if event.kind == kind and where(event):
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    kinds = [e.kind for e in self.events]
+                    raise AssertionError(f"no {kind} event within {timeout} s; saw {kinds}")
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        self._call.cancel()
+        self._client.close()
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[DaemonHandle]:
+    """One daemon for the module: sessions are told apart by their ids, not by global counts."""
+    gen = daemon_handle()
+    handle = next(gen)
+    handle.env["OPENAI_API_KEY"] = "sk-test-not-a-real-key-1234"
+    start_host(handle)
+    try:
+        yield handle
+    finally:
+        with contextlib.suppress(StopIteration):
+            next(gen)
+
+
+@pytest.fixture
+def events(host: DaemonHandle) -> Iterator[EventWatcher]:
+    watcher = EventWatcher(host)
+    yield watcher
+    watcher.close()
+
+
+def tunnel_params(
+    handle: DaemonHandle, *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "voicemode_mcp", *args],
+        env={**handle.env, **(env or {})},
+        cwd=cwd or handle.root,
+    )
+
+
+@contextlib.asynccontextmanager
+async def mcp_session(
+    handle: DaemonHandle, *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> AsyncIterator[ClientSession]:
+    """The real MCP client on the real tunnel (spawned as the client would), not yet initialized."""
+    with open(handle.root / "tunnel-stderr.log", "a") as errlog:  # noqa: ASYNC230 (opened once, tiny)
+        async with (
+            stdio_client(tunnel_params(handle, *args, cwd=cwd, env=env), errlog=errlog) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            yield session
+
+
+def tunnel_stderr(handle: DaemonHandle) -> str:
+    path = handle.root / "tunnel-stderr.log"
+    return path.read_text() if path.exists() else ""
