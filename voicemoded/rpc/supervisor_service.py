@@ -116,8 +116,9 @@ class SupervisorService(services_pb2_grpc.SupervisorServicer):
 
         supervisor = self._core.supervisor
         await supervisor.start(request.name)
+        # The first attempt runs in its own task: wait for its outcome, through any retries.
         state = await supervisor.wait_for(
-            request.name, (ServiceState.RUNNING, ServiceState.FATAL, ServiceState.STOPPED), START_WAIT
+            request.name, (ServiceState.RUNNING, ServiceState.FATAL), START_WAIT
         )
         status = supervisor.get(request.name)
         if state is not ServiceState.RUNNING:
@@ -141,7 +142,7 @@ class SupervisorService(services_pb2_grpc.SupervisorServicer):
 
         await self._core.supervisor.restart(request.name)
         await self._core.supervisor.wait_for(
-            request.name, (ServiceState.RUNNING, ServiceState.FATAL, ServiceState.STOPPED), START_WAIT
+            request.name, (ServiceState.RUNNING, ServiceState.FATAL), START_WAIT
         )
         return self._info(self._core.supervisor.get(request.name))
 

@@ -1,0 +1,107 @@
+"""A real daemon with the embedded Whisper and Piper engines on virtual audio devices.
+
+One rig and one daemon serve the whole folder (starting the engines is the slow part); each test gets
+a fresh view of them. The scripted person's answers are spoken by the same Piper engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+
+from tests.daemon_harness import DaemonHandle, daemon_handle
+from voicemoded.api.client import Client
+from voicemoded.api.v1 import conversation_pb2, providers_pb2, services_pb2
+from voicemoded.audio.format import AudioFormat
+from voicemoded.audio.virtual import VirtualAudioRig
+
+KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
+TTS_FORMAT = AudioFormat(24000, 2, 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Turn:
+    events: list[tuple[str, float]] = field(default_factory=list)
+    result: conversation_pb2.TurnResult | None = None
+    error: grpc.RpcError | None = None
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.events]
+
+    def at(self, kind: str) -> float:
+        return next(t for k, t in self.events if k == kind)
+
+
+@dataclass
+class Rig:
+    daemon: DaemonHandle
+    audio: VirtualAudioRig
+    client: Client
+
+    def say(self, text: str) -> bytes:
+        """Piper's voice for the scripted person (24 kHz mono s16le)."""
+        request = providers_pb2.SynthesizeRequest(text=text, provider="piper")
+        return b"".join(
+            c.audio for c in self.client.stream(self.client.providers.Synthesize, request, timeout=120)
+        )
+
+    def play(self, pcm: bytes, fmt: AudioFormat = TTS_FORMAT) -> threading.Thread:
+        thread = threading.Thread(target=lambda: asyncio.run(self.audio.play_into_mic(pcm, fmt)), daemon=True)
+        thread.start()
+        return thread
+
+    def converse(
+        self,
+        request: conversation_pb2.ConverseRequest,
+        *,
+        method: str = "Converse",
+        on_event: Callable[[str, Turn], None] | None = None,
+    ) -> Turn:
+        turn = Turn()
+        call = getattr(self.client.conversation, method)(request, timeout=120)
+        try:
+            for event in call:
+                kind = KIND[event.kind]
+                turn.events.append((kind, event.t))
+                if on_event is not None:
+                    on_event(kind, turn)
+                if kind == "done":
+                    turn.result = event.result
+        except grpc.RpcError as exc:
+            turn.error = exc
+        return turn
+
+
+@pytest.fixture(scope="package")
+def rig() -> Iterator[Rig]:
+    audio = VirtualAudioRig().start()
+    for handle in daemon_handle():
+        handle.env.update(audio.env)
+        handle.start(
+            {
+                "VOICEMODE_WHISPER_PORT": str(free_port()),
+                "VOICEMODE_PIPER_PORT": str(free_port()),
+                "VOICEMODE_AUTOSTART_SERVICES": "whisper,piper",
+            }
+        )
+        client = handle.client()
+        for name in ("whisper", "piper"):
+            client.call(client.supervisor.StartService, services_pb2.ServiceRequest(name=name), timeout=300)
+        try:
+            yield Rig(handle, audio, client)
+        finally:
+            client.close()
+            handle.stop()
+            audio.stop()
