@@ -82,7 +82,7 @@ def test_speak_only_and_listen_only(rig: Rig) -> None:
     assert spoken.result is not None and spoken.result.end_reason == "spoken"
     assert "listening" not in spoken.kinds()
     answer = rig.say("Yes, that works for me.")
-    players, on_event = answer_on_listening(rig, answer)
+    _players, on_event = answer_on_listening(rig, answer)
     heard = rig.converse(conversation_pb2.ConverseRequest(), method="Listen", on_event=on_event)  # type: ignore[arg-type]
     assert heard.result is not None and "tts_start" not in heard.kinds()
     assert overlap("yes that works for me", heard.result.text) >= 0.75, heard.result.text
@@ -113,7 +113,7 @@ def test_noise_does_not_hold_the_microphone_open(rig: Rig) -> None:
 def test_a_mid_sentence_pause_is_not_cut_off(rig: Rig) -> None:
     first, second = rig.say("I think we should move the meeting"), rig.say("to Thursday afternoon.")
     pause = b"\0\0" * int(24000 * 0.8)
-    players, on_event = answer_on_listening(rig, first + pause + second)
+    _players, on_event = answer_on_listening(rig, first + pause + second)
     turn = rig.converse(
         conversation_pb2.ConverseRequest(listen_duration_max=30), method="Listen", on_event=on_event
     )  # type: ignore[arg-type]
@@ -133,7 +133,6 @@ def test_bad_parameters_are_refused_before_audio(rig: Rig) -> None:
 
 def test_two_callers_take_turns(rig: Rig) -> None:
     turns: list[Turn] = []
-    started = threading.Event()
 
     def first() -> None:
         turns.append(
@@ -148,12 +147,9 @@ def test_two_callers_take_turns(rig: Rig) -> None:
     time.sleep(0.3)  # let the first call take the devices (the second must then queue)
     second = rig.converse(conversation_pb2.ConverseRequest(message="Second caller."), method="Speak")
     thread.join(60)
-    del started
     assert second.result is not None and turns and turns[0].result is not None
     assert second.kinds()[0] == "queued", second.kinds()
     assert second.result.timings.queue_wait > 0.5
-    busy = None
-
     def hold() -> None:
         rig.converse(
             conversation_pb2.ConverseRequest(message="Holding the speaker for a moment."), method="Speak"
@@ -208,7 +204,7 @@ def test_stt_down_keeps_the_recording(rig: Rig) -> None:
     client = rig.client
     client.call(client.supervisor.StopService, services_pb2.ServiceRequest(name="whisper"))
     try:
-        players, on_event = answer_on_listening(rig, answer)
+        _players, on_event = answer_on_listening(rig, answer)
         turn = rig.converse(conversation_pb2.ConverseRequest(message="Say something."), on_event=on_event)  # type: ignore[arg-type]
         assert turn.error is not None
         assert turn.error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION)
