@@ -79,7 +79,7 @@ def error_reply(raw: bytes, error: ClientError) -> bytes | None:
         ).encode()
     if not isinstance(message, dict) or "method" not in message or "id" not in message:
         return None
-    text = f"voicemode is not available: {error.message}"
+    text = f"voicemode is not available: {error.message.rstrip('.')}."
     if error.hint:
         text += f" To fix it: {error.hint}"
     reply = {

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,6 +130,29 @@ async def test_tunnel_starts_the_daemon_when_none_runs(fresh: DaemonHandle) -> N
         # The daemon outlives the tunnel that started it: the next tunnel finds it running.
         async with mcp_session(fresh) as again:
             await again.initialize()
+    finally:
+        stop_started_daemon(fresh)
+
+
+async def test_tunnel_starts_the_daemon_through_the_user_unit(fresh: DaemonHandle, tmp_path: Path) -> None:
+    # No systemd here: a stand-in `systemctl` records how it was asked and starts the daemon as the unit would.
+    unit_dir = fresh.home / ".config" / "systemd" / "user"
+    unit_dir.mkdir(parents=True)
+    (unit_dir / "voicemoded.service").write_text("[Service]\nExecStart=voicemoded\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    asked = tmp_path / "systemctl.args"
+    systemctl = bin_dir / "systemctl"
+    systemctl.write_text(
+        f'#!/bin/sh\necho "$@" > {asked}\n'
+        f"setsid {shlex.join(host_command(fresh.socket))} </dev/null >/dev/null 2>&1 &\n"
+    )
+    systemctl.chmod(0o755)
+    try:
+        async with mcp_session(fresh, env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}) as session:
+            await session.initialize()
+        assert asked.read_text().split() == ["--user", "start", "--no-block", "voicemoded.service"]
+        assert "systemd)" in tunnel_stderr(fresh)
     finally:
         stop_started_daemon(fresh)
 
