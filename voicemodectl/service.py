@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         verb_parser = verbs.add_parser(verb, help=helptext)
         verb_parser.add_argument("name")
         verb_parser.set_defaults(func=globals()[f"{verb}_cmd"])
+    verbs.add_parser("reopen-logs", help="reopen every log file (for logrotate)").set_defaults(
+        func=reopen_cmd
+    )
     logs = verbs.add_parser("logs", help="the service's log; -f to follow")
     logs.add_argument("name")
     logs.add_argument("-n", "--lines", type=int, default=50)
@@ -157,6 +160,15 @@ def logs_cmd(args: argparse.Namespace, client: Client) -> int:
         print(
             json.dumps({"service": line.service, "line": line.line}) if args.json else line.line, flush=True
         )
+    return output.OK
+
+
+def reopen_cmd(args: argparse.Namespace, client: Client) -> int:
+    response = client.call(client.supervisor.ReopenLogs, services_pb2.ReopenLogsRequest())
+    if args.json:
+        output.print_json(response)
+    else:
+        print("reopened " + ", ".join(response.files))
     return output.OK
 
 
