@@ -1,0 +1,152 @@
+"""voicemode-mcp figures: spawn -> initialize, spawn -> tools/list, idle tunnel RSS, per-call overhead.
+
+Starts a private daemon on a temp socket that serves McpTunnel (the real `voicemoded` when it registers
+the service, else the test host that builds the same parts plus the service), then spawns the real
+tunnel as an MCP client would and speaks raw newline-delimited JSON-RPC to it, so the measuring side
+adds no SDK cost. Prints:
+  spawn -> initialize response, median of N (target <= 0.25 s; VoiceMode 9.0.1: 2.16 s)
+  spawn -> tools/list response, median of N
+  resident memory of an idle tunnel (target <= 40 MiB; VoiceMode 9.0.1: 150 MiB)
+  tools/call round trip through the tunnel vs the same daemon's GetStatus over gRPC (overhead of MCP)
+  size of the tools/list result (VoiceMode's default tools: ~10 KB)
+
+Run: .venv/bin/python benchmarks/mcp_startup.py [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.daemon_harness import DaemonHandle, daemon_handle
+from tests.integration.mcp.conftest import start_host
+from voicemoded.api.v1 import daemon_pb2
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"},
+    },
+}
+
+
+class Tunnel:
+    def __init__(self, handle: DaemonHandle) -> None:
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "voicemode_mcp"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=handle.env,
+            cwd=handle.root,
+        )
+
+    def request(self, message: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+        self.proc.stdin.flush()
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("the tunnel closed its stdout")
+            reply = json.loads(line)
+            if reply.get("id") == message.get("id"):
+                return reply, line
+
+    def notify(self, method: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": method}).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        self.proc.communicate(timeout=10)
+
+
+def serves_mcp(handle: DaemonHandle) -> bool:
+    tunnel = Tunnel(handle)
+    reply, _ = tunnel.request(INITIALIZE)
+    tunnel.close()
+    return "result" in reply
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+
+    for handle in daemon_handle():
+        handle.start()
+        which = "voicemoded"
+        if not serves_mcp(handle):
+            handle.stop()
+            start_host(handle)
+            which = "test host (voicemoded does not register McpTunnel yet)"
+        print(f"daemon: {which}")
+        serves_mcp(handle)  # warm the daemon's first session
+
+        to_init, to_list, rss = [], [], []
+        tools_bytes = 0
+        for _ in range(args.runs):
+            tunnel = Tunnel(handle)
+            tunnel.request(INITIALIZE)
+            to_init.append(time.perf_counter() - tunnel.started)
+            tunnel.notify("notifications/initialized")
+            _, line = tunnel.request({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+            to_list.append(time.perf_counter() - tunnel.started)
+            tools_bytes = len(json.dumps(json.loads(line)["result"], separators=(",", ":")))
+            rss.append(psutil.Process(tunnel.proc.pid).memory_info().rss / 2**20)
+            tunnel.close()
+
+        tunnel = Tunnel(handle)
+        tunnel.request(INITIALIZE)
+        tunnel.notify("notifications/initialized")
+        call = {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "statistics", "arguments": {}}}
+        mcp_times = []
+        for i in range(args.calls):
+            t0 = time.perf_counter()
+            tunnel.request({**call, "id": 100 + i})
+            mcp_times.append((time.perf_counter() - t0) * 1000)
+        idle_rss = psutil.Process(tunnel.proc.pid).memory_info().rss / 2**20
+        tunnel.close()
+        with handle.client() as client:
+            grpc_times = []
+            for _ in range(args.calls):
+                t0 = time.perf_counter()
+                client.daemon.GetStatus(daemon_pb2.GetStatusRequest())
+                grpc_times.append((time.perf_counter() - t0) * 1000)
+
+        print(
+            f"spawn -> initialize: median {statistics.median(to_init):.3f} s over {args.runs} "
+            f"(min {min(to_init):.3f}, max {max(to_init):.3f}; target <= 0.25 s, VoiceMode 9.0.1: 2.16 s)"
+        )
+        print(f"spawn -> tools/list: median {statistics.median(to_list):.3f} s over {args.runs}")
+        print(
+            f"tunnel resident memory: {statistics.median(rss):.1f} MiB after tools/list, "
+            f"{idle_rss:.1f} MiB idle after {args.calls} calls (target <= 40 MiB, VoiceMode 9.0.1: 150 MiB)"
+        )
+        print(
+            f"tools/call statistics through the tunnel: median {statistics.median(mcp_times):.2f} ms; "
+            f"GetStatus over gRPC: median {statistics.median(grpc_times):.2f} ms "
+            f"(MCP overhead ~{statistics.median(mcp_times) - statistics.median(grpc_times):.2f} ms per call)"
+        )
+        print(f"tools/list result: {tools_bytes} bytes (VoiceMode default tools: ~10 KB)")
+
+
+if __name__ == "__main__":
+    main()
