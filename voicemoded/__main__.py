@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from voicemoded.core import Core
     from voicemoded.events import EventBus
     from voicemoded.health import HealthRegistry
+    from voicemoded.mcp.session import McpHost
 
 EXIT_ERROR = 1
 EXIT_ALREADY_RUNNING = 3
@@ -130,14 +131,16 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
     from voicemoded.api.v1 import (
         conversation_pb2_grpc,
         daemon_pb2_grpc,
+        mcp_pb2_grpc,
         providers_pb2_grpc,
         services_pb2_grpc,
     )
     from voicemoded.config import ConfigManager, Settings
     from voicemoded.events import EventBus
-    from voicemoded.health import HealthRegistry
+    from voicemoded.health import Health, HealthRegistry
     from voicemoded.rpc.conversation_service import ConversationService
     from voicemoded.rpc.daemon_service import DaemonService
+    from voicemoded.rpc.mcp_service import McpTunnelService
     from voicemoded.rpc.providers_service import ProvidersService
     from voicemoded.rpc.supervisor_service import SupervisorService
     from voicemoded.sdnotify import Notifier
@@ -165,6 +168,15 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
 
     health_registry = HealthRegistry()
     register_health(health_registry, core)
+
+    def make_mcp_host() -> McpHost:
+        from voicemoded.mcp.backend import DaemonBackend
+        from voicemoded.mcp.session import McpHost
+
+        return McpHost(DaemonBackend(config, parts=core, started_at=started_at), events=events)
+
+    mcp_service = McpTunnelService(make_mcp_host)
+    health_registry.register("mcp", lambda: Health("mcp", "ok", mcp_service.health_detail()))
 
     notifier = Notifier(env)
     stop_requested = asyncio.Event()
@@ -194,6 +206,7 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
         services_pb2_grpc.add_SupervisorServicer_to_server(SupervisorService(core), server)
         providers_pb2_grpc.add_ProvidersServicer_to_server(ProvidersService(core), server)
         conversation_pb2_grpc.add_ConversationServicer_to_server(ConversationService(core), server)
+        mcp_pb2_grpc.add_McpTunnelServicer_to_server(mcp_service, server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
     def on_hup() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import importlib
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import grpc
@@ -20,8 +22,23 @@ log = structlog.get_logger(__name__)
 
 
 class McpTunnelService(mcp_pb2_grpc.McpTunnelServicer):
-    def __init__(self, host: McpHost) -> None:
-        self._host = host
+    """Builds the MCP host on the first session: the SDK costs ~1 s and ~65 MiB, paid once, when used."""
+
+    def __init__(self, make_host: Callable[[], McpHost]) -> None:
+        self._make_host = make_host
+        self._host: McpHost | None = None
+        self._lock = asyncio.Lock()
+
+    async def host(self) -> McpHost:
+        async with self._lock:
+            if self._host is None:
+                # Import the SDK off the event loop so other calls keep being served meanwhile.
+                await asyncio.to_thread(importlib.import_module, "voicemoded.mcp.session")
+                self._host = self._make_host()
+        return self._host
+
+    def health_detail(self) -> str:
+        return self._host.health_detail() if self._host is not None else "0 MCP sessions"
 
     async def Session(  # type: ignore[override]  # a coroutine that writes through the context
         self, request_iterator: AsyncIterator[mcp_pb2.McpFrame], context: grpc.aio.ServicerContext
@@ -57,4 +74,5 @@ class McpTunnelService(mcp_pb2_grpc.McpTunnelServicer):
             except Exception as exc:  # grpc raises its internal ExecuteBatchError once the peer is gone
                 raise TunnelClosed(str(exc)) from exc
 
-        await self._host.serve(caller, incoming(), send)
+        host = await self.host()
+        await host.serve(caller, incoming(), send)

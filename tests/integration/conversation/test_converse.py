@@ -150,6 +150,7 @@ def test_two_callers_take_turns(rig: Rig) -> None:
     assert second.result is not None and turns and turns[0].result is not None
     assert second.kinds()[0] == "queued", second.kinds()
     assert second.result.timings.queue_wait > 0.5
+
     def hold() -> None:
         rig.converse(
             conversation_pb2.ConverseRequest(message="Holding the speaker for a moment."), method="Speak"

@@ -118,9 +118,9 @@ def test_daemon_that_cannot_start_is_reported_on_stdout_as_json_rpc_only(fresh: 
 
 async def test_tunnel_starts_the_daemon_when_none_runs(fresh: DaemonHandle) -> None:
     assert daemon_pid(fresh.socket) is None
-    command = shlex.join(host_command(fresh.socket))
     try:
-        async with mcp_session(fresh, "--daemon-command", command) as session:
+        # No --daemon-command: the tunnel starts the real voicemoded, which serves MCP itself.
+        async with mcp_session(fresh) as session:
             init = await session.initialize()
             assert init.server_info.version == __version__
             stats = await session.call_tool("statistics", {})

@@ -1,0 +1,56 @@
+"""say / transcribe / provider through the real CLI against the daemon's real engines."""
+
+from __future__ import annotations
+
+import json
+import wave
+
+from tests.integration.conversation.conftest import Rig
+from tests.integration.conversation.test_converse import overlap
+
+SENTENCE = "The quick brown fox jumps over the lazy dog."
+
+
+def test_say_to_a_file_and_transcribe_it_back(rig: Rig) -> None:
+    out = rig.daemon.root / "fox.wav"
+    said = rig.daemon.ctl("--json", "say", SENTENCE, "--out", str(out))
+    assert said.returncode == 0, said.stderr
+    info = json.loads(said.stdout)
+    assert info["voice"] == "en_US-joe-medium" and info["seconds"] > 1.5
+    with wave.open(str(out)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2)
+    heard = rig.daemon.ctl("transcribe", str(out))
+    assert heard.returncode == 0, heard.stderr
+    assert overlap(SENTENCE, heard.stdout) >= 0.9, heard.stdout
+
+
+def test_say_without_out_speaks_on_the_daemon_speaker(rig: Rig) -> None:
+    recording = rig.audio.record_speaker()
+    said = rig.daemon.ctl("say", "Testing the speaker.")
+    pcm = recording.stop()
+    assert said.returncode == 0, said.stderr
+    loud = max(abs(int.from_bytes(pcm[i : i + 2], "little", signed=True)) for i in range(0, len(pcm) - 1, 2))
+    assert loud > 1000, "the speaker played the message"
+
+
+def test_unknown_voice_is_refused_naming_the_voices(rig: Rig) -> None:
+    result = rig.daemon.ctl("say", "hello", "--voice", "nobody", "--out", str(rig.daemon.root / "x.wav"))
+    assert result.returncode == 5, result.stderr
+    assert "en_US-joe-medium" in result.stderr
+
+
+def test_provider_list_and_probe(rig: Rig) -> None:
+    listed = json.loads(rig.daemon.ctl("--json", "provider", "probe").stdout)["providers"]
+    kinds = {p["kind"]: p for p in listed}
+    assert set(kinds) == {"stt", "tts"}
+    assert all(
+        p["health"] == "healthy" and p["breaker"] == "closed" and p["source"] == "local" for p in listed
+    )
+    assert "en_US-joe-medium" in kinds["tts"]["voices"]
+    human = rig.daemon.ctl("provider", "list").stdout
+    assert "piper" in human and "whisper" in human
+
+
+def test_transcribe_a_missing_file_says_so(rig: Rig) -> None:
+    result = rig.daemon.ctl("transcribe", str(rig.daemon.root / "nope.wav"))
+    assert result.returncode == 4 and "nope.wav" in result.stderr
