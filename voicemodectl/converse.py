@@ -65,7 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def build_request(
     args: argparse.Namespace, client: Client, mode: str, message: str
 ) -> conversation_pb2.ConverseRequest:
-    request = conversation_pb2.ConverseRequest(caller=client.caller(), message=message, no_wait=args.no_wait)
+    request = conversation_pb2.ConverseRequest(
+        caller=client.caller(), message=message, no_wait=getattr(args, "no_wait", False)
+    )
     for name in (
         "voice",
         "tts_provider",

@@ -36,6 +36,12 @@ def say_cmd(args: argparse.Namespace, client: Client) -> int:
     if args.out is None:
         from voicemodectl.converse import run_turn
 
+        # `say` without --out is `speak`: the same options under their converse names.
+        args.tts_provider, args.tts_model, args.tts_instructions = (
+            args.provider,
+            args.model,
+            args.instructions,
+        )
         return run_turn(args, client, mode="speak", message=args.text)
     request = providers_pb2.SynthesizeRequest(
         caller=client.caller(),
