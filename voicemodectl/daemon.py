@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from voicemodectl import output
+from voicemoded.api import starter
 from voicemoded.api.client import Client, ClientError, DaemonNotRunning, daemon_pid
 from voicemoded.api.v1 import daemon_pb2
-from voicemoded.paths import Paths
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
@@ -31,45 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     restart.set_defaults(func=restart_cmd, needs_daemon=False)
 
 
-def _log_file() -> Path:
-    return Paths.from_env().logs / "voicemoded.log"
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def spawn(client: Client, timeout: float) -> tuple[int, bool]:
-    """Start a detached daemon on the client's socket; returns (pid, already_running)."""
-    try:
-        status = client.status(timeout=2.0)
-        return status.pid, True
-    except DaemonNotRunning:
-        pass
-    log_file = _log_file()
-    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cmd = [sys.executable, "-m", "voicemoded", "--socket", str(client.socket), "--log-format", "json"]
-    with open(log_file, "ab") as log:
-        child = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True
-        )
-    try:
-        status = client.wait_until_ready(timeout, alive=lambda: child.poll() is None)
-    except ClientError:
-        code = child.poll()
-        detail = (
-            f"it exited with code {code}" if code is not None else f"it did not answer within {timeout:g} s"
-        )
-        tail = _tail(log_file)
-        raise ClientError(
-            "UNAVAILABLE",
-            f"voicemoded did not start: {detail}" + (f"\n--- {log_file} ---\n{tail}" if tail else ""),
-            f"run `voicemoded --socket {client.socket}` in a terminal to see why",
-        ) from None
-    return status.pid, False
+    """Start the daemon (through its systemd/launchd unit when installed, else detached); (pid, already)."""
+    started = starter.start(client, timeout)
+    return started.pid, started.already_running
 
 
 def start_cmd(args: argparse.Namespace, client: Client) -> int:
@@ -79,7 +42,7 @@ def start_cmd(args: argparse.Namespace, client: Client) -> int:
     elif already:
         print(f"voicemoded is already running (pid {pid}) on {client.socket}")
     else:
-        print(f"voicemoded started (pid {pid}) on {client.socket}; log: {_log_file()}")
+        print(f"voicemoded started (pid {pid}) on {client.socket}; log: {starter.log_file()}")
     return output.OK
 
 
