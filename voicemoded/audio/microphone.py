@@ -23,7 +23,7 @@ import structlog
 
 from voicemoded.audio.devices import AudioBackend, DeviceInfo, RateConverter, open_format
 from voicemoded.audio.format import SPEECH_FORMAT, AudioChunk, AudioFormat
-from voicemoded.errors import NotFound, VoicemodeError
+from voicemoded.errors import NotFound, Unavailable, VoicemodeError
 from voicemoded.events import EventBus, Level
 
 log = structlog.get_logger(__name__)
@@ -172,6 +172,15 @@ class Microphone:
                     delay = min(delay * 2, self._backoff[1])
                     continue
                 except OSError as exc:
+                    if first:
+                        error = Unavailable(
+                            f"input device {self.device_name!r} could not be opened: {exc}",
+                            hint="another program may hold it; pick another with VOICEMODE_INPUT_DEVICE",
+                        )
+                        for sub in list(self._subs):
+                            sub.fail(error)
+                        self._publish("audio.device_failed", str(error), level="error")
+                        return
                     log.warning("audio.input_open_failed", error=str(exc), retry_in=delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._backoff[1])
