@@ -11,6 +11,7 @@ from voicemodectl import (
     converse,
     daemon,
     devices,
+    doctor,
     events,
     models,
     output,
@@ -21,7 +22,7 @@ from voicemodectl import (
 )
 from voicemoded import __version__
 
-NOUNS = (status, config, daemon, service, models, provider, speech, converse, devices, events)
+NOUNS = (status, config, daemon, service, models, provider, speech, converse, devices, events, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from voicemodectl import output
+from voicemodectl import output, service_manager
 from voicemoded.api import starter
 from voicemoded.api.client import Client, ClientError, DaemonNotRunning, daemon_pid
 from voicemoded.api.v1 import daemon_pb2
@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     restart = verbs.add_parser("restart", help="stop, then start")
     restart.add_argument("--timeout", type=float, default=START_TIMEOUT)
     restart.set_defaults(func=restart_cmd, needs_daemon=False)
+    service_manager.register_manager(verbs)
 
 
 def spawn(client: Client, timeout: float) -> tuple[int, bool]:
