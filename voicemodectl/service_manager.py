@@ -362,6 +362,9 @@ def install_cmd(args: argparse.Namespace, client: Client) -> int:
     unchanged = tgt.path.is_file() and tgt.path.read_bytes() == tgt.content
     try:
         tgt.path.parent.mkdir(parents=True, exist_ok=True)
+        if tgt.manager == "launchd":  # launchd opens the log file but never creates its folder
+            log = plistlib.loads(tgt.content)["StandardOutPath"]
+            Path(log).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = tgt.path.with_name(f".{tgt.path.name}.tmp")
         tmp.write_bytes(tgt.content)
         tmp.chmod(0o644)
