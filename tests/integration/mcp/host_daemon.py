@@ -100,7 +100,7 @@ async def run(socket: Path) -> int:
 
     def register(server: object) -> None:
         daemon_pb2_grpc.add_DaemonServicer_to_server(daemon, server)
-        mcp_pb2_grpc.add_McpTunnelServicer_to_server(McpTunnelService(host), server)
+        mcp_pb2_grpc.add_McpTunnelServicer_to_server(McpTunnelService(lambda: host), server)
 
     async with SocketServer(paths.socket, register) as server:
         loop = asyncio.get_running_loop()
