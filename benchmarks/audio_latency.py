@@ -66,10 +66,14 @@ async def main(runs: int) -> None:
 
         stt_times: list[float] = []
 
-        async def predictor(pcm: bytes) -> TurnVerdict:
+        def timed_transcribe(pcm: bytes) -> str:
             started = time.monotonic()
-            text = await asyncio.to_thread(transcribe, pcm)
-            stt_times.append(time.monotonic() - started)
+            text = transcribe(pcm)
+            stt_times.append(time.monotonic() - started)  # recorded even when the turn ended first
+            return text
+
+        async def predictor(pcm: bytes) -> TurnVerdict:
+            text = await asyncio.to_thread(timed_transcribe, pcm)
             return TurnVerdict(text_looks_complete(text), text)
 
         backend = AudioBackend()
@@ -108,6 +112,21 @@ async def main(runs: int) -> None:
             cold_wall.append(time.monotonic() - returned)
             await sub.close()
 
+        first_audio, first_call = [], []
+        for _ in range(runs):
+            handed: list[float] = []
+
+            async def tts(handed: list[float] = handed) -> Any:
+                handed.append(time.monotonic())
+                for c in chunks:
+                    yield c
+
+            called = time.monotonic()
+            played = await speaker.play(tts())
+            assert played.started_at is not None
+            first_audio.append(played.started_at - handed[0])
+            first_call.append(played.started_at - called)
+
         async def endpoint(pred: Any) -> tuple[list[float], list[float]]:
             delays, totals = [], []
             for _ in range(runs):
@@ -138,10 +157,11 @@ async def main(runs: int) -> None:
         stats("end of playback -> first captured sample (cold open)", cold)
         stats("play() returned -> first block delivered (cold open)", cold_wall)
         stats("predicted playback end - end seen on the monitor (10 ms blocks)", drift)
+        stats("first chunk handed over -> its first sample at the DAC", first_audio)
         stats("last voiced frame -> utterance (1.0 s bound, no predictor)", hard)
         stats("last voiced frame -> utterance (Whisper turn predictor)", pred)
         stats("last voiced frame -> returned, predictor (incl. transcript)", pred_total)
-        stats("turn predictor STT time (tiny.en, this machine, now)", stt_times)
+        stats("turn predictor STT time (tiny.en in-process, this machine, now)", stt_times)
         backend.close()
 
 

@@ -4,7 +4,7 @@ The trade-off. A fixed silence threshold cannot both wait out a 0.8 s thinking p
 0.8 s of the last word: any threshold under 0.8 s cuts the pause, any above it is slow. So the end is
 decided in two stages:
 
-- after ``early_end_s`` of silence (default 0.35 s) the endpointer reports a *pause*. The recorder then
+- after ``early_end_s`` of silence (default 0.3 s) the endpointer reports a *pause*. The recorder then
   asks a turn predictor (the converse loop runs STT on the audio so far and checks whether the text is
   a finished sentence, see :func:`text_looks_complete`). "Complete" ends the turn at once, and the
   transcript the predictor made is already the answer: silence -> result is early_end + one STT pass.
@@ -54,7 +54,7 @@ class EndpointConfig:
     """Voiced audio needed before an utterance starts: a click or a cough is shorter."""
     min_speech_s: float = 0.15
     """An utterance with less voiced audio than this is discarded as noise."""
-    early_end_s: float = 0.35
+    early_end_s: float = 0.3
     """Silence after which the turn predictor is asked whether the person has finished."""
     end_silence_s: float = 1.0
     """Silence that ends the turn without a predictor's say (VOICEMODE_SILENCE_THRESHOLD_MS / 1000)."""
