@@ -10,21 +10,17 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from voicemoded.api.context import current_cwd, forwarded_env
-from voicemoded.api.v1 import (
-    common_pb2,
-    conversation_pb2_grpc,
-    daemon_pb2,
-    daemon_pb2_grpc,
-    mcp_pb2_grpc,
-    providers_pb2_grpc,
-    services_pb2_grpc,
-)
+from voicemoded.api.v1 import common_pb2, daemon_pb2, daemon_pb2_grpc
 from voicemoded.paths import default_socket, lock_path
+
+if TYPE_CHECKING:
+    # Each front door needs one or two services: their stubs load when first used.
+    from voicemoded.api.v1 import conversation_pb2_grpc, mcp_pb2_grpc, providers_pb2_grpc, services_pb2_grpc
 
 ERROR_METADATA_KEY = "voicemode-error-bin"
 STARTUP_WAIT = 10.0
@@ -131,18 +127,26 @@ class Client:
 
     @property
     def supervisor(self) -> services_pb2_grpc.SupervisorStub:
+        from voicemoded.api.v1 import services_pb2_grpc
+
         return services_pb2_grpc.SupervisorStub(self.channel)
 
     @property
     def providers(self) -> providers_pb2_grpc.ProvidersStub:
+        from voicemoded.api.v1 import providers_pb2_grpc
+
         return providers_pb2_grpc.ProvidersStub(self.channel)
 
     @property
     def conversation(self) -> conversation_pb2_grpc.ConversationStub:
+        from voicemoded.api.v1 import conversation_pb2_grpc
+
         return conversation_pb2_grpc.ConversationStub(self.channel)
 
     @property
     def mcp(self) -> mcp_pb2_grpc.McpTunnelStub:
+        from voicemoded.api.v1 import mcp_pb2_grpc
+
         return mcp_pb2_grpc.McpTunnelStub(self.channel)
 
     def caller(self) -> common_pb2.CallerContext:
