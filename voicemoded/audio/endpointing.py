@@ -6,9 +6,11 @@ decided in two stages:
 
 - after ``early_end_s`` of silence (default 0.3 s) the endpointer reports a *pause*. The recorder then
   asks a turn predictor (the converse loop runs STT on the audio so far and checks whether the text is
-  a finished sentence, see :func:`text_looks_complete`). "Complete" ends the turn at once, and the
-  transcript the predictor made is already the answer: silence -> result is early_end + one STT pass.
-  "Incomplete" ("my favourite colour is", "I went to the shop and") keeps listening.
+  a finished sentence, see :func:`text_looks_complete`). "Complete" ends the turn once the silence
+  reaches ``predicted_end_s`` (0.9 s): text alone cannot tell "I think we should move the meeting" from
+  the same words before "to Thursday", so a finished-looking sentence still waits out a thinking pause.
+  The transcript the predictor made is ready by then and is the answer: silence -> result is about
+  ``predicted_end_s``. "Incomplete" ("my favourite colour is", "I went to the shop and") keeps listening.
 - after ``end_silence_s`` (default 1.0 s) the turn ends regardless: the bound when no predictor is
   wired, the predictor is unsure, or the person trails off. A person who has already paused longer than
   that once in this utterance gets a longer bound (``pause_margin_s`` beyond their longest pause, capped
@@ -56,6 +58,10 @@ class EndpointConfig:
     """An utterance with less voiced audio than this is discarded as noise."""
     early_end_s: float = 0.3
     """Silence after which the turn predictor is asked whether the person has finished."""
+    predicted_end_s: float = 0.9
+    """Silence a turn the predictor judged finished still needs before it ends: longer than a thinking
+    pause inside a sentence (people pause 0.5-0.8 s mid-thought), shorter than ``end_silence_s``. The
+    predictor's transcript is ready by then, so silence -> result is about this long."""
     end_silence_s: float = 1.0
     """Silence that ends the turn without a predictor's say (VOICEMODE_SILENCE_THRESHOLD_MS / 1000)."""
     end_silence_max_s: float = 2.0
@@ -195,6 +201,8 @@ class Endpointer:
         if self.ended is not None or not self.paused or pause_id != self.pause_id:
             return None
         if self.elapsed < self.config.min_listen_s or not self._has_speech():
+            return None
+        if self.silence < min(self.config.predicted_end_s, self.config.end_silence_s):
             return None
         return self._end(EndReason.SILENCE)
 

@@ -140,6 +140,7 @@ class Listener:
         deadline = time.monotonic() + cfg.max_listen_s + 5.0
         verdict_task: asyncio.Task[TurnVerdict] | None = None
         verdict_pause = 0
+        finished: tuple[int, object] | None = None
         payload: object = None
         pauses: list[float] = []
         end: EndpointEvent | None = None
@@ -204,8 +205,15 @@ class Listener:
                     task, verdict_task = verdict_task, None
                     if not task.cancelled() and task.exception() is None:
                         verdict = task.result()
-                        if verdict.complete and (accepted := ep.accept_pause(verdict_pause)):
-                            end, payload = accepted, verdict.payload
+                        if verdict.complete:
+                            finished = (verdict_pause, verdict.payload)
+                # A "finished" verdict ends the turn once the pause is long enough to not be a
+                # thinking pause; speech resuming first (a new pause id) voids it.
+                if end is None and finished is not None:
+                    if finished[0] != ep.pause_id or not ep.paused:
+                        finished = None
+                    elif accepted := ep.accept_pause(finished[0]):
+                        end, payload = accepted, finished[1]
         finally:
             if verdict_task is not None:
                 verdict_task.cancel()

@@ -96,7 +96,7 @@ def test_a_pause_shorter_than_the_end_silence_is_bridged_and_raises_the_bound() 
 
 
 def test_predictor_acceptance_ends_only_the_current_pause() -> None:
-    ep = Endpointer(EndpointConfig(early_end_s=0.3), LoudIsSpeech())
+    ep = Endpointer(EndpointConfig(early_end_s=0.3, predicted_end_s=0.35), LoudIsSpeech())
     events = run(ep, vowel(1.0) + silence(0.4))
     assert events[-1][0] == "pause"
     assert ep.accept_pause(ep.pause_id + 1) is None  # a stale verdict
@@ -105,6 +105,16 @@ def test_predictor_acceptance_ends_only_the_current_pause() -> None:
     ended = ep.accept_pause(ep.pause_id)
     assert ended is not None and ended.reason == EndReason.SILENCE
     assert ep.feed(silence(0.02)) == []
+
+
+def test_a_finished_verdict_still_waits_out_a_thinking_pause() -> None:
+    ep = Endpointer(EndpointConfig(early_end_s=0.3, predicted_end_s=0.9, end_silence_s=1.0), LoudIsSpeech())
+    run(ep, vowel(1.0) + silence(0.5))
+    assert ep.paused and ep.accept_pause(ep.pause_id) is None, "0.5 s may be a pause mid-sentence"
+    run(ep, silence(0.4))
+    ended = ep.accept_pause(ep.pause_id)
+    assert ended is not None and ended.reason == EndReason.SILENCE
+    assert ended.at == pytest.approx(1.9, abs=0.021), "ended at 0.9 s of silence, before the 1.0 s bound"
 
 
 def test_min_listen_holds_the_silence_end() -> None:
