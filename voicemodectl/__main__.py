@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from voicemodectl import (
+    completion,
     config,
     converse,
     daemon,
@@ -22,7 +23,7 @@ from voicemodectl import (
 )
 from voicemoded import __version__
 
-NOUNS = (status, config, daemon, service, models, provider, speech, converse, devices, events, doctor)
+NOUNS = (status, config, daemon, service, models, provider, speech, converse, devices, events, doctor, completion)
 
 
 def build_parser() -> argparse.ArgumentParser:
