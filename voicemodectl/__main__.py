@@ -23,7 +23,20 @@ from voicemodectl import (
 )
 from voicemoded import __version__
 
-NOUNS = (status, config, daemon, service, models, provider, speech, converse, devices, events, doctor, completion)
+NOUNS = (
+    status,
+    config,
+    daemon,
+    service,
+    models,
+    provider,
+    speech,
+    converse,
+    devices,
+    events,
+    doctor,
+    completion,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -55,7 +55,7 @@ def synthesize(client: Client, text: str) -> tuple[bytes, int]:
     return b"".join(chunks), rate
 
 
-def start_daemon(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Client, Path]:
+def start_daemon(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Client]:
     sock = root / "run" / "voicemoded.sock"
     log_path = root / "voicemoded.log"
     with open(log_path, "wb") as log:
@@ -64,8 +64,12 @@ def start_daemon(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[byte
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     client = Client(sock, client_name="voicemode-demo")
-    client.wait_until_ready(30, alive=lambda: proc.poll() is None)
-    return proc, client, log_path
+    try:
+        client.wait_until_ready(30, alive=lambda: proc.poll() is None)
+    except Exception:
+        print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
+        raise
+    return proc, client
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             env.update(rig.env)
         print("starting voicemoded with the embedded Whisper and Piper engines …", flush=True)
         t0 = time.monotonic()
-        proc, client, log_path = start_daemon(root, env)
+        proc, client = start_daemon(root, env)
         for name in ("whisper", "piper"):
             info = client.call(
                 client.supervisor.StartService, services_pb2.ServiceRequest(name=name), timeout=300
@@ -133,8 +137,8 @@ def converse(client: Client, rig: object, answer: tuple[bytes, int, int, int] | 
             else:
                 pcm, rate, width, channels = answer
                 fmt = AudioFormat(rate, width, channels)
-                play = rig.play_into_mic  # type: ignore[attr-defined]
-                speaker_thread = threading.Thread(target=lambda: asyncio.run(play(pcm, fmt)), daemon=True)
+                scripted = rig.play_into_mic(pcm, fmt)  # type: ignore[attr-defined]
+                speaker_thread = threading.Thread(target=asyncio.run, args=(scripted,), daemon=True)
                 speaker_thread.start()
         if kind == "done":
             result = event.result
