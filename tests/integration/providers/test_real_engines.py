@@ -6,7 +6,6 @@ failover to the real local engine. Engines start once per module (model loading 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import socket
@@ -24,19 +23,7 @@ from voicemoded.audio.format import AudioChunk
 from voicemoded.errors import InvalidArgument
 from voicemoded.providers import TTS_FORMAT, ProviderSettings, Speech, SpeechInfo
 
-pytestmark = [
-    pytest.mark.engines,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("voicemoded.engines.piper") is None
-        or importlib.util.find_spec("voicemoded.engines.whisper") is None,
-        reason="the embedded engines (voicemoded.engines.piper / .whisper) are not there yet",
-    ),
-    pytest.mark.skipif(
-        importlib.util.find_spec("piper") is None or importlib.util.find_spec("faster_whisper") is None,
-        reason="piper-tts / faster-whisper are not installed (pip install 'voicemode[engines]')",
-    ),
-]
+pytestmark = [pytest.mark.engines, pytest.mark.slow]
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 START_TIMEOUT = 120.0

@@ -19,8 +19,7 @@ async def test_embedded_piper_starts_answers_health_and_stops(
 ) -> None:
     specs = {s.name: s for s in builtin_specs(BuiltinSettings(piper=BuiltinService(port=port)))}
     piper = specs["piper"]
-    if piper.not_installed is not None:
-        pytest.skip(piper.not_installed.message)
+    assert piper.not_installed is None, piper.not_installed.message
     sup = make_supervisor(piper)
     await sup.start("piper")
     running = await recorder.wait_state("piper", "RUNNING", timeout=60)
