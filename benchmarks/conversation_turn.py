@@ -53,7 +53,7 @@ from voicemoded.api.client import Client
 from voicemoded.api.v1 import conversation_pb2, services_pb2
 from voicemoded.audio.format import AudioFormat
 from voicemoded.audio.virtual import VirtualAudioRig
-from voicemoded.demo import free_port, start_daemon, synthesize
+from voicemoded.demo import free_port, synthesize
 
 # One sentence each, no commas: Piper puts no pause inside, so the audible spans are the speech itself.
 QUESTION = "What would you like to work on today?"
@@ -198,12 +198,12 @@ class PulseWatch:
         self._proc.wait(timeout=5)
 
 
-def engine_first_chunk(url: str, voice: str, text: str, runs: int) -> list[float]:
+def engine_first_chunk(url: str, voice: str, text: str, runs: int, warm: bool = False) -> list[float]:
     """Piper's own time to first byte of streamed PCM: the floor any client's first audio sits on."""
     times = []
     body = {"model": "tts-1", "input": text, "voice": voice, "response_format": "pcm"}
     with httpx.Client(timeout=30) as http:
-        for i in range(runs + 1):
+        for i in range(int(warm), runs + 1):
             started = time.perf_counter()
             with http.stream("POST", f"{url.rstrip('/')}/audio/speech", json=body) as response:
                 response.raise_for_status()
@@ -218,7 +218,7 @@ def engine_first_chunk(url: str, voice: str, text: str, runs: int) -> list[float
     return times
 
 
-def engine_transcription(url: str, pcm: bytes, rate: int, runs: int) -> list[float]:
+def engine_transcription(url: str, pcm: bytes, rate: int, runs: int, warm: bool = False) -> list[float]:
     """Whisper's own time for the whole answer: one STT pass, the floor under any endpoint delay."""
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
@@ -228,7 +228,7 @@ def engine_transcription(url: str, pcm: bytes, rate: int, runs: int) -> list[flo
         w.writeframes(pcm)
     times = []
     with httpx.Client(timeout=60) as http:
-        for i in range(runs + 1):
+        for i in range(int(warm), runs + 1):
             started = time.perf_counter()
             response = http.post(
                 f"{url.rstrip('/')}/audio/transcriptions",
@@ -378,8 +378,7 @@ def voicemode(driver: anchor.AnchorDriver, watch: PulseWatch, bench: Bench) -> T
                 f"TTS_PLAYBACK_END - heard end {events['TTS_PLAYBACK_END'] - question.end:+.3f} s"
             )
     if turn.endpoint is not None and "RECORDING_END" in events:
-        # VoiceMode's own account: its silence bound ends the recording, then chime, STT and return.
-        turn.self_endpoint = turn.endpoint
+        # VoiceMode logs no such figure; its silence bound ends the recording, then chime, STT and return.
         turn.notes.append(f"recording ended {returned - events['RECORDING_END']:.2f} s before the result")
     return turn
 
@@ -411,6 +410,24 @@ def report(name: str, turns: list[Turn], first_chunk: float) -> None:
         print(f"  turn {i}: {t.text!r}{extra}")
 
 
+def start_daemon(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Client]:
+    sock = root / "run" / "voicemoded.sock"
+    with open(root / "voicemoded.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "voicemoded", "--socket", str(sock), "--log-format", "json"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    client = Client(sock, client_name="conversation-bench")
+    try:
+        client.wait_until_ready(30, alive=lambda: proc.poll() is None)
+    except BaseException:
+        proc.terminate()
+        proc.wait(20)
+        print((root / "voicemoded.log").read_text(errors="replace")[-2000:], file=sys.stderr)
+        raise
+    return proc, client
+
+
 def run(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="vm-turn-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEMODE_")}
@@ -427,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
     watch: PulseWatch | None = None
     driver: anchor.AnchorDriver | None = None
     try:
-        proc, client, _ = start_daemon(root, env)
+        proc, client = start_daemon(root, env)
         urls = {}
         for name in ("whisper", "piper"):
             info = client.call(
@@ -441,15 +458,9 @@ def run(args: argparse.Namespace) -> int:
         watch = PulseWatch(rig)
 
         voice = engine_voice(urls["piper"])
-        first_chunks = engine_first_chunk(urls["piper"], voice, QUESTION, runs=args.turns)
-        first_chunk = statistics.median(first_chunks)
-        print(f"Piper's own first chunk (streaming POST, pcm): median {first_chunk * 1000:.0f} ms "
-              f"(min {min(first_chunks) * 1000:.0f}, max {max(first_chunks) * 1000:.0f})")  # fmt: skip
-
-        stt_times = engine_transcription(urls["whisper"], pcm, rate, runs=args.turns)
-        print(f"Whisper's own time for the {len(pcm) / 2 / rate:.1f} s answer (POST wav): median "
-              f"{statistics.median(stt_times) * 1000:.0f} ms (min {min(stt_times) * 1000:.0f}, "
-              f"max {max(stt_times) * 1000:.0f})")  # fmt: skip
+        # The engines' own figures are taken between the turns, so they see the same machine load.
+        first_chunks = engine_first_chunk(urls["piper"], voice, QUESTION, runs=0)
+        stt_times = engine_transcription(urls["whisper"], pcm, rate, runs=0)
 
         missing = ""
         if args.no_anchor:
@@ -474,9 +485,22 @@ def run(args: argparse.Namespace) -> int:
         mine: list[Turn] = []
         theirs: list[Turn] = []
         for _ in range(args.turns):
+            first_chunks += engine_first_chunk(urls["piper"], voice, QUESTION, runs=1, warm=True)
+            stt_times += engine_transcription(urls["whisper"], pcm, rate, runs=1, warm=True)
             mine.append(ours(client, bench))
             if driver is not None:
                 theirs.append(voicemode(driver, watch, bench))
+
+        first_chunk = statistics.median(first_chunks)
+        print(f"\nPiper's own first chunk (streaming POST, pcm): median {first_chunk * 1000:.0f} ms "
+              f"(min {min(first_chunks) * 1000:.0f}, max {max(first_chunks) * 1000:.0f})")  # fmt: skip
+        print(f"Whisper's own time for the {len(pcm) / 2 / rate:.1f} s answer (POST wav): median "
+              f"{statistics.median(stt_times) * 1000:.0f} ms (min {min(stt_times) * 1000:.0f}, "
+              f"max {max(stt_times) * 1000:.0f})")  # fmt: skip
+        print(
+            "heard: timed by the ears on the speaker and microphone monitors; own: the system's own "
+            "account (ours: TurnTimings; VoiceMode: its events log)"
+        )
 
         report("voicemoded", mine, first_chunk)
         if driver is not None:
