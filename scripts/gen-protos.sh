@@ -15,9 +15,13 @@ if [ "${1:-}" = "--check" ]; then
 fi
 mkdir -p "$out"
 
-PATH="$(dirname "$PY"):$PATH" "$PY" -m grpc_tools.protoc -I proto \
+# The mypy plugin reports each file it writes on stderr; keep the output for failures only.
+if ! log=$(PATH="$(dirname "$PY"):$PATH" "$PY" -m grpc_tools.protoc -I proto \
   --python_out="$out" --grpc_python_out="$out" --mypy_out="$out" --mypy_grpc_out="$out" \
-  proto/voicemode/v1/*.proto
+  proto/voicemode/v1/*.proto 2>&1); then
+  echo "$log" >&2
+  exit 1
+fi
 
 # protoc mirrors the proto package (voicemode/v1/...); the stubs live in voicemoded.api.v1.
 if [ -d "$out/voicemode/v1" ]; then
