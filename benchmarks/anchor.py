@@ -27,6 +27,7 @@ import queue
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import venv
@@ -97,8 +98,7 @@ def install() -> Path:
 
 def check() -> str:
     """Import the converse tool the way the driver does; return the error text, or '' when it works."""
-    home = Path(os.environ.get("TMPDIR", "/tmp")) / "voicemode-bench-check"
-    home.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="voicemode-bench-check-"))
     env = {**os.environ, "HOME": str(home)}
     done = subprocess.run(
         [str(interpreter()), "-c", "from voice_mode.tools.converse import converse; print('ok')"],
