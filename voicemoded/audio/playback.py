@@ -133,6 +133,10 @@ class Speaker:
         need = frames * dev_fmt.frame_bytes
         bps = dev_fmt.bytes_per_second
         latency = [0.0]
+        # Bytes handed to the device since the first sample (silence fills of underruns included): the
+        # end of playback is the first sample's DAC time plus that, which does not drift with the
+        # per-callback latency estimate the way "now + latency" at the last callback does.
+        emitted = [0]
 
         def callback(_in: bytes | None, count: int, info: Any, status: int) -> tuple[bytes, int]:
             now = time.monotonic()
@@ -147,12 +151,15 @@ class Speaker:
                     loop.call_soon_threadsafe(on_first_audio, result.started_at)
             if len(data) < need:
                 if buf.finished and not buf.data:
-                    end = now + ahead + len(data) / bps
+                    start = result.started_at if result.started_at is not None else now + ahead
+                    end = start + (emitted[0] + len(data)) / bps
                     loop.call_soon_threadsafe(_settle, done, end)
                     return data + b"\0" * (need - len(data)), pyaudio.paComplete
                 if result.started_at is not None:
                     result.underruns += 1
                 data += b"\0" * (need - len(data))
+            if result.started_at is not None:
+                emitted[0] += need
             return data, pyaudio.paContinue
 
         stream = await asyncio.to_thread(

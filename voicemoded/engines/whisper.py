@@ -74,7 +74,7 @@ class WhisperEngine:
 
     name = "whisper"
 
-    def __init__(self, model: str, models_dir: Path, *, beam_size: int = 5, threads: int = 0) -> None:
+    def __init__(self, model: str, models_dir: Path, *, beam_size: int = 1, threads: int = 0) -> None:
         if model not in models.WHISPER_PACKAGES:
             raise ApiError(400, f"unknown model {model!r}; use one of {', '.join(models.WHISPER_PACKAGES)}")
         self.model = model
@@ -182,6 +182,8 @@ def build_app(engine: WhisperEngine, on_load_failure: Callable[[], None]) -> Fas
                 f"unknown response_format {response_format!r}; use one of {valid}",
                 param="response_format",
             )
+        if language and language.strip().lower() == "auto":
+            language = None  # whisper.cpp clients (VoiceMode among them) send "auto" for "detect it"
         if language and language not in engine.valid_languages():
             hint = (
                 " (this model is English-only; start the server with --model base)"
@@ -210,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model", default=models.DEFAULT_WHISPER_MODEL, choices=tuple(models.WHISPER_PACKAGES)
     )
-    parser.add_argument("--beam-size", type=int, default=5, help="1 is greedy: faster, a little less exact")
+    parser.add_argument(
+        "--beam-size",
+        type=int,
+        default=1,
+        help="1 (greedy) is fastest; 5 is a little more exact on hard audio",
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for inference (0 = all cores)")
     args = parser.parse_args(argv)
     configure_logging(args.log_level)

@@ -182,8 +182,8 @@ async def test_cancel_mid_recording_frees_the_microphone(
 ) -> None:
     baseline = len(pulse_clients(rig, "source-outputs"))
     task = asyncio.create_task(Listener(mic, EndpointConfig(initial_silence_s=30)).record())
-    await wait_for(lambda: len(pulse_clients(rig, "source-outputs")) > baseline)
-    assert mic.is_open
+    # The sound server lists the stream a moment before PortAudio's open call returns to us.
+    await wait_for(lambda: mic.is_open and len(pulse_clients(rig, "source-outputs")) > baseline)
     started = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

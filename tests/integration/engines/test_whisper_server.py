@@ -53,6 +53,16 @@ def test_raw_pcm_with_sample_rate_field(whisper: EngineProcess, piper_sentence: 
     assert word_error_rate(text, response.json()["text"]) <= 0.10
 
 
+def test_language_auto_means_detect(whisper: EngineProcess, piper_sentence: tuple[str, bytes]) -> None:
+    """whisper.cpp clients send language=auto; it is not an error."""
+    text, pcm = piper_sentence
+    response = transcribe(
+        whisper, pcm, "clip.pcm", "application/octet-stream", sample_rate="24000", language="auto"
+    )
+    assert response.status_code == 200, response.text
+    assert word_error_rate(text, response.json()["text"]) <= 0.10
+
+
 def test_raw_pcm_rate_from_content_type(whisper: EngineProcess, piper_sentence: tuple[str, bytes]) -> None:
     text, pcm = piper_sentence
     response = transcribe(whisper, pcm, "clip", "audio/L16;rate=24000")
