@@ -240,6 +240,10 @@ class Speaker:
         with buf.lock:
             if tail:
                 buf.data += tail
+            # Trailing silence is dead time before the microphone opens: stop at the last audible sample.
+            trimmed = _audible_end(buf.data, dev_fmt)
+            result.seconds -= dev_fmt.seconds_for(len(buf.data) - trimmed)
+            del buf.data[trimmed:]
             if chimes:
                 # The "your turn" chime sounds under the last words, not after them.
                 chime = end_chime(dev_fmt)
@@ -269,6 +273,21 @@ async def _watch_barge_in(barge: BargeIn, since: float) -> list[AudioChunk]:
                 if ev.kind == "speech_start":
                     start = t0 + ev.at - barge.config.pre_roll_s
                     return [c for c in kept if c.end > start]
+
+
+def _audible_end(data: bytearray, fmt: AudioFormat, *, threshold: int = 80, keep_s: float = 0.02) -> int:
+    """Byte length up to the last sample above ``threshold`` (-52 dBFS) plus a short fade, whole frames."""
+    import numpy as np
+
+    look = min(len(data), fmt.bytes_for(1.0))
+    start = len(data) - look
+    start -= start % fmt.frame_bytes
+    samples = np.frombuffer(bytes(data[start:]), dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > threshold)
+    if loud.size == 0:
+        return start if start > 0 else len(data)
+    end = start + (int(loud[-1]) // fmt.channels + 1) * fmt.frame_bytes + fmt.bytes_for(keep_s)
+    return min(len(data), end)
 
 
 def _settle(fut: asyncio.Future[float], value: float) -> None:
