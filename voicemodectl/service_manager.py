@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import plistlib
 import pwd
 import shlex
 import shutil
@@ -221,6 +220,8 @@ def render_launchd(install: Install, home: Path) -> bytes:
         "StandardOutPath": str(base / "logs" / "voicemoded.launchd.log"),
         "StandardErrorPath": str(base / "logs" / "voicemoded.launchd.log"),
     }
+    import plistlib  # only launchd needs it; the CLI's start-up stays lean
+
     return plistlib.dumps(plist, sort_keys=False)
 
 
@@ -363,6 +364,8 @@ def install_cmd(args: argparse.Namespace, client: Client) -> int:
     try:
         tgt.path.parent.mkdir(parents=True, exist_ok=True)
         if tgt.manager == "launchd":  # launchd opens the log file but never creates its folder
+            import plistlib
+
             log = plistlib.loads(tgt.content)["StandardOutPath"]
             Path(log).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = tgt.path.with_name(f".{tgt.path.name}.tmp")
