@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -45,14 +46,18 @@ INITIALIZE = {
 
 
 class Tunnel:
-    def __init__(self, handle: DaemonHandle) -> None:
+    """An MCP server on stdio: our tunnel by default, or any command (VoiceMode's server)."""
+
+    def __init__(
+        self, handle: DaemonHandle, command: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voicemode_mcp"],
+            command or [sys.executable, "-m", "voicemode_mcp"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=handle.env,
+            env=env or handle.env,
             cwd=handle.root,
         )
 
@@ -84,10 +89,44 @@ def serves_mcp(handle: DaemonHandle) -> bool:
     return "result" in reply
 
 
+def anchor_figures(handle: DaemonHandle, runs: int) -> tuple[str, float | None]:
+    """VoiceMode 9.0.1's own MCP server (its venv from benchmarks/anchor.py), spawned the same way."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import anchor
+
+    if not anchor.installed():
+        try:
+            anchor.install()
+        except Exception as exc:  # the registry or a build step failed: say so instead of guessing
+            return f"VoiceMode 9.0.1: not measured ({type(exc).__name__}: {exc})", None
+    command = [str(anchor.venv_dir() / "bin" / "voice-mode")]
+    home = handle.root / "anchor-home"
+    home.mkdir(exist_ok=True)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
+    to_init, to_list, rss = [], [], []
+    for _ in range(runs):
+        server = Tunnel(handle, command, env)
+        server.request(INITIALIZE)
+        to_init.append(time.perf_counter() - server.started)
+        server.notify("notifications/initialized")
+        _, line = server.request({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        to_list.append(time.perf_counter() - server.started)
+        size = len(json.dumps(json.loads(line)["result"], separators=(",", ":")))
+        rss.append(psutil.Process(server.proc.pid).memory_info().rss / 2**20)
+        server.proc.kill()
+        server.proc.wait(10)
+    return (
+        f"VoiceMode 9.0.1 in the same run: spawn -> initialize median {statistics.median(to_init):.3f} s, "
+        f"spawn -> tools/list {statistics.median(to_list):.3f} s, resident {statistics.median(rss):.1f} MiB, "
+        f"tools/list {size} bytes"
+    ), statistics.median(to_init)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--no-anchor", action="store_true", help="skip VoiceMode 9.0.1")
     args = parser.parse_args()
 
     for handle in daemon_handle():
@@ -146,6 +185,12 @@ def main() -> None:
             f"(MCP overhead ~{statistics.median(mcp_times) - statistics.median(grpc_times):.2f} ms per call)"
         )
         print(f"tools/list result: {tools_bytes} bytes (VoiceMode default tools: ~10 KB)")
+        if not args.no_anchor:
+            text, theirs = anchor_figures(handle, args.runs)
+            print(text)
+            if theirs:
+                ours = statistics.median(to_init)
+                print(f"spawn -> initialize: {theirs / ours:.1f}x faster than VoiceMode 9.0.1 (target >= 8x)")
 
 
 if __name__ == "__main__":
