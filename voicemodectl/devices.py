@@ -16,9 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, client: Client) -> int:
     response = client.call(client.conversation.ListDevices, conversation_pb2.ListDevicesRequest())
+    failed = output.UNAVAILABLE if (response.input_error or response.output_error) else output.OK
     if args.json:
         output.print_json(response)
-        return output.OK
+        return failed
 
     def mark(d: conversation_pb2.Device) -> str:
         marks = []
@@ -46,4 +47,4 @@ def run(args: argparse.Namespace, client: Client) -> int:
     for problem in (response.input_error, response.output_error):
         if problem:
             print(f"\n{problem}")
-    return output.OK if not (response.input_error or response.output_error) else output.UNAVAILABLE
+    return failed

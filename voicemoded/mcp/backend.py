@@ -192,14 +192,37 @@ class DaemonBackend:
             )
         if action == "status":
             return service_summary(sup.get(name))
-        if action in ("start", "stop", "restart"):
+        if action in ("start", "restart"):
+            from voicemoded.supervisor.states import ServiceState
+
             await progress(0, None, f"{action} {name}")
-            return service_summary(await getattr(sup, action)(name))
+            await getattr(sup, action)(name)
+            # Answer with the outcome (ready, or given up), not the moment the attempt began.
+            await sup.wait_for(name, (ServiceState.RUNNING, ServiceState.FATAL), 180.0)
+            return service_summary(sup.get(name))
+        if action == "stop":
+            return service_summary(await sup.stop(name))
         if action in ("enable", "disable"):
             return service_summary(sup.set_autostart(name, action == "enable"))
         if action == "logs":
             return {"name": name, "lines": await sup.tail_logs(name, max(1, min(lines, 1000)))}
-        raise missing("installing services from the assistant")
+        return await self._install(name, progress)
+
+    async def _install(self, name: str, progress: ProgressFn) -> JSON:
+        """Install a service's backend, each pip line a progress notification; then its spec is rebuilt."""
+        installer = self._part("installer", "installing services from the assistant")
+        step = 0
+
+        async def on_line(line: str) -> None:
+            nonlocal step
+            step += 1
+            await progress(step, None, line)
+
+        status = await installer.install(name, on_line)
+        refresh = getattr(self._parts, "refresh_services", None)
+        if refresh is not None:
+            await refresh()
+        return {"name": name, "installed": bool(getattr(status, "installed", True)), "steps": step}
 
     async def providers(self, action: str, kind: str) -> JSON:
         speech = self._part("speech", "the provider registry")

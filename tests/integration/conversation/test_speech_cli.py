@@ -54,3 +54,16 @@ def test_provider_list_and_probe(rig: Rig) -> None:
 def test_transcribe_a_missing_file_says_so(rig: Rig) -> None:
     result = rig.daemon.ctl("transcribe", str(rig.daemon.root / "nope.wav"))
     assert result.returncode == 4 and "nope.wav" in result.stderr
+
+
+def test_devices_lists_the_virtual_speaker_and_microphone(rig: Rig) -> None:
+    result = rig.daemon.ctl("--json", "devices")
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    assert not listing["input_error"] and not listing["output_error"]
+    devices = listing["devices"]
+    assert any(d["selected_input"] for d in devices) and any(d["selected_output"] for d in devices)
+    assert any(d["max_input_channels"] > 0 for d in devices) and any(
+        d["max_output_channels"] > 0 for d in devices
+    )
+    assert "USED" in rig.daemon.ctl("devices").stdout

@@ -96,6 +96,8 @@ async def test_failures_are_tool_errors_with_next_step(host: DaemonHandle) -> No
         assert "unknown setting" in unknown
         no_name = error_text(await session.call_tool("service", {"action": "restart"}))
         assert "needs a service name" in no_name and "whisper" in no_name
+        no_binary = error_text(await session.call_tool("service", {"action": "install", "name": "livekit"}))
+        assert "livekit-server" in no_binary and "Next step:" in no_binary
 
 
 async def test_config_set_applies_to_the_project(host: DaemonHandle, tmp_path: Path) -> None:

@@ -1,0 +1,52 @@
+"""Installing backends and choosing models through the real daemon and CLI (packages already present)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from tests.daemon_harness import DaemonHandle
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def daemon(daemon_env: DaemonHandle) -> DaemonHandle:
+    daemon_env.start({"VOICEMODE_WHISPER_PORT": str(free_port()), "VOICEMODE_PIPER_PORT": str(free_port())})
+    return daemon_env
+
+
+def test_models_list_shows_what_is_installed_and_in_use(daemon: DaemonHandle) -> None:
+    result = daemon.ctl("--json", "models", "list")
+    assert result.returncode == 0, result.stderr
+    models = {(m["kind"], m["name"]): m for m in json.loads(result.stdout)["models"]}
+    assert models[("stt", "tiny.en")]["installed"] and models[("stt", "tiny.en")]["in_use"]
+    assert models[("tts", "en_US-joe-medium")]["in_use"]
+    assert ("stt", "base") in models and any(k == "tts" and n.startswith("jf_") for k, n in models)
+
+
+def test_using_another_stt_model_changes_the_whisper_command(daemon: DaemonHandle) -> None:
+    before = json.loads(daemon.ctl("--json", "service", "status", "whisper").stdout)
+    assert before["command"][before["command"].index("--model") + 1] == "tiny.en"
+    used = daemon.ctl("models", "use", "base")
+    assert used.returncode == 0, used.stderr
+    after = json.loads(daemon.ctl("--json", "service", "status", "whisper").stdout)
+    assert after["command"][after["command"].index("--model") + 1] == "base"
+    assert json.loads((daemon.base / "services" / "models.json").read_text())["stt"] == "base"
+    unknown = daemon.ctl("models", "use", "large-v9")
+    assert unknown.returncode in (4, 5) and "large-v9" in unknown.stderr
+
+
+def test_service_install_streams_progress_or_says_what_to_provide(daemon: DaemonHandle) -> None:
+    piper = daemon.ctl("service", "install", "piper", timeout=300)
+    assert piper.returncode == 0, piper.stdout + piper.stderr
+    assert "done" in piper.stdout.splitlines()[-1]
+    livekit = daemon.ctl("service", "install", "livekit")
+    assert livekit.returncode == 6
+    assert "livekit-server" in livekit.stdout and "VOICEMODE_LIVEKIT_SERVER_PATH" in livekit.stdout
