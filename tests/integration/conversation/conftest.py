@@ -7,7 +7,6 @@ a fresh view of them. The scripted person's answers are spoken by the same Piper
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
-from tests.daemon_harness import DaemonHandle, daemon_handle
+from tests.daemon_harness import DaemonHandle, daemon_handle, free_port
 from voicemoded.api.client import Client
 from voicemoded.api.v1 import conversation_pb2, providers_pb2, services_pb2
 from voicemoded.audio.format import AudioFormat
@@ -23,12 +22,6 @@ from voicemoded.audio.virtual import VirtualAudioRig
 
 KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
 TTS_FORMAT = AudioFormat(24000, 2, 1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

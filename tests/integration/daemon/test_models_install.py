@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
-from tests.daemon_harness import DaemonHandle
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.daemon_harness import DaemonHandle, free_port
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,17 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.daemon_harness import DaemonHandle, daemon_handle
+from tests.daemon_harness import DaemonHandle, daemon_handle, free_port
 from voicemoded.api.v1 import services_pb2
 from voicemoded.audio.virtual import VirtualAudioRig
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def doctor(daemon: DaemonHandle, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -26,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.daemon_harness import DaemonHandle
+from tests.daemon_harness import DaemonHandle, free_port
 from voicemoded import __version__
 from voicemoded.api.v1 import providers_pb2, services_pb2
 from voicemoded.audio.format import AudioFormat
@@ -143,12 +142,6 @@ def test_front_doors_need_only_grpcio_and_protobuf(built: Built, daemon: DaemonH
     assert where.stdout.startswith(str(venv)), "the CLI ran from the wheel, not from the checkout"
     doctor = run(venv, "voicemodectl", "--socket", str(daemon.socket), "doctor", "--no-probe", env=env)
     assert "Traceback" not in doctor.stderr and "socket" in doctor.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_upgrade_to_the_wheel_and_hold_a_turn(built: Built, daemon_env: DaemonHandle) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.daemon_harness import free_port
 from tests.unit.providers.faultserver import closed_port_url
 from voicemoded.audio.format import AudioChunk
 from voicemoded.errors import InvalidArgument
@@ -27,12 +27,6 @@ pytestmark = [pytest.mark.engines, pytest.mark.slow]
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 START_TIMEOUT = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:

@@ -66,6 +66,7 @@ def test_build_copies_only_what_exists_and_runs_as_a_user() -> None:
 
 def test_compose_mounts_the_sound_server_and_the_socket_where_the_image_expects_them() -> None:
     import yaml
+
     compose = yaml.safe_load((FOLDER / "compose.yaml").read_text())
     service = compose["services"]["voicemoded"]
     build = service["build"]
