@@ -130,7 +130,6 @@ class Speaker:
         done: asyncio.Future[float] = loop.create_future()
         result = PlaybackResult("completed")
         frames = max(1, dev_fmt.rate * self.block_ms // 1000)
-        need = frames * dev_fmt.frame_bytes
         bps = dev_fmt.bytes_per_second
         latency = [0.0]
         # Bytes handed to the device since the first sample (silence fills of underruns included): the
@@ -139,6 +138,8 @@ class Speaker:
         emitted = [0]
 
         def callback(_in: bytes | None, count: int, info: Any, status: int) -> tuple[bytes, int]:
+            # PortAudio may ask for another block size than the one we opened with: give exactly that.
+            need = count * dev_fmt.frame_bytes
             now = time.monotonic()
             dac, cur = info.get("output_buffer_dac_time", 0.0), info.get("current_time", 0.0)
             ahead = dac - cur if dac and cur and 0 <= dac - cur < 1.0 else latency[0]
