@@ -32,16 +32,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-PROVIDER_FIELDS = (
-    "tts_base_urls",
-    "stt_base_urls",
-    "openai_api_key",
-    "voices",
-    "tts_models",
-    "stt_model",
-    "request_timeout",
-)
-
 
 @dataclass
 class Core:
@@ -100,7 +90,7 @@ class Core:
                 self.update_local_endpoints()
 
     async def on_settings_changed(self, old: Settings, new: Settings) -> None:
-        if any(getattr(old, f) != getattr(new, f) for f in PROVIDER_FIELDS):
+        if wiring.provider_settings(old) != wiring.provider_settings(new):
             from voicemoded.providers import Speech
 
             previous, self.speech = self.speech, Speech(wiring.provider_settings(new), events=self.events)
@@ -109,6 +99,7 @@ class Core:
                 self.conversation.speech = self.speech
             self.update_local_endpoints()
             log.info("providers.reconfigured")
+            self.events.publish("providers.reconfigured", "providers", "endpoint settings changed")
             # Let turns already using the old registry finish before closing it.
             asyncio.get_running_loop().call_later(60, lambda: asyncio.ensure_future(previous.aclose()))
         await self.refresh_services(restart=True)

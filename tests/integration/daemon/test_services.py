@@ -85,3 +85,17 @@ def test_port_taken_by_a_foreign_process_is_reported(daemon_with_ports: DaemonHa
         result = daemon_with_ports.ctl("service", "start", "piper")
     assert result.returncode == 6
     assert f"port {port}" in result.stderr and "taken by" in result.stderr
+
+
+def test_changed_endpoint_settings_reach_the_provider_registry(daemon_with_ports: DaemonHandle) -> None:
+    from tests.integration.daemon.test_config import watch_events
+
+    daemon = daemon_with_ports
+    with watch_events(daemon, {"providers.reconfigured"}) as reconfigured:
+        result = daemon.ctl("config", "set", "VOICEMODE_TTS_BASE_URLS", "http://127.0.0.1:9/v1")
+        assert result.returncode == 0, result.stderr
+        assert reconfigured.wait(10)
+    providers = ctl_json(daemon, "provider", "list", "--kind", "tts")["providers"]
+    assert [(p["url"], p["source"]) for p in providers] == [("http://127.0.0.1:9/v1", "user")]
+    probed = ctl_json(daemon, "provider", "probe", "--kind", "tts")["providers"]
+    assert probed[0]["health"] == "unhealthy" and "refused" in probed[0]["last_error"]
