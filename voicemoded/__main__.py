@@ -308,6 +308,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return asyncio.run(run(paths, args, env))
+    except ModuleNotFoundError as exc:
+        # `pip install voicemode` is the front doors only; the daemon needs its extra.
+        print(
+            f"voicemoded: {exc.name or exc} is not installed: the daemon needs the 'daemon' extra\n"
+            "  pip install 'voicemode[daemon]'   (or 'voicemode[engines]' for the offline speech engines too)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     except AlreadyExists as exc:
         print(f"voicemoded: {exc.message}\n  {exc.hint}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING

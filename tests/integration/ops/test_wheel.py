@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,15 @@ PACKAGES = ("voicemoded", "voicemodectl", "voicemode_mcp")
 SITE = Path(sysconfig.get_paths()["purelib"])
 # What a front-door-only install (`pip install voicemode` without the daemon's extras) brings.
 FRONT_DOOR_DEPS = ("grpc", "google", "typing_extensions.py")
+TLS_AND_PROXY = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+)
 QUESTION = "Which file should I open first?"
 ANSWER = "Please open the settings file and check the port number."
 
@@ -218,3 +228,40 @@ def hold_a_turn(
     heard = set(text.lower().replace(".", "").replace(",", "").split())
     want = ANSWER.lower().replace(".", "").split()
     assert sum(w in heard for w in want) / len(want) >= 0.9, text
+
+
+def test_uv_tool_install_gives_the_front_doors(built: Built, daemon: DaemonHandle) -> None:
+    """`uv tool install voicemode` from the wheel: grpcio and protobuf come from the registry, nothing else."""
+    uv = Path(sys.executable).parent / "uv"
+    tools, bins = built.root / "uv-tools", built.root / "uv-bin"
+    env = {
+        "PATH": f"{bins}:/usr/bin:/bin",
+        "HOME": str(built.root),
+        "UV_TOOL_DIR": str(tools),
+        "UV_TOOL_BIN_DIR": str(bins),
+        "UV_CACHE_DIR": str(Path.home() / ".cache" / "uv"),
+        "UV_NATIVE_TLS": "1",  # trust the system's certificates, as pip does (proxies with their own CA)
+        **{k: v for k, v in os.environ.items() if k in TLS_AND_PROXY},
+    }
+    installed = subprocess.run(
+        [str(uv), "tool", "install", "--python", sys.executable, str(built.wheel)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    tool_site = next(tools.glob("voicemode/lib/python*/site-packages"))
+    assert not (tool_site / "numpy").exists() and not (tool_site / "mcp").exists(), "front doors only"
+    version = subprocess.run(
+        [str(bins / "voicemodectl"), "--version"], env=env, capture_output=True, text=True
+    )
+    assert version.stdout.strip() == f"voicemodectl {__version__}"
+    status = subprocess.run(
+        [str(bins / "voicemodectl"), "--socket", str(daemon.socket), "--json", "status"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert status.returncode == 0 and json.loads(status.stdout)["pid"] == daemon.process.pid  # type: ignore[union-attr]
+    daemon_alone = subprocess.run(
+        [str(bins / "voicemoded"), "--socket", str(built.root / "x.sock")],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert daemon_alone.returncode == 1
+    assert "pip install 'voicemode[daemon]'" in daemon_alone.stderr
