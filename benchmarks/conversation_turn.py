@@ -53,7 +53,7 @@ from voicemoded.api.client import Client
 from voicemoded.api.v1 import conversation_pb2, services_pb2
 from voicemoded.audio.format import AudioFormat
 from voicemoded.audio.virtual import VirtualAudioRig
-from voicemoded.demo import free_port, synthesize
+from voicemoded.demo import free_port, start_daemon, synthesize
 
 # One sentence each, no commas: Piper puts no pause inside, so the audible spans are the speech itself.
 QUESTION = "What would you like to work on today?"
@@ -410,24 +410,6 @@ def report(name: str, turns: list[Turn], first_chunk: float) -> None:
         print(f"  turn {i}: {t.text!r}{extra}")
 
 
-def start_daemon(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Client]:
-    sock = root / "run" / "voicemoded.sock"
-    with open(root / "voicemoded.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "voicemoded", "--socket", str(sock), "--log-format", "json"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    client = Client(sock, client_name="conversation-bench")
-    try:
-        client.wait_until_ready(30, alive=lambda: proc.poll() is None)
-    except BaseException:
-        proc.terminate()
-        proc.wait(20)
-        print((root / "voicemoded.log").read_text(errors="replace")[-2000:], file=sys.stderr)
-        raise
-    return proc, client
-
-
 def run(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="vm-turn-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEMODE_")}
@@ -444,7 +426,7 @@ def run(args: argparse.Namespace) -> int:
     watch: PulseWatch | None = None
     driver: anchor.AnchorDriver | None = None
     try:
-        proc, client = start_daemon(root, env)
+        proc, client = start_daemon(root, env, "conversation-bench")
         urls = {}
         for name in ("whisper", "piper"):
             info = client.call(

@@ -55,7 +55,10 @@ def synthesize(client: Client, text: str) -> tuple[bytes, int]:
     return b"".join(chunks), rate
 
 
-def start_daemon(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Client]:
+def start_daemon(
+    root: Path, env: dict[str, str], client_name: str = "voicemode-demo"
+) -> tuple[subprocess.Popen[bytes], Client]:
+    """A private voicemoded under ``root``; on failure it is stopped and its log printed."""
     sock = root / "run" / "voicemoded.sock"
     log_path = root / "voicemoded.log"
     with open(log_path, "wb") as log:
@@ -63,10 +66,13 @@ def start_daemon(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[byte
             [sys.executable, "-m", "voicemoded", "--socket", str(sock), "--log-format", "json"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    client = Client(sock, client_name="voicemode-demo")
+    client = Client(sock, client_name=client_name)
     try:
         client.wait_until_ready(30, alive=lambda: proc.poll() is None)
-    except Exception:
+    except BaseException:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(20)
         print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
         raise
     return proc, client
