@@ -82,8 +82,6 @@ async def main(runs: int) -> None:
         monitor = Microphone(backend, "speaker_monitor")
         listener = Listener(mic)
         chunks = [AudioChunk(question[i : i + 8820], vfmt) for i in range(0, len(question), 8820)]
-        q_loud = np.flatnonzero(np.abs(np.frombuffer(question, dtype="<i2")) > 300)
-        q_tail = (len(question) // 2 - 1 - q_loud[-1]) / vfmt.rate  # Piper ends sentences with silence
 
         warm, cold, cold_wall, drift = [], [], [], []
         for _ in range(runs):
@@ -102,7 +100,9 @@ async def main(runs: int) -> None:
             await ear.close()
             loud_ends = [c.end for c in heard if np.abs(np.frombuffer(c.audio, dtype="<i2")).max() > 300]
             if loud_ends:
-                drift.append(played.ended_at - (loud_ends[-1] + q_tail))
+                # Playback stops at the last audible sample (Piper's trailing near-silence is not played),
+                # so the predicted end should sit just after the last loud block the monitor heard.
+                drift.append(played.ended_at - loud_ends[-1])
 
             played = await speaker.play(chunks)
             returned = time.monotonic()
