@@ -1,6 +1,6 @@
 """The providers layer's own settings, so it can be built from config, a test or a benchmark alike.
 
-The lead's config module maps ``VOICEMODE_*`` keys onto this dataclass; nothing here reads the
+The daemon's wiring (voicemoded/wiring.py) maps ``VOICEMODE_*`` keys onto this dataclass; nothing here reads the
 environment. Timeouts are split by what they bound: a connect on loopback either succeeds or is refused at
 once, so local endpoints get a short connect timeout and a hung child costs little; the request deadline
 bounds the wait for an answer (STT) or for the first audio (TTS); the stream timeout bounds a stall between
