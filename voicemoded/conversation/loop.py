@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -64,6 +65,35 @@ class TurnEvent:
 
 
 Emit = Callable[[TurnEvent], None]
+
+
+class Turns(Protocol):
+    async def turn(
+        self, params: TurnParams, emit: Emit, *, mode: str, client: str = "", cwd: str = ""
+    ) -> TurnResult: ...
+
+
+async def turn_events(
+    conversation: Turns, params: TurnParams, *, mode: str, client: str = "", cwd: str = ""
+) -> AsyncGenerator[TurnEvent, None]:
+    """One turn as a stream of its events, ending with ``done``; the turn's error is raised after them.
+
+    Closing the stream early (the caller hung up, an MCP cancellation) cancels the turn and waits until
+    playback and recording have stopped and the devices are free.
+    """
+    queue: asyncio.Queue[TurnEvent | None] = asyncio.Queue()
+    task = asyncio.ensure_future(
+        conversation.turn(params, queue.put_nowait, mode=mode, client=client, cwd=cwd)
+    )
+    task.add_done_callback(lambda _t: queue.put_nowait(None))
+    try:
+        while (event := await queue.get()) is not None:
+            yield event
+        task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task])
 
 
 class TurnFailed(VoicemodeError):

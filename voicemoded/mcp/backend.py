@@ -9,6 +9,7 @@ daemon's parts; a part that is not wired into this daemon yet makes its tools fa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import os
@@ -129,30 +130,23 @@ class DaemonBackend:
     # --- conversation ------------------------------------------------------------------------------
     async def converse(self, args: JSON, caller: Caller, progress: ProgressFn) -> JSON:
         conversation = self._part("conversation", "the conversation loop")
+        from voicemoded.conversation.loop import turn_events
         from voicemoded.conversation.params import resolve
 
         params = resolve(self._config.resolve(caller).settings, args)
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        turn = asyncio.ensure_future(
-            conversation.turn(
-                params, queue.put_nowait, mode="converse", client=caller.client or "mcp", cwd=caller.cwd
-            )
+        events = turn_events(
+            conversation, params, mode="converse", client=caller.client or "mcp", cwd=caller.cwd
         )
-        turn.add_done_callback(lambda _t: queue.put_nowait(None))
         step = 0
-        try:
-            while (event := await queue.get()) is not None:
-                kind = str(getattr(event, "kind", ""))
-                if kind in ("done", "transcript"):
+        async with contextlib.aclosing(events):  # a cancelled call closes it: the audio stops first
+            async for event in events:
+                if event.kind == "done":
+                    return turn_summary(event.result)
+                if event.kind == "transcript":
                     continue
                 step += 1
-                detail = str(getattr(event, "detail", "") or "")
-                await progress(step, None, f"{kind}: {detail}" if detail else kind)
-            return turn_summary(turn.result())
-        finally:
-            if not turn.done():  # cancelled: stop the audio now and wait until it has stopped
-                turn.cancel()
-                await asyncio.wait([turn])
+                await progress(step, None, f"{event.kind}: {event.detail}" if event.detail else event.kind)
+        raise AssertionError("a turn ends with its done event or raises its error")
 
     async def statistics(self, recent: int) -> JSON:
         out: JSON = {

@@ -107,6 +107,7 @@ class ConversationService(conversation_pb2_grpc.ConversationServicer):
     async def _turn(
         self, request: conversation_pb2.ConverseRequest, mode: str
     ) -> AsyncIterator[conversation_pb2.ConverseEvent]:
+        from voicemoded.conversation.loop import turn_events
         from voicemoded.conversation.params import resolve
 
         caller = convert.caller(request.caller)
@@ -118,23 +119,12 @@ class ConversationService(conversation_pb2_grpc.ConversationServicer):
             given["skip_tts"] = True
             given["wait_for_response"] = True
         params = resolve(settings, given)
-        queue: asyncio.Queue[TurnEvent | None] = asyncio.Queue()
-        task = asyncio.ensure_future(
-            self._core.conversation.turn(
-                params, queue.put_nowait, mode=mode, client=caller.client or "grpc", cwd=caller.cwd
-            )
+        events = turn_events(
+            self._core.conversation, params, mode=mode, client=caller.client or "grpc", cwd=caller.cwd
         )
-        task.add_done_callback(lambda _t: queue.put_nowait(None))
-        try:
-            while (event := await queue.get()) is not None:
+        async with contextlib.aclosing(events):  # the client hanging up closes it: the audio stops
+            async for event in events:
                 yield turn_event(event)
-            task.result()  # raise the turn's error, if any, after the events it produced
-        finally:
-            # The client hung up or cancelled: stop the audio now (playback and recording unwind).
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
 
     @streaming
     async def Converse(

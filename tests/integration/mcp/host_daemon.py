@@ -37,6 +37,8 @@ from voicemoded.server import SocketServer
 class Event:
     kind: str
     detail: str = ""
+    text: str = ""
+    result: Any = None
 
 
 @dataclass
@@ -68,7 +70,9 @@ class ScriptedConversation:
             except asyncio.CancelledError:
                 self.events.publish("test.turn_cancelled", "test", params.message, at=f"{time.time():.6f}")
                 raise
-        return Result(text=f"heard: {params.message}", voice=params.voice)
+        result = Result(text=f"heard: {params.message}", voice=params.voice)
+        emit(Event("done", result=result))  # the same contract as the real loop: done carries the result
+        return result
 
 
 async def run(socket: Path) -> int:
