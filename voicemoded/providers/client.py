@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import importlib
 import sys
 import time
 from collections.abc import AsyncGenerator
@@ -132,6 +133,12 @@ class EndpointClient:
             return self._settings.openai_api_key
         return _PLACEHOLDER_KEY
 
+    @staticmethod
+    async def load_sdk() -> None:
+        """Import the SDK (once, ~0.5 s) in a worker thread, outside any request's deadline."""
+        if "openai" not in sys.modules:
+            await asyncio.to_thread(importlib.import_module, "openai")
+
     def sdk(self, endpoint: Endpoint) -> openai.AsyncOpenAI:
         client = self._sdks.get(endpoint.url)
         if client is None:
@@ -189,6 +196,7 @@ class EndpointClient:
         The first audio must come within ``request_timeout`` and each later chunk within
         ``stream_timeout``; an empty, truncated or non-audio answer is an :class:`AttemptError`.
         """
+        await self.load_sdk()
         settings = self._settings
         first_deadline = settings.request_timeout
         started = time.monotonic()
@@ -255,6 +263,7 @@ class EndpointClient:
         prompt: str | None,
     ) -> str:
         """One transcription under a single deadline; returns the text."""
+        await self.load_sdk()
         timeout = self._settings.request_timeout
         extra: dict[str, Any] = {}
         if language:
