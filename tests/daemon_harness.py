@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voicemoded.api.client import Client
+from voicemoded.demo import free_port as free_port  # one helper for the demo, benchmarks and tests
 
 
 @dataclass
@@ -86,13 +86,6 @@ class DaemonHandle:
             text=True,
             timeout=timeout,
         )
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (for the daemon's children in tests)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_env(root: Path, socket: Path, base: Path, home: Path) -> dict[str, str]:

@@ -75,11 +75,18 @@ def provider_settings(settings: Settings) -> ProviderSettings:
     )
 
 
+def service_url(name: str, host: str, port: int | None) -> str:
+    """Where a built-in service answers: the OpenAI API base for speech servers, ws:// for LiveKit."""
+    if not port:
+        return ""
+    return f"ws://{host}:{port}" if name == "livekit" else f"http://{host}:{port}/v1"
+
+
 def local_endpoints(statuses: list[tuple[str, str, int, bool]]) -> dict[str, dict[str, str]]:
     """``(name, host, port, running)`` of each service -> ``{"stt": {...}, "tts": {...}}`` for the registry."""
     out: dict[str, dict[str, str]] = {"stt": {}, "tts": {}}
     for name, host, port, running in statuses:
         kind = SERVICE_KINDS.get(name)
         if kind and running and port:
-            out[kind][name] = f"http://{host}:{port}/v1"
+            out[kind][name] = service_url(name, host, port)
     return out

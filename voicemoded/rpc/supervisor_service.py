@@ -14,6 +14,7 @@ from voicemoded.engines.install import ModelInfo
 from voicemoded.errors import InvalidArgument, NotFound, VoicemodeError
 from voicemoded.rpc.errors import streaming, unary
 from voicemoded.supervisor.stats import ServiceStatus
+from voicemoded.wiring import service_url
 
 STATE = dict(services_pb2.ServiceState.items())
 START_WAIT = 180.0
@@ -27,9 +28,7 @@ def service_info(s: ServiceStatus, command: list[str], memory_limit: int | None)
         command=command,
         host=s.host,
         port=s.port or 0,
-        url=f"http://{s.host}:{s.port}/v1"
-        if s.port and s.name != "livekit"
-        else (f"ws://{s.host}:{s.port}" if s.port else ""),
+        url=service_url(s.name, s.host, s.port),
         pid=s.pid or 0,
         uptime_seconds=s.uptime or 0.0,
         restarts=s.restarts,
