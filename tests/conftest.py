@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -20,3 +20,19 @@ def daemon(daemon_env: DaemonHandle) -> DaemonHandle:
     """A running daemon with default settings and no autostarted services."""
     daemon_env.start()
     return daemon_env
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that used a daemon shows the end of that daemon's log (CI keeps nothing else)."""
+    report = yield
+    if report.failed and call.when == "call":
+        for value in getattr(item, "funcargs", {}).values():
+            handle = value if isinstance(value, DaemonHandle) else getattr(value, "daemon", None)
+            if isinstance(handle, DaemonHandle):
+                tail = "\n".join(handle.log_text().splitlines()[-80:])
+                report.sections.append(("daemon log (last 80 lines)", tail))
+                break
+    return report

@@ -243,6 +243,9 @@ def serve(build: Callable[[Callable[[], None]], FastAPI], *, host: str, port: in
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # Longer than any client keeps an idle connection (the daemon: 4 s), so idle connections are
+        # closed by the client and a request never races the server's close.
+        timeout_keep_alive=30,
     )
     server = _Server(config)
     log.info("engine.starting", engine=engine, host=host, port=port, pid=os.getpid())

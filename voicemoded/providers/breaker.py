@@ -87,6 +87,16 @@ class Breaker:
         self._trial_taken = True
         return True, change
 
+    def force_trial(self) -> tuple[bool, Transition | None]:
+        """Take the trial slot before the cool-down has ended (the owner has nothing else left to try)."""
+        if self.state is BreakerState.CLOSED:
+            return True, None
+        if self._trial_taken:
+            return False, None
+        change = self._move(BreakerState.HALF_OPEN)
+        self._trial_taken = True
+        return True, change
+
     def release(self) -> None:
         """Give back a trial slot when the request ended without a verdict (cancelled by the caller)."""
         self._trial_taken = False

@@ -2,7 +2,9 @@
 
 One pooled ``httpx.AsyncClient`` is shared by all endpoints (connections to a local child stay warm);
 each endpoint gets its own ``AsyncOpenAI`` with its own timeouts and ``max_retries=0``, because retrying is
-the router's decision (the next endpoint, not the same one again). Every error leaves this module as an
+the router's decision (the next endpoint, not the same one again). The one exception is a kept-alive
+connection the server closed just as a request went out on it: that request never reached the endpoint,
+so it is sent once more on a fresh connection, at once. Every error leaves this module as an
 :class:`AttemptError` that says whether it was the endpoint's fault, and how hard a fault it was.
 """
 
@@ -13,8 +15,8 @@ import errno
 import importlib
 import sys
 import time
-from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,10 +30,36 @@ if TYPE_CHECKING:
     import openai
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 #: Content types a PCM stream may arrive with; anything else (an HTML error page, JSON) is not audio.
 AUDIO_CONTENT_TYPES = ("audio/", "application/octet-stream", "binary/octet-stream")
 _PLACEHOLDER_KEY = "voicemode-local"
+#: Idle pooled connections are dropped after this many seconds: below the 5 s keep-alive of uvicorn (the
+#: embedded engines, Kokoro-FastAPI), so it is the client, not the server, that closes an idle connection.
+KEEPALIVE_EXPIRY = 4.0
+_STALE_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+
+
+def stale_connection(exc: BaseException) -> bool:
+    """Did a reused connection die under the request (reset, broken pipe, closed before any answer)?
+
+    Such a request never reached the server's application, so sending it again cannot do anything twice.
+    A refused connect or a timeout is not stale: the server is down or slow, and trying again would not help.
+    """
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        if isinstance(current, httpx.TimeoutException | TimeoutError | ConnectionRefusedError):
+            return False
+        current = current.__cause__ or current.__context__
+    for error in seen:
+        if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+            return True
+        if isinstance(error, OSError) and error.errno in _STALE_ERRNOS:
+            return True
+    return False
 
 
 class AttemptError(Exception):
@@ -39,13 +67,17 @@ class AttemptError(Exception):
 
     ``hard``: refused or timed out, the endpoint is down (open its breaker at once). ``rejected``: the
     endpoint answered and refused this request (HTTP 4xx), so it is healthy and the request is not.
+    ``timed_out``: the attempt cost its whole timeout (trying again would cost it again).
     """
 
-    def __init__(self, reason: str, *, hard: bool = False, rejected: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, hard: bool = False, rejected: bool = False, timed_out: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.hard = hard
         self.rejected = rejected
+        self.timed_out = timed_out
 
     def __str__(self) -> str:
         return self.reason
@@ -59,7 +91,7 @@ def classify(exc: BaseException, what: str, timeout: float) -> AttemptError:
     if isinstance(exc, TimeoutError | httpx.TimeoutException) or (
         sdk and isinstance(exc, sdk.APITimeoutError)
     ):
-        return AttemptError(f"no {what} within {timeout:g} s", hard=True)
+        return AttemptError(f"no {what} within {timeout:g} s", hard=True, timed_out=True)
     if isinstance(exc, httpx.ConnectError) or (sdk and isinstance(exc, sdk.APIConnectionError)):
         return AttemptError(f"cannot connect: {_root_cause(exc)}", hard=True)
     if sdk and isinstance(exc, sdk.APIStatusError):
@@ -112,7 +144,9 @@ class EndpointClient:
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
             limits = httpx.Limits(
-                max_connections=self._settings.max_connections, max_keepalive_connections=10
+                max_connections=self._settings.max_connections,
+                max_keepalive_connections=10,
+                keepalive_expiry=KEEPALIVE_EXPIRY,
             )
             self._http = httpx.AsyncClient(limits=limits, timeout=self._settings.request_timeout)
         return self._http
@@ -157,6 +191,17 @@ class EndpointClient:
             self._sdks[endpoint.url] = client
         return client
 
+    @staticmethod
+    async def _send(endpoint: Endpoint, request: Callable[[], Awaitable[T]]) -> T:
+        """Make a request; when a stale kept-alive connection dies under it, once more on a fresh one."""
+        try:
+            return await request()
+        except Exception as exc:
+            if not stale_connection(exc):
+                raise
+            log.info("providers.stale_connection", endpoint=endpoint.url, error=_root_cause(exc))
+        return await request()
+
     async def get_json(self, endpoint: Endpoint, url: str, timeout: float) -> tuple[int, Any]:
         """GET a JSON document (probe and discovery); the status comes back, errors are classified."""
         headers = {}
@@ -166,10 +211,11 @@ class EndpointClient:
         connect = min(self.connect_timeout(endpoint), timeout)
         try:
             async with asyncio.timeout(timeout):
-                response = await self.http.get(
-                    url,
-                    headers=headers,
-                    timeout=httpx.Timeout(timeout, connect=connect),
+                response = await self._send(
+                    endpoint,
+                    lambda: self.http.get(
+                        url, headers=headers, timeout=httpx.Timeout(timeout, connect=connect)
+                    ),
                 )
         except Exception as exc:
             raise classify(exc, "answer", timeout) from exc
@@ -206,12 +252,16 @@ class EndpointClient:
         if instructions:
             extra["instructions"] = instructions
         what = "audio"
+
+        async def open_stream() -> tuple[Any, Any]:
+            opener = self.sdk(endpoint).audio.speech.with_streaming_response.create(
+                input=text, voice=voice, model=model, response_format="pcm", **extra
+            )
+            return opener, await opener.__aenter__()
+
         try:
             async with asyncio.timeout(first_deadline):
-                opener = self.sdk(endpoint).audio.speech.with_streaming_response.create(
-                    input=text, voice=voice, model=model, response_format="pcm", **extra
-                )
-                response = await opener.__aenter__()
+                opener, response = await self._send(endpoint, open_stream)
         except Exception as exc:
             raise classify(exc, "response", first_deadline) from exc
         try:
@@ -231,7 +281,9 @@ class EndpointClient:
                 except TimeoutError as exc:
                     phase = "audio" if received == 0 else "audio for longer than"
                     limit = first_deadline if received == 0 else settings.stream_timeout
-                    raise AttemptError(f"no {phase} {limit:g} s (stalled)", hard=True) from exc
+                    raise AttemptError(
+                        f"no {phase} {limit:g} s (stalled)", hard=True, timed_out=True
+                    ) from exc
                 timeout = settings.stream_timeout
                 received += len(chunk)
                 data = remainder + chunk
@@ -272,8 +324,11 @@ class EndpointClient:
             extra["prompt"] = prompt
         try:
             async with asyncio.timeout(timeout):
-                result = await self.sdk(endpoint).audio.transcriptions.create(
-                    file=(filename, audio), model=model, response_format="json", **extra
+                result = await self._send(
+                    endpoint,
+                    lambda: self.sdk(endpoint).audio.transcriptions.create(
+                        file=(filename, audio), model=model, response_format="json", **extra
+                    ),
                 )
         except Exception as exc:
             raise classify(exc, "transcript", timeout) from exc

@@ -103,6 +103,8 @@ class EndpointState:
     health: Health = Health.UNKNOWN
     last_error: str = ""
     last_error_at: float = 0.0
+    last_timed_out: bool = False
+    """The last failure cost a whole timeout (a hung endpoint, not a refused or broken one)."""
     latency: float | None = None
     """Seconds of the last successful probe or request start (headers received)."""
     models: tuple[str, ...] | None = None

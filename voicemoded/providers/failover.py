@@ -12,7 +12,7 @@ import builtins
 import io
 import time
 import wave
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -50,6 +50,12 @@ _MAGIC = (
     (b"\xff\xf3", "audio.mp3"),
     (b"\x1a\x45\xdf\xa3", "audio.webm"),
 )
+
+
+def _after(candidates: Sequence[Candidate], cand: Candidate) -> EndpointState | None:
+    """The endpoint planned after ``cand`` (where a failover goes next), if any."""
+    index = candidates.index(cand)
+    return candidates[index + 1].state if index + 1 < len(candidates) else None
 
 
 class SpeechInterrupted(Unavailable):
@@ -193,11 +199,8 @@ class Speech:
             preferred_models=self.settings.tts_models,
         )
         attempts = [Attempt(s, reason, "skipped") for s, reason in plan.skipped]
-        for index, cand in enumerate(plan.candidates):
+        for cand in self._admitted(plan.candidates, attempts):
             state = cand.state
-            if not self.health.admit(state):
-                attempts.append(Attempt(state, self._open_reason(state), "skipped"))
-                continue
             assert cand.voice is not None
             state.in_flight += 1
             state.served += 1
@@ -230,8 +233,7 @@ class Speech:
                         fields={"url": state.endpoint.url},
                     ) from err
                 attempts.append(Attempt(state, err.reason, "rejected" if err.rejected else "failed"))
-                following = plan.candidates[index + 1] if index + 1 < len(plan.candidates) else None
-                self.health.failover(state, err.reason, following.state if following else None)
+                self.health.failover(state, err.reason, _after(plan.candidates, cand))
             except BaseException:
                 if not delivered:
                     self.health.release(state)
@@ -259,11 +261,8 @@ class Speech:
         stt_models = (self.settings.stt_model,) if self.settings.stt_model else ()
         plan = plan_stt(states, model=model, preferred_models=stt_models)
         attempts = [Attempt(s, reason, "skipped") for s, reason in plan.skipped]
-        for index, cand in enumerate(plan.candidates):
+        for cand in self._admitted(plan.candidates, attempts):
             state = cand.state
-            if not self.health.admit(state):
-                attempts.append(Attempt(state, self._open_reason(state), "skipped"))
-                continue
             state.in_flight += 1
             state.served += 1
             attempt_started = time.monotonic()
@@ -279,8 +278,7 @@ class Speech:
             except AttemptError as err:
                 self.health.mark_failure(state, err)
                 attempts.append(Attempt(state, err.reason, "rejected" if err.rejected else "failed"))
-                following = plan.candidates[index + 1] if index + 1 < len(plan.candidates) else None
-                self.health.failover(state, err.reason, following.state if following else None)
+                self.health.failover(state, err.reason, _after(plan.candidates, cand))
                 continue
             except BaseException:
                 self.health.release(state)
@@ -297,6 +295,32 @@ class Speech:
                 failed_over=tuple((a.state.endpoint.url, a.reason) for a in attempts),
             )
         raise all_failed("stt", attempts)
+
+    def _admitted(
+        self, candidates: Sequence[Candidate], attempts: builtins.list[Attempt]
+    ) -> Iterator[Candidate]:
+        """The candidates whose breakers let a request through, in plan order.
+
+        When every one of them is cooling down, the first whose last failure was quick is tried anyway:
+        with nothing else left, answering "circuit open" would refuse the person for the whole cool-down
+        over one failed connect to a server that may well be back (a restarted child, a dropped
+        connection), while trying costs next to nothing.
+        """
+        cooling: builtins.list[Candidate] = []
+        for cand in candidates:
+            if self.health.admit(cand.state):
+                yield cand
+            else:
+                attempts.append(Attempt(cand.state, self._open_reason(cand.state), "skipped"))
+                cooling.append(cand)
+        if not cooling or len(cooling) < len(candidates):
+            return
+        for cand in cooling:
+            if self.health.force_trial(cand.state):
+                log.info("providers.last_resort", endpoint=cand.state.endpoint.url)
+                attempts[:] = [a for a in attempts if a.state is not cand.state]
+                yield cand
+                return
 
     def _info(self, cand: Candidate, attempts: builtins.list[Attempt]) -> SpeechInfo:
         assert cand.voice is not None

@@ -48,6 +48,18 @@ class HealthTracker:
         self._announce(state, change)
         return allowed
 
+    def force_trial(self, state: EndpointState) -> bool:
+        """Admit one request to a cooling-down endpoint when nothing else is left to try.
+
+        Refused unless its last failure was quick (refused, reset, an error answer): a hung endpoint would
+        cost its whole timeout on every request, and the cool-down exists to spare people that.
+        """
+        if state.last_timed_out:
+            return False
+        allowed, change = state.breaker.force_trial()
+        self._announce(state, change)
+        return allowed
+
     def mark_success(self, state: EndpointState, latency: float | None = None) -> None:
         if latency is not None:
             state.latency = latency
@@ -61,6 +73,7 @@ class HealthTracker:
             return
         state.last_error = error.reason
         state.last_error_at = time.time()
+        state.last_timed_out = error.timed_out
         change = state.breaker.record_failure(hard=error.hard)
         health = Health.UNHEALTHY if error.hard or state.breaker.state is BreakerState.OPEN else state.health
         self._set_health(state, health, change)

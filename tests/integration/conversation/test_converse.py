@@ -233,7 +233,8 @@ def test_stt_down_keeps_the_recording(rig: Rig) -> None:
 
 
 def test_statistics_and_journal(rig: Rig) -> None:
-    rig.converse(conversation_pb2.ConverseRequest(message="Counting turns."), method="Speak")
+    spoken = rig.converse(conversation_pb2.ConverseRequest(message="Counting turns."), method="Speak")
+    assert spoken.result is not None, spoken.error
     stats = rig.client.call(
         rig.client.conversation.GetStatistics, conversation_pb2.GetStatisticsRequest(recent=5)
     )

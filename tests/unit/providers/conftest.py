@@ -29,8 +29,8 @@ async def server() -> AsyncIterator[ServerFactory]:
     """Start fault servers on demand; all are closed at the end of the test."""
     started: list[FaultServer] = []
 
-    async def make(mode: str = "ok", **kwargs: object) -> FaultServer:
-        srv = await FaultServer(mode=mode, **kwargs).start()  # type: ignore[arg-type]
+    async def make(mode: str = "ok", port: int = 0, **kwargs: object) -> FaultServer:
+        srv = await FaultServer(mode=mode, **kwargs).start(port)  # type: ignore[arg-type]
         started.append(srv)
         return srv
 

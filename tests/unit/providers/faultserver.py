@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,10 @@ class FaultServer:
     transcript: str = "hello world"
     truncate_at: int = 1001
     requests: list[Request] = field(default_factory=list)
+    drop_reused: str = ""
+    """``reset`` or ``close``: a request arriving on a kept-alive connection is dropped unanswered, with an
+    RST or a plain close, the way a server's idle timeout races a client reusing the connection."""
+    dropped: int = 0
 
     def __post_init__(self) -> None:
         self._server: asyncio.Server | None = None
@@ -68,8 +73,8 @@ class FaultServer:
     def posts(self) -> list[Request]:
         return [r for r in self.requests if r.method == "POST"]
 
-    async def start(self) -> FaultServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> FaultServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -90,11 +95,22 @@ class FaultServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        served = 0
         try:
             while True:
                 request = await self._read(reader)
                 if request is None:
                     return
+                if served and self.drop_reused:
+                    self.dropped += 1
+                    if self.drop_reused == "reset":
+                        linger = struct.pack("ii", 1, 0)
+                        writer.get_extra_info("socket").setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, linger
+                        )
+                    writer.transport.abort()
+                    return
+                served += 1
                 self.requests.append(request)
                 if not await self._answer(request, writer):
                     return

@@ -60,6 +60,18 @@ def test_half_open_admits_exactly_one_trial_then_closes_on_success() -> None:
     assert breaker.allow() == (True, None)
 
 
+def test_a_forced_trial_skips_the_cool_down_but_stays_one_at_a_time() -> None:
+    breaker, _ = make(cooldown=10.0)
+    assert breaker.force_trial() == (True, None), "a closed breaker lets anything through"
+    breaker.record_failure(hard=True)
+    assert breaker.force_trial() == (True, (BreakerState.OPEN, BreakerState.HALF_OPEN))
+    assert breaker.force_trial() == (False, None) and breaker.allow() == (False, None)
+    breaker.record_failure(hard=True)
+    assert breaker.state is BreakerState.OPEN and breaker.cooldown == 20.0
+    assert breaker.force_trial()[0]
+    assert breaker.record_success() == (BreakerState.HALF_OPEN, BreakerState.CLOSED)
+
+
 def test_failed_trial_reopens_with_doubled_cooldown_up_to_cap() -> None:
     breaker, clock = make(cooldown=10.0, max_cooldown=25.0)
     breaker.record_failure(hard=True)

@@ -270,3 +270,51 @@ async def test_cancelled_trial_is_released(server: ServerFactory, speech: Speech
     with pytest.raises(asyncio.CancelledError):
         await task
     assert state.in_flight == 0 and state.breaker.ready()
+
+
+@pytest.mark.parametrize("how", ["reset", "close"])
+async def test_a_kept_alive_connection_dropped_under_a_request_is_retried_fresh(
+    server: ServerFactory, speech: SpeechFactory, how: str
+) -> None:
+    """The server's idle close races the reuse of a pooled connection: the request goes again, at once."""
+    srv = await server(drop_reused=how)
+    sp = await speech(local={"tts": {"piper": srv.url}})
+    for _ in range(3):
+        info, audio = await speak(sp)
+        assert audio == tone() and not info.failed_over
+    assert srv.dropped >= 2, "the pooled connection was reused and dropped"
+    [status] = sp.list("tts")
+    assert status.breaker == "closed" and status.health == "healthy"
+
+
+async def test_the_only_endpoint_is_tried_again_when_it_comes_back(
+    server: ServerFactory, speech: SpeechFactory
+) -> None:
+    """One refused connect must not lock people out of their only TTS for the whole cool-down."""
+    srv = await server()
+    sp = await speech(local={"tts": {"piper": srv.url}})
+    await speak(sp)
+    await srv.close()
+    with pytest.raises(Unavailable, match="refused"):
+        await speak(sp)
+    assert breaker_of(sp, srv.url) == "open"
+    with pytest.raises(Unavailable, match="refused"):
+        await speak(sp)  # still down: tried (refused at once), not answered from the breaker
+    await server(port=srv.port)  # back on the same port, well inside the 30 s cool-down
+    info, audio = await speak(sp)
+    assert audio == tone() and not info.failed_over
+    assert breaker_of(sp, srv.url) == "closed"
+
+
+async def test_a_hung_only_endpoint_is_not_tried_again_during_its_cool_down(
+    server: ServerFactory, speech: SpeechFactory
+) -> None:
+    hung = await server("hang_headers")
+    sp = await speech(local={"tts": {"piper": hung.url}})
+    with pytest.raises(Unavailable, match="within"):
+        await speak(sp)
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="circuit open"):
+        await speak(sp)
+    assert time.monotonic() - started < FAST.request_timeout
+    assert len(hung.posts()) == 1

@@ -83,3 +83,14 @@ async def test_transcribe_parameters(server: ServerFactory, speech: SpeechFactor
     none = await speech()
     with pytest.raises(FailedPrecondition, match="no STT endpoint"):
         await none.transcribe(wav_bytes())
+
+
+async def test_transcribe_retries_a_dropped_kept_alive_connection(
+    server: ServerFactory, speech: SpeechFactory
+) -> None:
+    srv = await server(drop_reused="reset", transcript="still here")
+    sp = await speech(local={"stt": {"whisper": srv.url}})
+    for _ in range(3):
+        result = await sp.transcribe(wav_bytes())
+        assert result.text == "still here" and not result.failed_over
+    assert srv.dropped >= 2
