@@ -133,6 +133,16 @@ class Endpointer:
         """Seconds since the last voiced frame (0 before speech)."""
         return 0.0 if self.last_voiced_end is None else self.elapsed - self.last_voiced_end
 
+    def prime(self, frame: bytes) -> None:
+        """Teach the noise gate the room from audio heard before listening began (it is not listened to).
+
+        Without it the gate's floor starts at the first frame: a person already talking when the window
+        opens sets the floor at their own voice, and their first words fall under it.
+        """
+        if len(frame) != self.frame_bytes:
+            raise ValueError(f"frame must be {self.frame_bytes} bytes, got {len(frame)}")
+        self.gate.update(frame_db(frame))
+
     def feed(self, frame: bytes) -> list[EndpointEvent]:
         if self.ended is not None:
             return []

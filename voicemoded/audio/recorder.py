@@ -135,6 +135,8 @@ class Listener:
     ) -> Utterance:
         ep = Endpointer(cfg)
         audio = bytearray()
+        before = bytearray()  # heard before the window: it only teaches the noise gate the room
+        keep_before = _bytes(cfg.noise_window_s)
         fed = 0
         t0: float | None = None
         deadline = time.monotonic() + cfg.max_listen_s + 5.0
@@ -174,6 +176,8 @@ class Listener:
                 pcm = chunk.audio
                 if not_before is not None and chunk.timestamp < not_before:
                     skip = cfg_bytes(chunk.format, not_before - chunk.timestamp)
+                    before += pcm[:skip]
+                    del before[: max(0, len(before) - keep_before)]
                     if skip >= len(pcm):
                         continue
                     pcm = pcm[skip:]
@@ -181,6 +185,9 @@ class Listener:
                 if t0 is None:
                     t0 = chunk.timestamp
                     emit("listening", t0)
+                    start = len(before) % ep.frame_bytes
+                    for at in range(start, len(before), ep.frame_bytes):
+                        ep.prime(bytes(before[at : at + ep.frame_bytes]))
                 audio += pcm
                 while end is None and len(audio) - fed >= ep.frame_bytes:
                     for ev in ep.feed(bytes(audio[fed : fed + ep.frame_bytes])):

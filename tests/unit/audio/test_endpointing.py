@@ -155,6 +155,20 @@ def test_steady_noise_stops_counting_as_voice_once_the_floor_adapts() -> None:
     assert events[-1][2] == EndReason.SILENCE and events[-1][1] < 0.5 + 1.5 + 1.0
 
 
+def test_speech_under_way_when_the_window_opens_is_heard_once_the_gate_knows_the_room() -> None:
+    """A person already talking at the first frame: a gate that learned the room before the window
+    opened hears them from that frame; one that starts cold takes their voice for the floor."""
+    talking = vowel(1.625)[round(0.125 * RATE) * 2 :]  # starts at a syllable's peak, not in a dip
+    room = hiss(1.0, -60)
+    cold, primed = Endpointer(EndpointConfig(), LoudIsSpeech()), Endpointer(EndpointConfig(), LoudIsSpeech())
+    for i in range(0, len(room), primed.frame_bytes):
+        primed.prime(room[i : i + primed.frame_bytes])
+    assert run(primed, talking + silence(2))[:1] == [("speech_start", 0.0, None)]
+    assert not run(cold, talking + silence(2)), "the cold gate missed the whole answer"
+    with pytest.raises(ValueError):
+        primed.prime(b"\0" * 3)
+
+
 def test_noise_gate_floor_follows_a_new_noise_within_its_window() -> None:
     gate = NoiseGate(margin_db=10, window_s=1.0, frame_s=0.02)
     for _ in range(50):
