@@ -136,6 +136,7 @@ class Speaker:
         # end of playback is the first sample's DAC time plus that, which does not drift with the
         # per-callback latency estimate the way "now + latency" at the last callback does.
         emitted = [0]
+        settling = [False]
 
         def callback(_in: bytes | None, count: int, info: Any, status: int) -> tuple[bytes, int]:
             # PortAudio may ask for another block size than the one we opened with: give exactly that.
@@ -152,10 +153,15 @@ class Speaker:
                     loop.call_soon_threadsafe(on_first_audio, result.started_at)
             if len(data) < need:
                 if buf.finished and not buf.data:
-                    start = result.started_at if result.started_at is not None else now + ahead
-                    end = start + (emitted[0] + len(data)) / bps
-                    loop.call_soon_threadsafe(_settle, done, end)
-                    return data + b"\0" * (need - len(data)), pyaudio.paComplete
+                    if not done.done() and not settling[0]:
+                        settling[0] = True
+                        start = result.started_at if result.started_at is not None else now + ahead
+                        end = start + (emitted[0] + len(data)) / bps
+                        loop.call_soon_threadsafe(_settle, done, end)
+                    # Not paComplete: PortAudio's ALSA path drops the last ~40 ms it still holds when a
+                    # callback completes the stream. Silence follows the message until play() closes the
+                    # stream at the predicted end, so every sample of the message is heard.
+                    return data + b"\0" * (need - len(data)), pyaudio.paContinue
                 if result.started_at is not None:
                     result.underruns += 1
                 data += b"\0" * (need - len(data))

@@ -13,7 +13,7 @@ import pytest
 from tests.integration.audio.conftest import Voice, pulse_clients, transcribe, wait_for
 from voicemoded.audio.devices import AudioBackend
 from voicemoded.audio.endpointing import EndpointConfig
-from voicemoded.audio.format import AudioChunk
+from voicemoded.audio.format import AudioChunk, AudioFormat
 from voicemoded.audio.microphone import Microphone
 from voicemoded.audio.playback import BargeIn, Speaker
 from voicemoded.audio.recorder import Listener
@@ -46,6 +46,22 @@ async def test_played_message_is_what_the_speaker_monitor_hears(
     assert loud_span(heard) >= speech.seconds - 0.3
     text = transcribe(whisper, heard).lower()
     assert "weather" in text and "sunny" in text, text
+
+
+async def test_every_sample_of_the_message_is_played(rig: VirtualAudioRig, backend: AudioBackend) -> None:
+    """The end of a message is not clipped: the monitor hears as many tone samples as were sent."""
+    fmt = AudioFormat(24_000, 2, 1)
+    t = np.arange(round(0.6 * fmt.rate)) / fmt.rate
+    tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
+    with rig.record_speaker() as recording:
+        result = await Speaker(backend).play(chunks(tone, fmt, seconds=0.1))
+        await asyncio.sleep(0.3)
+        heard = recording.stop()
+    assert result.reason == "completed"
+    samples = np.flatnonzero(np.frombuffer(heard, dtype="<i2"))
+    assert samples.size, "nothing was heard"
+    heard_s = (samples[-1] - samples[0] + 1) / 16_000
+    assert heard_s >= 0.6 - 0.005, f"only {heard_s:.3f} s of the 0.600 s tone reached the speaker"
 
 
 async def test_playback_starts_on_the_first_chunk_while_the_rest_is_made(
