@@ -112,20 +112,23 @@ async def main(runs: int) -> None:
             cold_wall.append(time.monotonic() - returned)
             await sub.close()
 
-        first_audio, first_call = [], []
+        first_audio, first_audio_expected = [], []
         for _ in range(runs):
-            handed: list[float] = []
+            for expect in (None, vfmt):
+                handed: list[float] = []
 
-            async def tts(handed: list[float] = handed) -> Any:
-                handed.append(time.monotonic())
-                for c in chunks:
-                    yield c
+                async def tts(handed: list[float] = handed) -> Any:
+                    await asyncio.sleep(0.1)  # the engine making its first chunk
+                    handed.append(time.monotonic())
+                    for c in chunks:
+                        yield c
 
-            called = time.monotonic()
-            played = await speaker.play(tts())
-            assert played.started_at is not None
-            first_audio.append(played.started_at - handed[0])
-            first_call.append(played.started_at - called)
+                played = await speaker.play(tts(), expect=expect)
+                assert played.started_at is not None
+                if expect is None:
+                    first_audio.append(played.started_at - handed[0])
+                else:
+                    first_audio_expected.append(played.started_at - handed[0])
 
         async def endpoint(pred: Any) -> tuple[list[float], list[float]]:
             delays, totals = [], []
@@ -158,6 +161,7 @@ async def main(runs: int) -> None:
         stats("play() returned -> first block delivered (cold open)", cold_wall)
         stats("predicted playback end - end seen on the monitor (10 ms blocks)", drift)
         stats("first chunk handed over -> its first sample at the DAC", first_audio)
+        stats("  the same, device opened while the chunk was made (expect)", first_audio_expected)
         stats("last voiced frame -> utterance (1.0 s bound, no predictor)", hard)
         stats("last voiced frame -> utterance (Whisper turn predictor)", pred)
         stats("last voiced frame -> returned, predictor (incl. transcript)", pred_total)

@@ -101,6 +101,11 @@ class AudioBackend:
                     self._pa = pyaudio.PyAudio()
             return self._pa
 
+    @property
+    def open_streams(self) -> int:
+        """Streams open right now (the devices are free when this is 0)."""
+        return self._open_streams
+
     def refresh(self) -> bool:
         """Re-enumerate devices; only possible while no stream is open (PortAudio invalidates them)."""
         with self.lock:

@@ -117,15 +117,28 @@ class Speaker:
         stop: asyncio.Event | None = None,
         barge_in: BargeIn | None = None,
         on_first_audio: Callable[[float], None] | None = None,
+        expect: AudioFormat | None = None,
     ) -> PlaybackResult:
-        """Play ``source`` to the end (or until stopped); returns when the last sample was heard."""
+        """Play ``source`` to the end (or until stopped); returns when the last sample was heard.
+
+        With ``expect`` (the format the source will most likely yield) the device is opened while the
+        first chunk is still being made, so it plays the moment it arrives; any other format still plays.
+        """
         chunks = _aiter(source)
-        first = await anext(chunks, None)
-        if first is None:
-            return PlaybackResult("empty")
+        coming: asyncio.Future[AudioChunk | None] = asyncio.ensure_future(anext(chunks, None))
+        first: AudioChunk | None = None
+        if expect is None:
+            first = await coming
+            if first is None:
+                return PlaybackResult("empty")
+            expect = first.format
         loop = asyncio.get_running_loop()
-        device = await asyncio.to_thread(self.backend.select, "output", self.device_spec)
-        dev_fmt = await asyncio.to_thread(open_format, self.backend, device, "output", first.format)
+        try:
+            device = await asyncio.to_thread(self.backend.select, "output", self.device_spec)
+            dev_fmt = await asyncio.to_thread(open_format, self.backend, device, "output", expect)
+        except BaseException:
+            coming.cancel()
+            raise
         buf = _Buffer()
         done: asyncio.Future[float] = loop.create_future()
         result = PlaybackResult("completed")
@@ -169,11 +182,27 @@ class Speaker:
                 emitted[0] += need
             return data, pyaudio.paContinue
 
-        stream = await asyncio.to_thread(
-            self.backend.open_stream, format=pyaudio.paInt16, channels=dev_fmt.channels, rate=dev_fmt.rate,
-            output=True, output_device_index=device.index, frames_per_buffer=frames, stream_callback=callback,
-        )  # fmt: skip
+        try:
+            stream = await asyncio.to_thread(
+                self.backend.open_stream, format=pyaudio.paInt16, channels=dev_fmt.channels, rate=dev_fmt.rate,
+                output=True, output_device_index=device.index, frames_per_buffer=frames, stream_callback=callback,
+                start=False,
+            )  # fmt: skip
+        except BaseException:
+            coming.cancel()
+            raise
         latency[0] = float(stream.get_output_latency())
+        if first is None:
+            try:
+                first = await coming
+            except BaseException:
+                self.backend.close_stream(stream)
+                raise
+            if first is None:
+                self.backend.close_stream(stream)
+                return PlaybackResult("empty")
+        # Started only now: a stream running before the first chunk would queue silence ahead of it.
+        await asyncio.to_thread(stream.start_stream)
         interrupted = asyncio.Event()
         self._current = (buf, interrupted, loop)
         feeder = asyncio.create_task(self._feed(first, chunks, dev_fmt, buf, chimes, result))

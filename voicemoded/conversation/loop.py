@@ -31,7 +31,7 @@ from voicemoded.conversation.journal import Journal, Timings, TurnRecord
 from voicemoded.conversation.params import TurnParams
 from voicemoded.errors import Unavailable, VoicemodeError
 from voicemoded.events import EventBus
-from voicemoded.providers.failover import Speech, SpeechInfo, Transcription
+from voicemoded.providers.failover import TTS_FORMAT, Speech, SpeechInfo, Transcription
 
 log = structlog.get_logger(__name__)
 
@@ -231,6 +231,7 @@ class Conversation:
             chimes=params.chime_enabled and params.listens,
             barge_in=barge,
             on_first_audio=first_audio,
+            expect=TTS_FORMAT,
         )
         timings.generation = generation_end[0] - started
         if playback.started_at is not None and playback.ended_at is not None:

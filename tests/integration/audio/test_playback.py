@@ -64,6 +64,48 @@ async def test_every_sample_of_the_message_is_played(rig: VirtualAudioRig, backe
     assert heard_s >= 0.6 - 0.005, f"only {heard_s:.3f} s of the 0.600 s tone reached the speaker"
 
 
+async def test_the_speaker_opens_while_the_first_chunk_is_made(
+    rig: VirtualAudioRig, backend: AudioBackend
+) -> None:
+    """With the expected format known, the device is ready when the first chunk arrives; a chunk in
+    another format still plays whole, and a source that fails first leaves the device free."""
+    fmt, expected = AudioFormat(16_000, 2, 1), AudioFormat(24_000, 2, 1)
+    t = np.arange(round(0.5 * fmt.rate)) / fmt.rate
+    tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
+    open_when_made: list[int] = []
+
+    async def slow_tts() -> AsyncIterator[AudioChunk]:
+        await asyncio.sleep(0.3)
+        open_when_made.append(backend.open_streams)
+        for chunk in chunks(tone, fmt, seconds=0.1):
+            yield chunk
+
+    with rig.record_speaker() as recording:
+        result = await Speaker(backend).play(slow_tts(), expect=expected)
+        await asyncio.sleep(0.3)
+        heard = recording.stop()
+    assert open_when_made == [1], "the speaker was not open before the first chunk"
+    assert result.reason == "completed" and backend.open_streams == 0
+    samples = np.flatnonzero(np.frombuffer(heard, dtype="<i2"))
+    assert samples.size and (samples[-1] - samples[0] + 1) / 16_000 >= 0.5 - 0.005
+
+    async def failing_tts() -> AsyncIterator[AudioChunk]:
+        await asyncio.sleep(0.1)
+        raise RuntimeError("no TTS endpoint")
+        yield  # pragma: no cover
+
+    with pytest.raises(RuntimeError, match="no TTS endpoint"):
+        await Speaker(backend).play(failing_tts(), expect=expected)
+    assert backend.open_streams == 0
+    empty = await Speaker(backend).play(_nothing(), expect=expected)
+    assert empty.reason == "empty" and backend.open_streams == 0
+
+
+async def _nothing() -> AsyncIterator[AudioChunk]:
+    return
+    yield  # pragma: no cover
+
+
 async def test_playback_starts_on_the_first_chunk_while_the_rest_is_made(
     backend: AudioBackend, voice: Voice
 ) -> None:
