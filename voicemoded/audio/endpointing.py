@@ -127,6 +127,8 @@ class Endpointer:
         self.paused = False
         self.ended: EndpointEvent | None = None
         self._run_start = 0.0
+        self._unheard: list[float | None] = []
+        """Per frame: its level when the gate held it back (None when it passed)."""
 
     @property
     def silence(self) -> float:
@@ -151,7 +153,9 @@ class Endpointer:
         c = self.config
         t = self.elapsed
         self.elapsed += self.frame_s
-        loud = self.gate.update(frame_db(frame))
+        db = frame_db(frame)
+        loud = self.gate.update(db)
+        self._unheard.append(None if loud else db)
         voiced = loud and self.detector(frame) >= c.speech_threshold
         before = self.machine.state
         state = self.machine.feed(voiced)
@@ -170,7 +174,7 @@ class Endpointer:
                 events.append(EndpointEvent("resume", t, pause_id=self.pause_id, pause_s=pause))
             self.last_voiced_end = self.elapsed
         if self.speech_start is None and state == VadState.SPEAKING:
-            self.speech_start = self._run_start
+            self.speech_start = self._gated_onset(self._run_start)
             self.voiced_s = self.elapsed - self._run_start
             self.last_voiced_end = self.elapsed
             events.append(EndpointEvent("speech_start", self.speech_start))
@@ -218,6 +222,26 @@ class Endpointer:
 
     def force_end(self, reason: EndReason) -> EndpointEvent:
         return self.ended or self._end(reason)
+
+    def _gated_onset(self, run_start: float, max_gap_s: float = 0.15) -> float:
+        """Where the speech really began: frames just before ``run_start`` that the gate held back
+        (it had not yet heard anything quieter than this voice) but that clear the floor it knows now.
+
+        A person already talking when listening began sets the gate's first floor at their own voice;
+        once a dip teaches the gate the room, their first words are recognised here as part of the answer.
+        """
+        threshold = self.gate.floor_db + self.config.gate_margin_db
+        start = round(run_start / self.frame_s)
+        onset, gap = start, 0
+        for index in range(start - 1, -1, -1):
+            level = self._unheard[index] if index < len(self._unheard) else None
+            if level is not None and level >= threshold:
+                onset, gap = index, 0
+            else:
+                gap += 1
+                if gap * self.frame_s > max_gap_s:
+                    break
+        return onset * self.frame_s
 
     def _has_speech(self) -> bool:
         return self.speech_start is not None and self.voiced_s >= self.config.min_speech_s

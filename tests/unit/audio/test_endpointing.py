@@ -169,6 +169,20 @@ def test_speech_under_way_when_the_window_opens_is_heard_once_the_gate_knows_the
         primed.prime(b"\0" * 3)
 
 
+def test_a_cold_gate_finds_the_first_word_once_a_dip_taught_it_the_room() -> None:
+    """No audio from before the window (a listen-only turn): the first word sets the gate's first floor
+    and is held back, but once the gate knows the room the answer starts where the first word did."""
+    n = round(0.4 * RATE)
+    t = np.arange(n) / RATE
+    word = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 30))
+    word = (word / np.abs(word).max() * 0.3 * 32767).astype("<i2").tobytes()  # steady: no dip inside
+    answer = word + hiss(0.1, -60) + word + word + silence(1.5)
+    events = run(Endpointer(EndpointConfig(), LoudIsSpeech()), answer)
+    assert events[0] == ("speech_start", 0.0, None), events
+    late = run(Endpointer(EndpointConfig(), LoudIsSpeech()), silence(0.5) + answer)
+    assert late[0] == ("speech_start", 0.5, None), "an onset is not pulled back over real silence"
+
+
 def test_noise_gate_floor_follows_a_new_noise_within_its_window() -> None:
     gate = NoiseGate(margin_db=10, window_s=1.0, frame_s=0.02)
     for _ in range(50):
