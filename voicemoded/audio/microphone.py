@@ -134,7 +134,8 @@ class Microphone:
 
     async def wait_open(self, timeout: float = 5.0) -> float:
         """Wait until audio flows; returns the monotonic time of the first block."""
-        await asyncio.wait_for(self._first_block.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._first_block.wait()
         assert self.opened_at is not None
         return self.opened_at
 

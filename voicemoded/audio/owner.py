@@ -77,7 +77,8 @@ class AudioOwner:
         log.info("audio.owner_waiting", who=who, holder=current, position=len(self._waiters))
         bound = self.default_wait if timeout is None else timeout
         try:
-            await asyncio.wait_for(asyncio.shield(fut), bound)
+            async with asyncio.timeout(bound):
+                await asyncio.shield(fut)
         except (TimeoutError, asyncio.CancelledError) as exc:
             if fut.done() and not fut.cancelled():
                 # Granted at the same moment we gave up: pass the turn on instead of leaking it.

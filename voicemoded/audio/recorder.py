@@ -170,7 +170,8 @@ class Listener:
                     if remaining <= 0:
                         end = ep.force_end(EndReason.MAX_DURATION)
                         break
-                    chunk = await asyncio.wait_for(self._next(sub, stop), remaining)
+                    async with asyncio.timeout(remaining):
+                        chunk = await self._next(sub, stop)
                     if chunk is None:
                         continue
                 pcm = chunk.audio

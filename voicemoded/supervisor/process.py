@@ -164,7 +164,8 @@ class ServiceProcess:
         entry = (wanted, fut)
         self._waiters.append(entry)
         try:
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                return await fut
         except TimeoutError:
             raise Timeout(
                 f"service {self.name} did not reach {'/'.join(sorted(wanted))} within {timeout:g} s; "
@@ -334,7 +335,8 @@ class ServiceProcess:
         returncode = await child.exited
         spawn.kill_stragglers(child.proc.pid)
         try:
-            await asyncio.wait_for(asyncio.shield(child.pump), _DRAIN_TIMEOUT)
+            async with asyncio.timeout(_DRAIN_TIMEOUT):
+                await asyncio.shield(child.pump)
         except TimeoutError:  # a descendant that left the group still holds the pipe
             child.pump.cancel()
         child.output.close()
@@ -415,9 +417,13 @@ class ServiceProcess:
 
     async def _cancel_runner(self) -> None:
         runner, self._runner = self._runner, None
-        if runner is not None and not runner.done():
+        # Cancel until it is really over: a cancellation can be lost inside library code (Python 3.11's
+        # wait_for swallows one that races a completion), and a runner that lives on restarts the child.
+        while runner is not None and not runner.done():
             runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
+            await asyncio.wait({runner}, timeout=1.0)
+        if runner is not None and not runner.cancelled():
+            runner.exception()  # retrieved: _run_guarded already logged anything unexpected
 
     def _set(self, new: ServiceState, reason: str, **fields: object) -> None:
         old = self.state

@@ -115,7 +115,8 @@ async def stop_group(
         return False
     signal_group(proc.pid, sig)
     try:
-        await asyncio.wait_for(asyncio.shield(exited), timeout)
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(exited)
         return False
     except TimeoutError:
         signal_group(proc.pid, signal.SIGKILL)

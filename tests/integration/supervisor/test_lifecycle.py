@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import signal
@@ -224,3 +225,43 @@ async def test_stop_while_starting_or_in_backoff_ends_in_stopped(
     await sup.stop("b")
     await recorder.wait_state("b", "STOPPED")
     assert recorder.states("b") == ["STARTING", "BACKOFF", "STOPPED"]
+
+
+async def test_stop_ends_a_runner_that_lost_a_cancellation(
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
+) -> None:
+    """A cancellation can be lost in library code (Python 3.11's wait_for swallows one that races a
+    completion); stop must still end the runner, or it goes on restarting the child and stop never
+    returns. The runner here loses the first cancellation it gets, as the real one did."""
+    spec = make_spec(
+        "always", "crash_later", "--after", 0.1, "--code", 0, port=port, restart=RestartPolicy.ALWAYS
+    )
+    sup = make_supervisor(spec)
+    await sup.start("always")
+    await recorder.wait_state("always", "RUNNING")
+    proc = sup._services["always"]
+    real = proc._runner
+    assert real is not None
+
+    async def loses_one_cancellation() -> None:
+        try:
+            await asyncio.shield(real)
+        except asyncio.CancelledError:
+            pass  # lost: supervision goes on
+        try:
+            await asyncio.shield(real)
+        except asyncio.CancelledError:
+            real.cancel()
+            await asyncio.gather(real, return_exceptions=True)
+            raise
+
+    proc._runner = asyncio.create_task(loses_one_cancellation())
+    await asyncio.sleep(0.05)  # under way before the stop comes
+    async with asyncio.timeout(10):
+        await sup.stop("always")
+    stopped = recorder.events.index(await recorder.wait_state("always", "STOPPED")) + 1
+    await asyncio.sleep(0.6)  # longer than the largest backoff: a live runner would have restarted it
+    assert sup.get("always").state == "STOPPED"
+    print("ALL", [(e.fields.get("state"), e.message[:80]) for e in recorder.state_events("always")][-8:])
+    assert recorder.states("always", stopped) == []
+    assert real.done()
