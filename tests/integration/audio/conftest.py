@@ -52,7 +52,12 @@ class Voice:
 
     def say(self, text: str) -> Speech:
         if text not in self._cache:
-            pcm = b"".join(c.audio_int16_bytes for c in self._voice.synthesize(text))
+            # No duration noise: Piper otherwise stretches a word or a pause at random (a 1.85 s sentence
+            # once came out 2.41 s long), and a test's timing should not depend on the draw.
+            from piper import SynthesisConfig
+
+            steady = SynthesisConfig(noise_w_scale=0.0)
+            pcm = b"".join(c.audio_int16_bytes for c in self._voice.synthesize(text, syn_config=steady))
             self._cache[text] = Speech(text, pcm, self.format)
         return self._cache[text]
 
