@@ -41,25 +41,30 @@ KEEPALIVE_EXPIRY = 4.0
 _STALE_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first (the SDK wraps httpx, which wraps the OS error)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def stale_connection(exc: BaseException) -> bool:
     """Did a reused connection die under the request (reset, broken pipe, closed before any answer)?
 
     Such a request never reached the server's application, so sending it again cannot do anything twice.
     A refused connect or a timeout is not stale: the server is down or slow, and trying again would not help.
     """
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        if isinstance(current, httpx.TimeoutException | TimeoutError | ConnectionRefusedError):
-            return False
-        current = current.__cause__ or current.__context__
-    for error in seen:
-        if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-            return True
-        if isinstance(error, OSError) and error.errno in _STALE_ERRNOS:
-            return True
-    return False
+    chain = _chain(exc)
+    if any(isinstance(e, httpx.TimeoutException | TimeoutError | ConnectionRefusedError) for e in chain):
+        return False
+    return any(
+        isinstance(e, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError)
+        or (isinstance(e, OSError) and e.errno in _STALE_ERRNOS)
+        for e in chain
+    )
 
 
 class AttemptError(Exception):
@@ -106,18 +111,16 @@ def classify(exc: BaseException, what: str, timeout: float) -> AttemptError:
 
 def _root_cause(exc: BaseException) -> str:
     """The innermost useful reason: ``connection refused`` rather than the SDK's ``Connection error.``."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        if isinstance(current, ConnectionRefusedError) or (
-            isinstance(current, OSError) and current.errno == errno.ECONNREFUSED
-        ):
-            return "connection refused"
-        current = current.__cause__ or current.__context__
-    if any("refused" in str(e).lower() or "all connection attempts failed" in str(e).lower() for e in seen):
+    chain = _chain(exc)
+    if any(
+        isinstance(e, ConnectionRefusedError)
+        or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED)
+        or "refused" in str(e).lower()
+        or "all connection attempts failed" in str(e).lower()
+        for e in chain
+    ):
         return "connection refused"
-    last = seen[-1]
+    last = chain[-1]
     return str(last) or type(last).__name__
 
 
