@@ -1,9 +1,7 @@
 """voicemode-mcp figures: spawn -> initialize, spawn -> tools/list, idle tunnel RSS, per-call overhead.
 
-Starts a private daemon on a temp socket that serves McpTunnel (the real `voicemoded` when it registers
-the service, else the test host that builds the same parts plus the service), then spawns the real
-tunnel as an MCP client would and speaks raw newline-delimited JSON-RPC to it, so the measuring side
-adds no SDK cost. Prints:
+Starts a private `voicemoded` on a temp socket, then spawns the real tunnel as an MCP client would and
+speaks raw newline-delimited JSON-RPC to it, so the measuring side adds no SDK cost. Prints:
   spawn -> initialize response, median of N (target <= 0.25 s; VoiceMode 9.0.1: 2.16 s)
   spawn -> tools/list response, median of N
   resident memory of an idle tunnel (target <= 40 MiB; VoiceMode 9.0.1: 150 MiB)
@@ -22,6 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +31,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.daemon_harness import DaemonHandle, daemon_handle
-from tests.integration.mcp.conftest import start_host
+from tests.integration.mcp.conftest import INITIALIZE
 from voicemoded.api.v1 import daemon_pb2
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "bench", "version": "1"},
-    },
-}
 
 
 class Tunnel:
@@ -81,12 +71,35 @@ class Tunnel:
     def close(self) -> None:
         self.proc.communicate(timeout=10)
 
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
 
-def serves_mcp(handle: DaemonHandle) -> bool:
-    tunnel = Tunnel(handle)
-    reply, _ = tunnel.request(INITIALIZE)
-    tunnel.close()
-    return "result" in reply
+
+@dataclass
+class Startup:
+    """Spawn -> initialize and spawn -> tools/list (seconds), resident MiB after tools/list, list size."""
+
+    to_init: list[float] = field(default_factory=list)
+    to_list: list[float] = field(default_factory=list)
+    rss: list[float] = field(default_factory=list)
+    tools_bytes: int = 0
+
+
+def startup(spawn: Callable[[], Tunnel], runs: int, *, kill: bool = False) -> Startup:
+    """Spawn an MCP server ``runs`` times and time it to its initialize and tools/list answers."""
+    figures = Startup()
+    for _ in range(runs):
+        server = spawn()
+        server.request(INITIALIZE)
+        figures.to_init.append(time.perf_counter() - server.started)
+        server.notify("notifications/initialized")
+        _, line = server.request({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        figures.to_list.append(time.perf_counter() - server.started)
+        figures.tools_bytes = len(json.dumps(json.loads(line)["result"], separators=(",", ":")))
+        figures.rss.append(psutil.Process(server.proc.pid).memory_info().rss / 2**20)
+        server.kill() if kill else server.close()
+    return figures
 
 
 def anchor_figures(handle: DaemonHandle, runs: int) -> tuple[str, float | None]:
@@ -103,23 +116,12 @@ def anchor_figures(handle: DaemonHandle, runs: int) -> tuple[str, float | None]:
     home = handle.root / "anchor-home"
     home.mkdir(exist_ok=True)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
-    to_init, to_list, rss = [], [], []
-    for _ in range(runs):
-        server = Tunnel(handle, command, env)
-        server.request(INITIALIZE)
-        to_init.append(time.perf_counter() - server.started)
-        server.notify("notifications/initialized")
-        _, line = server.request({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
-        to_list.append(time.perf_counter() - server.started)
-        size = len(json.dumps(json.loads(line)["result"], separators=(",", ":")))
-        rss.append(psutil.Process(server.proc.pid).memory_info().rss / 2**20)
-        server.proc.kill()
-        server.proc.wait(10)
+    theirs = startup(partial(Tunnel, handle, command, env), runs, kill=True)
     return (
-        f"VoiceMode 9.0.1 in the same run: spawn -> initialize median {statistics.median(to_init):.3f} s, "
-        f"spawn -> tools/list {statistics.median(to_list):.3f} s, resident {statistics.median(rss):.1f} MiB, "
-        f"tools/list {size} bytes"
-    ), statistics.median(to_init)
+        f"VoiceMode 9.0.1 in the same run: spawn -> initialize median {statistics.median(theirs.to_init):.3f} s, "
+        f"spawn -> tools/list {statistics.median(theirs.to_list):.3f} s, "
+        f"resident {statistics.median(theirs.rss):.1f} MiB, tools/list {theirs.tools_bytes} bytes"
+    ), statistics.median(theirs.to_init)
 
 
 def main() -> None:
@@ -131,26 +133,9 @@ def main() -> None:
 
     for handle in daemon_handle():
         handle.start()
-        which = "voicemoded"
-        if not serves_mcp(handle):
-            handle.stop()
-            start_host(handle)
-            which = "test host (voicemoded does not register McpTunnel yet)"
-        print(f"daemon: {which}")
-        serves_mcp(handle)  # warm the daemon's first session
-
-        to_init, to_list, rss = [], [], []
-        tools_bytes = 0
-        for _ in range(args.runs):
-            tunnel = Tunnel(handle)
-            tunnel.request(INITIALIZE)
-            to_init.append(time.perf_counter() - tunnel.started)
-            tunnel.notify("notifications/initialized")
-            _, line = tunnel.request({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
-            to_list.append(time.perf_counter() - tunnel.started)
-            tools_bytes = len(json.dumps(json.loads(line)["result"], separators=(",", ":")))
-            rss.append(psutil.Process(tunnel.proc.pid).memory_info().rss / 2**20)
-            tunnel.close()
+        startup(partial(Tunnel, handle), 1)  # warm the daemon's first session (it loads the mcp SDK)
+        ours = startup(partial(Tunnel, handle), args.runs)
+        to_init, to_list, rss = ours.to_init, ours.to_list, ours.rss
 
         tunnel = Tunnel(handle)
         tunnel.request(INITIALIZE)
@@ -184,13 +169,13 @@ def main() -> None:
             f"GetStatus over gRPC: median {statistics.median(grpc_times):.2f} ms "
             f"(MCP overhead ~{statistics.median(mcp_times) - statistics.median(grpc_times):.2f} ms per call)"
         )
-        print(f"tools/list result: {tools_bytes} bytes (VoiceMode default tools: ~10 KB)")
+        print(f"tools/list result: {ours.tools_bytes} bytes (VoiceMode default tools: ~10 KB)")
         if not args.no_anchor:
             text, theirs = anchor_figures(handle, args.runs)
             print(text)
             if theirs:
-                ours = statistics.median(to_init)
-                print(f"spawn -> initialize: {theirs / ours:.1f}x faster than VoiceMode 9.0.1 (target >= 8x)")
+                ratio = theirs / statistics.median(to_init)
+                print(f"spawn -> initialize: {ratio:.1f}x faster than VoiceMode 9.0.1 (target >= 8x)")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,17 @@ from tests.daemon_harness import DaemonHandle, daemon_handle
 from voicemoded.api.v1 import common_pb2, daemon_pb2
 
 HOST = Path(__file__).with_name("host_daemon.py")
+#: A raw JSON-RPC ``initialize`` request, for speaking to a tunnel without the SDK.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "voicemode-tests", "version": "1"},
+    },
+}
 
 
 def host_command(socket: Path) -> list[str]:

@@ -16,21 +16,17 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from tests.daemon_harness import DaemonHandle, daemon_handle
-from tests.integration.mcp.conftest import EventWatcher, host_command, mcp_session, tunnel_stderr
+from tests.integration.mcp.conftest import (
+    INITIALIZE,
+    EventWatcher,
+    host_command,
+    mcp_session,
+    tunnel_stderr,
+)
 from voicemoded import __version__
 from voicemoded.api.client import daemon_pid
 from voicemoded.api.v1 import daemon_pb2
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
 
