@@ -7,6 +7,7 @@ import re
 import struct
 import threading
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -174,15 +175,14 @@ def test_two_callers_take_turns(rig: Rig) -> None:
     assert busy.error is not None and busy.error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def test_cancel_mid_playback_frees_the_devices(rig: Rig) -> None:
-    long_text = "This is a long message. " * 12
-    call = rig.client.conversation.Converse(conversation_pb2.ConverseRequest(message=long_text), timeout=120)
+def cancel_and_wait_for_the_devices(rig: Rig, call: Any, at: int) -> None:
+    """Cancel ``call`` once event ``at`` arrives; the devices must come free promptly (a no-wait call
+    gets them within 2 s)."""
     for event in call:
-        if event.kind == conversation_pb2.ConverseEvent.FIRST_AUDIO:
+        if event.kind == at:
             break
     cancelled_at = time.monotonic()
     call.cancel()
-    # The devices come free promptly: a no-wait call gets them.
     while True:
         turn = rig.converse(conversation_pb2.ConverseRequest(message="Next.", no_wait=True), method="Speak")
         if turn.error is None or turn.error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -191,23 +191,17 @@ def test_cancel_mid_playback_frees_the_devices(rig: Rig) -> None:
     assert turn.result is not None, turn.error
 
 
+def test_cancel_mid_playback_frees_the_devices(rig: Rig) -> None:
+    long_text = "This is a long message. " * 12
+    call = rig.client.conversation.Converse(conversation_pb2.ConverseRequest(message=long_text), timeout=120)
+    cancel_and_wait_for_the_devices(rig, call, conversation_pb2.ConverseEvent.FIRST_AUDIO)
+
+
 def test_cancel_mid_recording_frees_the_devices(rig: Rig) -> None:
     call = rig.client.conversation.Listen(
         conversation_pb2.ConverseRequest(listen_duration_max=30), timeout=120
     )
-    for event in call:
-        if event.kind == conversation_pb2.ConverseEvent.LISTENING:
-            break
-    cancelled_at = time.monotonic()
-    call.cancel()
-    while True:
-        turn = rig.converse(
-            conversation_pb2.ConverseRequest(message="Free again.", no_wait=True), method="Speak"
-        )
-        if turn.error is None or turn.error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-            break
-        assert time.monotonic() - cancelled_at < 2.0
-    assert turn.result is not None, turn.error
+    cancel_and_wait_for_the_devices(rig, call, conversation_pb2.ConverseEvent.LISTENING)
 
 
 def test_stt_down_keeps_the_recording(rig: Rig) -> None:
