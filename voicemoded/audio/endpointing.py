@@ -11,6 +11,8 @@ decided in two stages:
   the same words before "to Thursday", so a finished-looking sentence still waits out a thinking pause.
   The transcript the predictor made is ready by then and is the answer: silence -> result is about
   ``predicted_end_s``. "Incomplete" ("my favourite colour is", "I went to the shop and") keeps listening.
+  A *confident* "complete" (the converse loop's end-of-turn model also hears a finished voice, see
+  :mod:`voicemoded.audio.turn`) needs only ``confident_end_s``.
 - after ``end_silence_s`` (default 1.0 s) the turn ends regardless: the bound when no predictor is
   wired, the predictor is unsure, or the person trails off. A person who has already paused longer than
   that once in this utterance gets a longer bound (``pause_margin_s`` beyond their longest pause, capped
@@ -62,6 +64,9 @@ class EndpointConfig:
     """Silence a turn the predictor judged finished still needs before it ends: longer than a thinking
     pause inside a sentence (people pause 0.5-0.8 s mid-thought), shorter than ``end_silence_s``. The
     predictor's transcript is ready by then, so silence -> result is about this long."""
+    confident_end_s: float = 0.5
+    """Silence a turn needs when the predictor is confident it is finished: the words read finished and
+    the voice sounds finished (falling, slowing), so this is not a thinking pause."""
     end_silence_s: float = 1.0
     """Silence that ends the turn without a predictor's say (VOICEMODE_SILENCE_THRESHOLD_MS / 1000)."""
     end_silence_max_s: float = 2.0
@@ -210,13 +215,14 @@ class Endpointer:
                     out.append(self._end(EndReason.NO_SPEECH))
         return out
 
-    def accept_pause(self, pause_id: int) -> EndpointEvent | None:
+    def accept_pause(self, pause_id: int, *, confident: bool = False) -> EndpointEvent | None:
         """The turn predictor said the person finished at pause ``pause_id``; end if still paused."""
         if self.ended is not None or not self.paused or pause_id != self.pause_id:
             return None
         if self.elapsed < self.config.min_listen_s or not self._has_speech():
             return None
-        if self.silence < min(self.config.predicted_end_s, self.config.end_silence_s):
+        c = self.config
+        if self.silence < min(c.confident_end_s if confident else c.predicted_end_s, c.end_silence_s):
             return None
         return self._end(EndReason.SILENCE)
 

@@ -36,6 +36,8 @@ class TurnVerdict:
 
     complete: bool
     payload: object = None
+    confident: bool = False
+    """Sure enough to end after ``confident_end_s`` rather than ``predicted_end_s``."""
 
 
 TurnPredictor = Callable[[bytes], Awaitable[TurnVerdict]]
@@ -63,6 +65,9 @@ class Utterance:
     turn_payload: object = None
     """What the turn predictor returned when it ended the turn (reuse it: it is already the transcript)."""
     pauses: list[float] = field(default_factory=list)
+    ended_by: str = ""
+    """Which rule ended the turn: the predictor ("words and voice finished", "words finished") or,
+    for any other end, the reason (``silence`` is the silence bound)."""
 
     @property
     def seconds(self) -> float:
@@ -142,8 +147,9 @@ class Listener:
         deadline = time.monotonic() + cfg.max_listen_s + 5.0
         verdict_task: asyncio.Task[TurnVerdict] | None = None
         verdict_pause = 0
-        finished: tuple[int, object] | None = None
+        finished: tuple[int, TurnVerdict] | None = None
         payload: object = None
+        ended_by = ""
         pauses: list[float] = []
         end: EndpointEvent | None = None
 
@@ -206,6 +212,9 @@ class Listener:
                             verdict_pause = ev.pause_id
                         elif ev.kind == "resume":
                             pauses.append(ev.pause_s)
+                            if verdict_task is not None:  # its audio is no longer the whole answer
+                                verdict_task.cancel()
+                                verdict_task = None
                         elif ev.kind == "end":
                             end = ev
                     fed += ep.frame_bytes
@@ -214,14 +223,15 @@ class Listener:
                     if not task.cancelled() and task.exception() is None:
                         verdict = task.result()
                         if verdict.complete:
-                            finished = (verdict_pause, verdict.payload)
+                            finished = (verdict_pause, verdict)
                 # A "finished" verdict ends the turn once the pause is long enough to not be a
                 # thinking pause; speech resuming first (a new pause id) voids it.
                 if end is None and finished is not None:
                     if finished[0] != ep.pause_id or not ep.paused:
                         finished = None
-                    elif accepted := ep.accept_pause(finished[0]):
-                        end, payload = accepted, finished[1]
+                    elif accepted := ep.accept_pause(finished[0], confident=finished[1].confident):
+                        end, payload = accepted, finished[1].payload
+                        ended_by = "words and voice finished" if finished[1].confident else "words finished"
         finally:
             if verdict_task is not None:
                 verdict_task.cancel()
@@ -238,12 +248,12 @@ class Listener:
         utt = Utterance(
             audio=pcm, reason=reason,
             listening_at=t0, ended_at=ended_at, speech_start=speech_start, speech_end=speech_end,
-            turn_payload=payload, pauses=pauses,
+            turn_payload=payload, pauses=pauses, ended_by=ended_by or str(reason),
         )  # fmt: skip
         if save_to is not None and utt.audio:
             utt.path = await asyncio.to_thread(write_wav, save_to, utt.audio)
         log.info(
-            "audio.utterance", reason=str(utt.reason), seconds=round(utt.seconds, 3),
+            "audio.utterance", reason=str(utt.reason), ended_by=utt.ended_by, seconds=round(utt.seconds, 3),
             endpoint_delay=utt.endpoint_delay, path=str(utt.path) if utt.path else None,
         )  # fmt: skip
         if self._events is not None:

@@ -109,6 +109,15 @@ def parse_path(text: str) -> str:
 parse_path.__name__ = "path"
 
 
+def parse_turn_model(text: str) -> str:
+    value = text.strip()
+    if value.lower() in ("auto", "off"):
+        return value.lower()
+    if not value.endswith(".onnx"):
+        raise ValueError(f"expected auto, off or the path of a .onnx file, got {text!r}")
+    return str(Path(value).expanduser())
+
+
 def parse_device(text: str) -> str:
     """A device is an index or a name (substring match); empty means the system default."""
     return text.strip()
@@ -357,6 +366,14 @@ class Settings:
         1000,
         int_in(100, 10_000),
         "Silence after speech that ends the answer. Pauses inside a sentence are judged adaptively.",
+    )
+    turn_model: str = setting(
+        "VOICEMODE_TURN_MODEL",
+        "auto",
+        parse_turn_model,
+        "End-of-turn model that hears whether the person sounds finished, so a finished answer ends "
+        "after 0.5 s of silence instead of 0.9 s: auto (use it when fetched: `python -m "
+        "voicemoded.audio.turn`), off (words alone), or the path of a smart-turn .onnx file.",
     )
     min_recording_duration: float = setting(
         "VOICEMODE_MIN_RECORDING_DURATION",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -27,11 +28,17 @@ from voicemoded.audio.microphone import Microphone, MicSubscription
 from voicemoded.audio.owner import AudioOwner
 from voicemoded.audio.playback import BargeIn, PlaybackResult, Speaker
 from voicemoded.audio.recorder import Listener, TurnVerdict, Utterance, write_wav
+from voicemoded.audio.turn import TurnModels
 from voicemoded.conversation.journal import Journal, Timings, TurnRecord
 from voicemoded.conversation.params import TurnParams
 from voicemoded.errors import Unavailable, VoicemodeError
 from voicemoded.events import EventBus
 from voicemoded.providers.failover import TTS_FORMAT, Speech, SpeechInfo, Transcription
+
+ACOUSTIC_CHECK_S = 0.15
+"""Silence after which the pause is transcribed and the end-of-turn model asked (~0.08 s)."""
+FINISHED_PROBABILITY = 0.5
+"""The end-of-turn model's probability at or above which the person sounds finished."""
 
 log = structlog.get_logger(__name__)
 
@@ -115,6 +122,7 @@ class Conversation:
         speech: Speech,
         journal: Journal,
         audio_dir: Path,
+        turns: TurnModels | None = None,
         events: EventBus | None = None,
     ) -> None:
         self.owner = owner
@@ -124,6 +132,7 @@ class Conversation:
         self.speech = speech
         self.journal = journal
         self.audio_dir = audio_dir
+        self.turns = turns
         self._events = events
 
     async def turn(
@@ -180,6 +189,8 @@ class Conversation:
         sub: MicSubscription | None = None
         try:
             if params.listens:
+                if self.turns is not None:
+                    self.turns.get(params.turn_model)  # loads while the question plays
                 # Open the microphone now: it is warm and capturing when the last word leaves the speaker.
                 sub = await self.microphone.subscribe()
             playback: PlaybackResult | None = None
@@ -255,13 +266,28 @@ class Conversation:
         # Transcribing at a pause both predicts the end of the turn and, when the turn does end there
         # (by the predictor's verdict or by the silence bound), already is the answer: no second STT call.
         # Each transcription runs as its own task so the recorder dropping a verdict does not waste it.
+        # With an end-of-turn model the pause is reported sooner (ACOUSTIC_CHECK_S) and the model hears
+        # the voice while STT reads the words: both must say "finished" for the quick end.
         pending: list[tuple[bytes, asyncio.Task[Transcription]]] = []
+        config = params.endpoint_config()
+        turns = await self.turns.get(params.turn_model) if self.turns is not None else None
+        if turns is not None:
+            config = dataclasses.replace(config, early_end_s=min(ACOUSTIC_CHECK_S, config.early_end_s))
 
         async def predictor(audio: bytes) -> TurnVerdict:
+            started = time.monotonic()
             task = asyncio.ensure_future(self._transcribe(params, audio))
             pending.append((audio, task))
+            probability = None if turns is None else await asyncio.to_thread(turns.probability, audio)
+            heard = time.monotonic()
             tr = await asyncio.shield(task)
-            return TurnVerdict(text_looks_complete(tr.text), tr)
+            complete = text_looks_complete(tr.text)
+            confident = complete and probability is not None and probability >= FINISHED_PROBABILITY
+            log.info(
+                "conversation.turn_verdict", complete=complete, confident=confident, probability=probability,
+                model_s=round(heard - started, 3), verdict_s=round(time.monotonic() - started, 3),
+            )  # fmt: skip
+            return TurnVerdict(complete, tr, confident=confident)
 
         def on_event(kind: str, at: float) -> None:
             if kind == "listening" and playback_end is not None:
@@ -271,7 +297,7 @@ class Conversation:
         reusable: asyncio.Task[Transcription] | None = None
         try:
             utterance = await self.listener.record(
-                config=params.endpoint_config(),
+                config=config,
                 subscription=sub,
                 not_before=None if barged else playback_end,
                 initial=playback.barge_in if playback is not None and barged else (),
@@ -316,7 +342,7 @@ class Conversation:
             timings.endpoint_delay = time.monotonic() - utterance.speech_end
         result.text = tr.text.strip()
         result.stt_provider = tr.endpoint.url
-        event("transcript", text=result.text)
+        event("transcript", text=result.text, detail=f"turn ended: {utterance.ended_by}")
 
     async def _final_transcript(
         self, params: TurnParams, utterance: Utterance, reusable: asyncio.Task[Transcription] | None

@@ -42,6 +42,7 @@ class TurnParams:
     stt_provider: str = ""
     stt_model: str = ""
     save_audio: bool = False
+    turn_model: str = "auto"
 
     @property
     def speaks(self) -> bool:
@@ -99,6 +100,7 @@ def resolve(settings: Settings, given: dict[str, Any]) -> TurnParams:
         stt_provider=str(given.get("stt_provider") or ""),
         stt_model=str(given.get("stt_model") or settings.stt_model),
         save_audio=settings.save_audio,
+        turn_model=settings.turn_model,
     )
     _check(params.speaks or params.listens, "message", "nothing to do: give a message, or listen")
     _check(

@@ -68,15 +68,24 @@ class Voice:
         halves separately would end the first half like a finished sentence.
         """
         speech = trim(self.say(text), threshold)
-        samples = np.frombuffer(speech.pcm, dtype="<i2")
-        loud = np.flatnonzero(np.abs(samples) > threshold)
-        gaps = np.diff(loud)
-        at = int(np.argmax(gaps))
-        if gaps[at] < self.format.rate * 0.05:
-            raise ValueError(f"no pause to stretch in {text!r}")
-        left, right = samples[: loud[at] + 1], samples[loud[at + 1] :]
-        gap = np.zeros(round(pause_s * self.format.rate) - 1, dtype="<i2")
-        return Speech(text, np.concatenate([left, gap, right]).tobytes(), self.format)
+        return Speech(text, stretch_pause(speech.pcm, self.format.rate, pause_s, threshold), self.format)
+
+
+def split_at_pause(pcm: bytes, rate: int, threshold: int = 300) -> tuple[bytes, bytes]:
+    """16-bit mono ``pcm`` cut in the longest gap between samples above ``threshold``: voiced edges kept."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples) > threshold)
+    gaps = np.diff(loud)
+    at = int(np.argmax(gaps))
+    if gaps[at] < rate * 0.05:
+        raise ValueError("no pause to stretch")
+    return samples[: loud[at] + 1].tobytes(), samples[loud[at + 1] :].tobytes()
+
+
+def stretch_pause(pcm: bytes, rate: int, pause_s: float, threshold: int = 300) -> bytes:
+    """16-bit mono ``pcm`` with its longest gap between samples above ``threshold`` made ``pause_s`` long."""
+    left, right = split_at_pause(pcm, rate, threshold)
+    return left + b"\0\0" * (round(pause_s * rate) - 1) + right
 
 
 def trim(speech: Speech, threshold: int = 300) -> Speech:

@@ -27,6 +27,7 @@ TTS_FORMAT = AudioFormat(24000, 2, 1)
 @dataclass
 class Turn:
     events: list[tuple[str, float]] = field(default_factory=list)
+    details: dict[str, str] = field(default_factory=dict)
     result: conversation_pb2.TurnResult | None = None
     error: grpc.RpcError | None = None
 
@@ -68,6 +69,7 @@ class Rig:
             for event in call:
                 kind = KIND[event.kind]
                 turn.events.append((kind, event.t))
+                turn.details[kind] = event.detail
                 if on_event is not None:
                     on_event(kind, turn)
                 if kind == "done":

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
+from tests.integration.audio.conftest import stretch_pause
 from tests.integration.conversation.conftest import Rig, Turn
 from voicemoded.api.v1 import common_pb2, conversation_pb2, providers_pb2, services_pb2
 
@@ -69,6 +70,9 @@ def test_converse_turn_end_to_end(rig: Rig) -> None:
     times = [turn.at(k) for k in order]
     assert times == sorted(times)
     assert turn.result.end_reason == "silence"
+    # A finished sentence, said as one: the words read finished and the voice sounds finished, so the
+    # turn took the quick end (confident_end_s) rather than waiting out a possible thinking pause.
+    assert turn.details["transcript"] == "turn ended: words and voice finished"
     t = turn.result.timings
     assert 0 < t.ttfa < t.total and t.playback > 1.0 and t.record > 0 and t.total > t.playback
     assert t.mic_gap < 0.1, "the microphone must be open when playback ends"
@@ -119,18 +123,46 @@ def test_noise_does_not_hold_the_microphone_open(rig: Rig) -> None:
     player.join(30)
 
 
-def test_a_mid_sentence_pause_is_not_cut_off(rig: Rig) -> None:
+@pytest.mark.parametrize(
+    ("text", "first_half"),
+    [
+        # The words up to the pause read like a finished sentence; the voice does not: the end-of-turn
+        # model hears the rise of "If you want," and waits.
+        ("If you want, we can do it tomorrow.", "if you want"),
+        # The words do not read finished ("go to"), whatever the voice does.
+        ("I think we should go to, the beach this weekend.", "I think we should go to"),
+    ],
+)
+def test_a_mid_sentence_pause_is_not_cut_off(rig: Rig, text: str, first_half: str) -> None:
+    answer = stretch_pause(rig.say(text), 24000, 0.8)
+    _players, on_event = answer_on_listening(rig, answer)
+    turn = rig.converse(
+        conversation_pb2.ConverseRequest(listen_duration_max=30), method="Listen", on_event=on_event
+    )  # type: ignore[arg-type]
+    assert turn.result is not None
+    second_half = text.split(",")[1]
+    assert overlap(second_half, turn.result.text) >= 0.66, turn.result.text
+    assert overlap(first_half, turn.result.text) >= 0.75, turn.result.text
+
+
+def test_without_the_turn_model_a_pause_after_finished_words_is_waited_out(rig: Rig) -> None:
+    # Said as two sentences, the first half both reads and sounds finished: with the end-of-turn model
+    # the turn would end there. VOICEMODE_TURN_MODEL=off (here the caller's own setting) waits 0.9 s.
     # Piper pads each utterance with near-silence; trim it so the pause is 0.8 s, not 0.8 s plus padding.
     first = trim_quiet(rig.say("I think we should move the meeting"), end=True)
     second = trim_quiet(rig.say("to Thursday afternoon."), end=False)
     pause = b"\0\0" * int(24000 * 0.8)
     _players, on_event = answer_on_listening(rig, first + pause + second)
+    caller = common_pb2.CallerContext(env={"VOICEMODE_TURN_MODEL": "off"})
     turn = rig.converse(
-        conversation_pb2.ConverseRequest(listen_duration_max=30), method="Listen", on_event=on_event
+        conversation_pb2.ConverseRequest(caller=caller, listen_duration_max=30),
+        method="Listen",
+        on_event=on_event,
     )  # type: ignore[arg-type]
     assert turn.result is not None
     assert overlap("to thursday afternoon", turn.result.text) >= 0.66, turn.result.text
     assert overlap("I think we should move the meeting", turn.result.text) >= 0.8, turn.result.text
+    assert turn.details["transcript"] in ("turn ended: words finished", "turn ended: silence")
 
 
 def test_bad_parameters_are_refused_before_audio(rig: Rig) -> None:

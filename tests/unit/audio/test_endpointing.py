@@ -117,6 +117,18 @@ def test_a_finished_verdict_still_waits_out_a_thinking_pause() -> None:
     assert ended.at == pytest.approx(1.9, abs=0.021), "ended at 0.9 s of silence, before the 1.0 s bound"
 
 
+def test_a_confident_verdict_ends_at_the_shorter_silence() -> None:
+    config = EndpointConfig(early_end_s=0.15, confident_end_s=0.5, predicted_end_s=0.9, end_silence_s=1.0)
+    ep = Endpointer(config, LoudIsSpeech())
+    run(ep, vowel(1.0) + silence(0.3))
+    assert ep.paused and ep.accept_pause(ep.pause_id, confident=True) is None, "0.3 s is too short even so"
+    run(ep, silence(0.2))
+    assert ep.accept_pause(ep.pause_id) is None, "words alone still wait for predicted_end_s"
+    ended = ep.accept_pause(ep.pause_id, confident=True)
+    assert ended is not None and ended.reason == EndReason.SILENCE
+    assert ended.at == pytest.approx(1.5, abs=0.021), "ended at 0.5 s of silence"
+
+
 def test_min_listen_holds_the_silence_end() -> None:
     ep = Endpointer(EndpointConfig(end_silence_s=0.5, min_listen_s=3.0), LoudIsSpeech())
     events = run(ep, vowel(0.5) + silence(4.0))

@@ -14,7 +14,7 @@ from voicemoded import logsetup
 from voicemoded.config import envfile
 from voicemoded.config.layers import Caller, combine, env_layer, file_layer, find_project_file
 from voicemoded.config.manager import ConfigManager
-from voicemoded.config.schema import SETTINGS, parse_bool, parse_urls
+from voicemoded.config.schema import SETTINGS, parse_bool, parse_turn_model, parse_urls
 from voicemoded.errors import InvalidArgument
 from voicemoded.paths import Paths
 
@@ -62,6 +62,13 @@ def test_urls_are_validated() -> None:
     assert parse_urls("http://a:1/v1/, https://b/v1") == ("http://a:1/v1", "https://b/v1")
     with pytest.raises(ValueError, match="not an http"):
         parse_urls("localhost:8880")
+
+
+def test_turn_model_is_auto_off_or_an_onnx_path() -> None:
+    assert parse_turn_model(" OFF ") == "off" and parse_turn_model("auto") == "auto"
+    assert parse_turn_model("~/m/turn.onnx") == str(Path.home() / "m" / "turn.onnx")
+    with pytest.raises(ValueError, match=r"auto, off or the path of a \.onnx file"):
+        parse_turn_model("smart")
 
 
 def test_every_setting_default_parses_back() -> None:

