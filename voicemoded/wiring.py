@@ -58,6 +58,7 @@ def service_specs(settings: Settings, paths: Paths, models_in_use: Mapping[str, 
             extra: tuple[str, ...] = ("--models-dir", str(paths.models))
             if spec.name == "whisper":
                 extra += ("--model", models_in_use.get("stt") or settings.whisper_model)
+                extra += ("--beam-size", str(settings.whisper_beam_size))
             spec = dataclasses.replace(spec, command=(*spec.command, *extra))
         specs.append(spec)
     return specs
