@@ -6,11 +6,19 @@ Whisper invents text for silence ("Thank you.", "you") when it is given nothing 
 assistant that answers words nobody said is worse than one that hears nothing. Two gates stop that: a
 clip whose loudest 30 ms stays below an energy floor is answered "" without running the model, and the
 rest goes through faster-whisper's Silero VAD filter, so only speech reaches the decoder.
+
+Whisper hears audio in 30 s windows, and faster-whisper pads every clip to one; most of the time of a
+short answer went into encoding that padding (0.38 s of 0.5 s for a 4 s answer with tiny.en on two
+cores). The encoder here is given only as much of the window as the clip fills plus a margin, and never
+less than 10 s (like whisper.cpp's ``--audio-ctx``): 0.11 s for that answer, with the same words. Below
+~8 s the model starts to loop on very short clips ("Yes. Yes, yes. Yes ..."), so a decode that comes back
+degenerate (repetitive, or more text than the clip can hold) is done again on the full window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import sys
@@ -44,6 +52,17 @@ DEFAULT_PORT = 2022
 OPENAI_MODEL = "whisper-1"
 SILENCE_FLOOR_DBFS = -55.0
 """Loudest 30 ms window below this means no one spoke; real speech peaks 30 dB or more above it."""
+
+CONTEXT_MARGIN_S = 1.0
+"""Encoder window beyond the clip's own length (whole seconds; 30 s is Whisper's full window)."""
+CONTEXT_MIN_S = 10.0
+"""The shortest encoder window used."""
+MAX_COMPRESSION_RATIO = 2.4
+"""A decode whose text compresses better than this is repeating itself (OpenAI's own threshold)."""
+MAX_CHARS_PER_SECOND = 30.0
+"""More text than this per second of audio cannot have been said (fast speech is ~20)."""
+TOKENS_PER_SECOND = 8
+"""Token budget per second of audio on a short window (fast English speech is ~5 with timestamps)."""
 
 _PCM_TYPES = ("audio/pcm", "audio/l16", "audio/x-raw", "audio/raw", "application/octet-stream+pcm")
 
@@ -91,10 +110,8 @@ class WhisperEngine:
         return [self.model, OPENAI_MODEL]
 
     def load(self) -> None:
-        from faster_whisper import WhisperModel
-
         path = models.whisper_model_path(self.model, self.models_dir)
-        self._whisper = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=self.threads)
+        self._whisper = _short_context_whisper(str(path), self.threads)
         # One real decode so the first request does not pay for lazy initialisation.
         noise = np.random.default_rng(0).normal(0, 0.01, SPEECH_FORMAT.rate).astype(np.float32)
         segments, _ = self._whisper.transcribe(noise, beam_size=1, vad_filter=False, language="en")
@@ -117,16 +134,46 @@ class WhisperEngine:
         temperature: float | tuple[float, ...] = (
             options.temperature if options.temperature is not None else (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
         )
-        segments, info = self._whisper.transcribe(
-            samples.astype(np.float32) / 32768.0,
-            language=options.language or None,
-            initial_prompt=options.prompt or None,
-            temperature=temperature,
-            beam_size=self.beam_size,
-            vad_filter=True,
-            condition_on_previous_text=False,
-        )
-        kept = tuple(
+        audio = samples.astype(np.float32) / 32768.0
+        # The VAD filter only shortens the clip, so its own length bounds what the encoder must hear.
+        context = context_frames(duration)
+        kept, language_found = self._decode(audio, options, temperature, context, duration)
+        if context is not None and degenerate(kept, duration):
+            log.info("stt.full_window_retry", seconds=round(duration, 2), context_frames=context)
+            kept, language_found = self._decode(audio, options, temperature, None, duration)
+        text = " ".join(s.text.strip() for s in kept if s.text.strip())
+        return Transcript(text=text, language=language_found, duration=duration, segments=kept)
+
+    def _decode(
+        self,
+        audio: np.ndarray,
+        options: TranscribeOptions,
+        temperature: float | tuple[float, ...],
+        context: int | None,
+        seconds: float,
+    ) -> tuple[tuple[Segment, ...], str]:
+        self._whisper.context_frames = context
+        # On a short window a loop is cut off early (and then redone on the full window).
+        most_tokens = None if context is None else int(TOKENS_PER_SECOND * seconds) + 32
+        try:
+            segments, info = self._whisper.transcribe(
+                audio,
+                language=options.language or None,
+                initial_prompt=options.prompt or None,
+                temperature=temperature,
+                beam_size=self.beam_size,
+                vad_filter=True,
+                condition_on_previous_text=False,
+                max_new_tokens=most_tokens,
+            )
+            return self._segments(segments), info.language
+        finally:
+            self._whisper.context_frames = None
+
+    @staticmethod
+    def _segments(segments: Any) -> tuple[Segment, ...]:
+        """Run faster-whisper's lazy decoding to the end."""
+        return tuple(
             Segment(
                 id=i,
                 start=s.start,
@@ -140,8 +187,34 @@ class WhisperEngine:
             )
             for i, s in enumerate(segments)
         )
-        text = " ".join(s.text.strip() for s in kept if s.text.strip())
-        return Transcript(text=text, language=info.language, duration=duration, segments=kept)
+
+
+def context_frames(seconds: float) -> int | None:
+    """Mel frames (100 per second) the encoder needs for a clip this long; None for Whisper's full window."""
+    frames = 100 * math.ceil(max(seconds + CONTEXT_MARGIN_S, CONTEXT_MIN_S))
+    return frames if frames < 3000 else None
+
+
+def degenerate(segments: tuple[Segment, ...], seconds: float) -> bool:
+    """Whether a decode looped: repetitive segments, or more text than ``seconds`` of speech can hold."""
+    chars = sum(len(s.text.strip()) for s in segments)
+    looping = any(s.compression_ratio > MAX_COMPRESSION_RATIO for s in segments)
+    return looping or chars > MAX_CHARS_PER_SECOND * seconds + 20
+
+
+def _short_context_whisper(path: str, threads: int) -> Any:
+    """faster-whisper's model, encoding only ``context_frames`` of each padded 30 s window when set."""
+    from faster_whisper import WhisperModel
+
+    class ShortContextWhisper(WhisperModel):
+        context_frames: int | None = None
+
+        def encode(self, features: np.ndarray) -> Any:
+            if self.context_frames is not None and features.shape[-1] > self.context_frames:
+                features = np.ascontiguousarray(features[..., : self.context_frames])
+            return super().encode(features)
+
+    return ShortContextWhisper(path, device="cpu", compute_type="int8", cpu_threads=threads)
 
 
 def _pcm_rate(content_type: str | None, filename: str | None, sample_rate: int | None) -> int | None:

@@ -46,6 +46,22 @@ def test_each_container_decodes(
     assert word_error_rate(text, response.json()["text"]) <= 0.10, response.json()["text"]
 
 
+def test_a_clip_longer_than_the_window_is_decoded_whole(
+    whisper: EngineProcess, piper_sentence: tuple[str, bytes]
+) -> None:
+    # Short clips are encoded on a shortened window; one over 29 s takes the full 30 s window and more.
+    text, pcm = piper_sentence
+    repeats = int(np.ceil(34.0 / PIPER_PCM.seconds_for(len(pcm))))
+    gap = b"\0\0" * (PIPER_PCM.rate // 2)
+    response = transcribe(
+        whisper, (pcm + gap) * repeats, "clip.pcm", "application/octet-stream", sample_rate="24000"
+    )
+    assert response.status_code == 200, response.text
+    assert word_error_rate(" ".join([text] * repeats), response.json()["text"]) <= 0.15, response.json()[
+        "text"
+    ]
+
+
 def test_raw_pcm_with_sample_rate_field(whisper: EngineProcess, piper_sentence: tuple[str, bytes]) -> None:
     text, pcm = piper_sentence
     response = transcribe(whisper, pcm, "clip.pcm", "application/octet-stream", sample_rate="24000")
