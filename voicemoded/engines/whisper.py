@@ -9,10 +9,12 @@ rest goes through faster-whisper's Silero VAD filter, so only speech reaches the
 
 Whisper hears audio in 30 s windows, and faster-whisper pads every clip to one; most of the time of a
 short answer went into encoding that padding (0.38 s of 0.5 s for a 4 s answer with tiny.en on two
-cores). The encoder here is given only as much of the window as the clip fills plus a margin, and never
-less than 10 s (like whisper.cpp's ``--audio-ctx``): 0.11 s for that answer, with the same words. Below
-~8 s the model starts to loop on very short clips ("Yes. Yes, yes. Yes ..."), so a decode that comes back
-degenerate (repetitive, or more text than the clip can hold) is done again on the full window.
+cores). The encoder here is given only as much of the window as the speech fills (after the VAD filter)
+plus a margin, and never less than 10 s (like whisper.cpp's ``--audio-ctx``): 0.11 s for that answer,
+with the same words. Speech under 1.5 s (one or two words) keeps the full window: on a short window
+tiny.en heard "Stop." as "dot." or nothing, and "No thanks." twice, in about one draw in five. A
+short-window decode that comes back degenerate (repetitive, or more text than the clip can hold) is
+done again on the full window.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ CONTEXT_MARGIN_S = 1.0
 """Encoder window beyond the clip's own length (whole seconds; 30 s is Whisper's full window)."""
 CONTEXT_MIN_S = 10.0
 """The shortest encoder window used."""
+SHORT_WINDOW_MIN_S = 1.5
+"""Speech (as the VAD filter passes it, with its padding) shorter than this keeps the full window."""
 MAX_COMPRESSION_RATIO = 2.4
 """A decode whose text compresses better than this is repeating itself (OpenAI's own threshold)."""
 MAX_CHARS_PER_SECOND = 30.0
@@ -135,12 +139,11 @@ class WhisperEngine:
             options.temperature if options.temperature is not None else (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
         )
         audio = samples.astype(np.float32) / 32768.0
-        # The VAD filter only shortens the clip, so its own length bounds what the encoder must hear.
-        context = context_frames(duration)
-        kept, language_found = self._decode(audio, options, temperature, context, duration)
-        if context is not None and degenerate(kept, duration):
-            log.info("stt.full_window_retry", seconds=round(duration, 2), context_frames=context)
-            kept, language_found = self._decode(audio, options, temperature, None, duration)
+        kept, language_found = self._decode(audio, options, temperature, duration, short_window=True)
+        shortened = self._whisper.shortened
+        if shortened is not None and degenerate(kept, duration):
+            log.info("stt.full_window_retry", seconds=round(duration, 2), context_frames=shortened)
+            kept, language_found = self._decode(audio, options, temperature, duration, short_window=False)
         text = " ".join(s.text.strip() for s in kept if s.text.strip())
         return Transcript(text=text, language=language_found, duration=duration, segments=kept)
 
@@ -149,12 +152,14 @@ class WhisperEngine:
         audio: np.ndarray,
         options: TranscribeOptions,
         temperature: float | tuple[float, ...],
-        context: int | None,
         seconds: float,
+        *,
+        short_window: bool,
     ) -> tuple[tuple[Segment, ...], str]:
-        self._whisper.context_frames = context
+        self._whisper.short_window = short_window
+        self._whisper.shortened = None
         # On a short window a loop is cut off early (and then redone on the full window).
-        most_tokens = None if context is None else int(TOKENS_PER_SECOND * seconds) + 32
+        most_tokens = int(TOKENS_PER_SECOND * seconds) + 32 if short_window else None
         try:
             segments, info = self._whisper.transcribe(
                 audio,
@@ -168,7 +173,7 @@ class WhisperEngine:
             )
             return self._segments(segments), info.language
         finally:
-            self._whisper.context_frames = None
+            self._whisper.short_window = False
 
     @staticmethod
     def _segments(segments: Any) -> tuple[Segment, ...]:
@@ -190,9 +195,9 @@ class WhisperEngine:
 
 
 def context_frames(seconds: float) -> int | None:
-    """Mel frames (100 per second) the encoder needs for a clip this long; None for Whisper's full window."""
+    """Mel frames (100 per second) the encoder needs for this much speech; None for the full window."""
     frames = 100 * math.ceil(max(seconds + CONTEXT_MARGIN_S, CONTEXT_MIN_S))
-    return frames if frames < 3000 else None
+    return frames if seconds >= SHORT_WINDOW_MIN_S and frames < 3000 else None
 
 
 def degenerate(segments: tuple[Segment, ...], seconds: float) -> bool:
@@ -203,18 +208,38 @@ def degenerate(segments: tuple[Segment, ...], seconds: float) -> bool:
 
 
 def _short_context_whisper(path: str, threads: int) -> Any:
-    """faster-whisper's model, encoding only ``context_frames`` of each padded 30 s window when set."""
+    """faster-whisper's model, encoding only :func:`context_frames` of each padded 30 s window while
+    ``short_window`` is set; ``shortened`` then tells the window it used (None: the full one)."""
     from faster_whisper import WhisperModel
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    class MeasuringExtractor(FeatureExtractor):
+        """Remembers how long the last features were: the speech the VAD filter let through."""
+
+        frames = 0
+
+        def __call__(self, waveform: np.ndarray, padding: int = 160, chunk_length: int | None = None) -> Any:
+            features = super().__call__(waveform, padding, chunk_length)
+            self.frames = int(features.shape[-1])
+            return features
 
     class ShortContextWhisper(WhisperModel):
-        context_frames: int | None = None
+        short_window = False
+        shortened: int | None = None
+
+        def __init__(self) -> None:
+            super().__init__(path, device="cpu", compute_type="int8", cpu_threads=threads)
+            self.feature_extractor = MeasuringExtractor(**self.feat_kwargs)
 
         def encode(self, features: np.ndarray) -> Any:
-            if self.context_frames is not None and features.shape[-1] > self.context_frames:
-                features = np.ascontiguousarray(features[..., : self.context_frames])
+            if self.short_window:
+                heard = self.feature_extractor.frames / 100
+                self.shortened = context_frames(heard)
+                if self.shortened is not None and features.shape[-1] > self.shortened:
+                    features = np.ascontiguousarray(features[..., : self.shortened])
             return super().encode(features)
 
-    return ShortContextWhisper(path, device="cpu", compute_type="int8", cpu_threads=threads)
+    return ShortContextWhisper()
 
 
 def _pcm_rate(content_type: str | None, filename: str | None, sample_rate: int | None) -> int | None:

@@ -49,7 +49,7 @@ def test_each_container_decodes(
 def test_a_clip_longer_than_the_window_is_decoded_whole(
     whisper: EngineProcess, piper_sentence: tuple[str, bytes]
 ) -> None:
-    # Short clips are encoded on a shortened window; one over 29 s takes the full 30 s window and more.
+    # Short answers are encoded on a shortened window; one over 29 s takes the full 30 s window and more.
     text, pcm = piper_sentence
     repeats = int(np.ceil(34.0 / PIPER_PCM.seconds_for(len(pcm))))
     gap = b"\0\0" * (PIPER_PCM.rate // 2)
@@ -181,3 +181,22 @@ def test_base_model_is_selectable(
     assert word_error_rate(text, response.json()["text"]) <= 0.10
     assembled = engines_tmp / "base-model" / "base" / "models" / "whisper-base" / "model.bin"
     assert assembled.stat().st_size > 100_000_000
+
+
+def test_the_encoder_window_follows_the_speech(tmp_path: Path, piper_sentence: tuple[str, bytes]) -> None:
+    from voicemoded.audio.resample import resample
+    from voicemoded.engines.whisper import TranscribeOptions, WhisperEngine
+
+    engine = WhisperEngine("tiny.en", tmp_path)
+    engine.load()
+    text, pcm = piper_sentence  # ~4.5 s: the speech and a margin, on the 10 s floor
+    sentence = engine.transcribe(resample(pcm, PIPER_PCM, AudioFormat()), TranscribeOptions())
+    assert engine._whisper.shortened == 1000
+    assert word_error_rate(text, sentence.text) <= 0.10, sentence.text
+    # Leading silence is not speech: the VAD filter drops it before the window is chosen.
+    padded = b"\0\0" * 16000 * 12 + resample(pcm, PIPER_PCM, AudioFormat())
+    engine.transcribe(padded, TranscribeOptions())
+    assert engine._whisper.shortened == 1000
+    word = engine.transcribe(resample(pcm, PIPER_PCM, AudioFormat())[: 16000 * 2 // 3], TranscribeOptions())
+    assert engine._whisper.shortened is None, "a word or two keeps the full window"
+    assert word.text

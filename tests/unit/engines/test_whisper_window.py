@@ -17,8 +17,9 @@ def segment(text: str) -> Segment:
     )  # fmt: skip
 
 
-def test_the_window_covers_the_clip_plus_a_margin_and_never_less_than_ten_seconds() -> None:
-    assert context_frames(0.4) == 1000
+def test_the_window_covers_the_speech_plus_a_margin_and_never_less_than_ten_seconds() -> None:
+    assert context_frames(1.4) is None, "a word or two keeps the full window (a short one mishears them)"
+    assert context_frames(1.5) == 1000
     assert context_frames(4.1) == 1000
     assert context_frames(12.3) == 1400
     assert context_frames(27.5) == 2900
