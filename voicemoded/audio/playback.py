@@ -201,11 +201,20 @@ class Speaker:
             if first is None:
                 self.backend.close_stream(stream)
                 return PlaybackResult("empty")
-        # Started only now: a stream running before the first chunk would queue silence ahead of it.
-        await asyncio.to_thread(stream.start_stream)
+        # The first chunk is in the buffer before the stream starts: PortAudio fills the device's buffer
+        # at start, and silence it took then would play ahead of the first word.
+        feed = _Feeder(first.format, dev_fmt, buf, chimes, result)
+        feed.push(first.audio)
+        # Interruptible from here: the first audio (and on_first_audio) comes as soon as it starts.
         interrupted = asyncio.Event()
         self._current = (buf, interrupted, loop)
-        feeder = asyncio.create_task(self._feed(first, chunks, dev_fmt, buf, chimes, result))
+        try:
+            await asyncio.to_thread(stream.start_stream)
+        except BaseException:
+            self._current = None
+            self.backend.close_stream(stream)
+            raise
+        feeder = asyncio.create_task(feed.rest(chunks))
         watchers: list[asyncio.Future[Any]] = [done, asyncio.ensure_future(interrupted.wait())]
         if stop is not None:
             watchers.append(asyncio.ensure_future(stop.wait()))
@@ -246,41 +255,42 @@ class Speaker:
             )  # fmt: skip
         return result
 
-    async def _feed(
-        self,
-        first: AudioChunk,
-        chunks: AsyncIterable[AudioChunk],
-        dev_fmt: AudioFormat,
-        buf: _Buffer,
-        chimes: bool,
-        result: PlaybackResult,
+
+class _Feeder:
+    """Converts the source's chunks to the device format and appends them to the playback buffer."""
+
+    def __init__(
+        self, src: AudioFormat, dev_fmt: AudioFormat, buf: _Buffer, chimes: bool, result: PlaybackResult
     ) -> None:
-        conv = RateConverter(first.format, dev_fmt)
-        intro = Overlay(start_chime(dev_fmt) if chimes else b"")
+        self.conv = RateConverter(src, dev_fmt)
+        self.intro = Overlay(start_chime(dev_fmt) if chimes else b"")
+        self.dev_fmt, self.buf, self.chimes, self.result = dev_fmt, buf, chimes, result
 
-        def push(pcm: bytes) -> None:
-            pcm = intro.apply(pcm)
-            with buf.lock:
-                if not buf.abort:
-                    buf.data += pcm
-            result.seconds += dev_fmt.seconds_for(len(pcm))
+    def push(self, pcm: bytes, *, last: bool = False) -> None:
+        pcm = self.intro.apply(self.conv.process(pcm, last=last))
+        with self.buf.lock:
+            if not self.buf.abort:
+                self.buf.data += pcm
+        self.result.seconds += self.dev_fmt.seconds_for(len(pcm))
 
-        push(conv.process(first.audio))
+    async def rest(self, chunks: AsyncIterable[AudioChunk]) -> None:
+        """Everything after the first chunk, then the end: trailing silence cut, the end chime mixed in."""
         async for chunk in chunks:
-            if chunk.format != conv.src:
-                push(conv.process(b"", last=True))
-                conv = RateConverter(chunk.format, dev_fmt)
-            push(conv.process(chunk.audio))
-        push(conv.process(b"", last=True))
-        tail = intro.remainder()
+            if chunk.format != self.conv.src:
+                self.push(b"", last=True)
+                self.conv = RateConverter(chunk.format, self.dev_fmt)
+            self.push(chunk.audio)
+        self.push(b"", last=True)
+        buf, dev_fmt = self.buf, self.dev_fmt
+        tail = self.intro.remainder()
         with buf.lock:
             if tail:
                 buf.data += tail
             # Trailing silence is dead time before the microphone opens: stop at the last audible sample.
             trimmed = _audible_end(buf.data, dev_fmt)
-            result.seconds -= dev_fmt.seconds_for(len(buf.data) - trimmed)
+            self.result.seconds -= dev_fmt.seconds_for(len(buf.data) - trimmed)
             del buf.data[trimmed:]
-            if chimes:
+            if self.chimes:
                 # The "your turn" chime sounds under the last words, not after them.
                 chime = end_chime(dev_fmt)
                 offset = max(0, len(buf.data) - len(chime))
