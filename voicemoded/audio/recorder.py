@@ -38,6 +38,8 @@ class TurnVerdict:
     payload: object = None
     confident: bool = False
     """Sure enough to end after ``confident_end_s`` rather than ``predicted_end_s``."""
+    probability: float | None = None
+    """The end-of-turn model's say, when one was asked (for the log)."""
 
 
 TurnPredictor = Callable[[bytes], Awaitable[TurnVerdict]]

@@ -24,16 +24,21 @@ import sys
 import tempfile
 import threading
 import zipfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import structlog
 
+from voicemoded.audio.endpointing import text_looks_complete
 from voicemoded.audio.format import SPEECH_RATE
+from voicemoded.audio.recorder import TurnVerdict
 from voicemoded.errors import FailedPrecondition
 from voicemoded.events import EventBus
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
 MODEL_PACKAGE = "pipecat-ai"
@@ -42,6 +47,10 @@ _MODEL_IN_PACKAGE = f"pipecat/audio/turn/smart_turn/data/{MODEL_FILE}"
 
 WINDOW_S = 8
 """The model hears the last 8 s of the utterance (shorter ones are padded with silence in front)."""
+FINISHED_PROBABILITY = 0.5
+"""The model's probability at or above which the person sounds finished."""
+ACOUSTIC_CHECK_S = 0.15
+"""Silence after which the pause is transcribed and the model asked (it takes ~0.08 s)."""
 
 _N_FFT = 400
 _HOP = 160
@@ -178,6 +187,18 @@ class TurnModels:
             return None
         log.info("turn_model.loaded", path=str(path))
         return model
+
+
+async def judge(
+    audio: bytes, transcript: Awaitable[T], text: Callable[[T], str], model: TurnModel | None
+) -> TurnVerdict:
+    """A turn predictor's verdict on ``audio``: the words (``transcript``, already on its way) and, with a
+    model, the voice, heard at the same time. Confident only when both say finished."""
+    probability = None if model is None else await asyncio.to_thread(model.probability, audio)
+    result = await transcript
+    complete = text_looks_complete(text(result))
+    confident = complete and probability is not None and probability >= FINISHED_PROBABILITY
+    return TurnVerdict(complete, result, confident=confident, probability=probability)
 
 
 def installed_model() -> Path | None:

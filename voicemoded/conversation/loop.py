@@ -22,23 +22,18 @@ from typing import Protocol
 
 import structlog
 
-from voicemoded.audio.endpointing import EndReason, text_looks_complete
+from voicemoded.audio.endpointing import EndReason
 from voicemoded.audio.format import AudioChunk
 from voicemoded.audio.microphone import Microphone, MicSubscription
 from voicemoded.audio.owner import AudioOwner
 from voicemoded.audio.playback import BargeIn, PlaybackResult, Speaker
 from voicemoded.audio.recorder import Listener, TurnVerdict, Utterance, write_wav
-from voicemoded.audio.turn import TurnModels
+from voicemoded.audio.turn import ACOUSTIC_CHECK_S, TurnModels, judge
 from voicemoded.conversation.journal import Journal, Timings, TurnRecord
 from voicemoded.conversation.params import TurnParams
 from voicemoded.errors import Unavailable, VoicemodeError
 from voicemoded.events import EventBus
 from voicemoded.providers.failover import TTS_FORMAT, Speech, SpeechInfo, Transcription
-
-ACOUSTIC_CHECK_S = 0.15
-"""Silence after which the pause is transcribed and the end-of-turn model asked (~0.08 s)."""
-FINISHED_PROBABILITY = 0.5
-"""The end-of-turn model's probability at or above which the person sounds finished."""
 
 log = structlog.get_logger(__name__)
 
@@ -278,16 +273,12 @@ class Conversation:
             started = time.monotonic()
             task = asyncio.ensure_future(self._transcribe(params, audio))
             pending.append((audio, task))
-            probability = None if turns is None else await asyncio.to_thread(turns.probability, audio)
-            heard = time.monotonic()
-            tr = await asyncio.shield(task)
-            complete = text_looks_complete(tr.text)
-            confident = complete and probability is not None and probability >= FINISHED_PROBABILITY
+            verdict = await judge(audio, asyncio.shield(task), lambda tr: tr.text, turns)
             log.info(
-                "conversation.turn_verdict", complete=complete, confident=confident, probability=probability,
-                model_s=round(heard - started, 3), verdict_s=round(time.monotonic() - started, 3),
+                "conversation.turn_verdict", complete=verdict.complete, confident=verdict.confident,
+                probability=verdict.probability, seconds=round(time.monotonic() - started, 3),
             )  # fmt: skip
-            return TurnVerdict(complete, tr, confident=confident)
+            return verdict
 
         def on_event(kind: str, at: float) -> None:
             if kind == "listening" and playback_end is not None:

@@ -13,7 +13,7 @@ import pytest
 from tests.integration.audio.conftest import Speech, Voice, split_at_pause, trim
 from voicemoded.audio.format import SPEECH_FORMAT
 from voicemoded.audio.resample import resample
-from voicemoded.audio.turn import MODEL_FILE, TurnModel, TurnModels, fetch_model, installed_model
+from voicemoded.audio.turn import MODEL_FILE, TurnModel, TurnModels, fetch_model, installed_model, judge
 from voicemoded.errors import FailedPrecondition
 from voicemoded.events import EventBus
 
@@ -44,6 +44,26 @@ def test_a_finished_sentence_sounds_finished_and_a_rising_clause_does_not(
     )
     # The words up to the pause ("If you want") read like a finished sentence: only the voice tells.
     assert finished >= 0.5 > rising, (finished, rising)
+
+
+async def done(text: str) -> str:
+    return text
+
+
+async def test_the_verdict_is_confident_only_when_words_and_voice_say_finished(
+    voice: Voice, model_path: Path
+) -> None:
+    model = TurnModel(model_path)
+    finished = heard(trim(voice.say("Please open the settings file and check the port number.")))
+    rising = heard(trim(voice.say("If you want, we can do it tomorrow.")), until_pause=True)
+    both = await judge(finished, done("Please open the settings file and check the port number."), str, model)
+    assert both.complete and both.confident and both.payload.startswith("Please")
+    words_only = await judge(rising, done("If you want"), str, model)
+    assert words_only.complete and not words_only.confident
+    unfinished_words = await judge(finished, done("Please open the"), str, model)
+    assert not unfinished_words.complete and not unfinished_words.confident
+    no_model = await judge(finished, done("Please open the settings file."), str, None)
+    assert no_model.complete and not no_model.confident and no_model.probability is None
 
 
 async def test_models_load_once_report_a_broken_file_and_recover(tmp_path: Path, model_path: Path) -> None:
