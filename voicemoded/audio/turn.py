@@ -115,9 +115,9 @@ def last_window(pcm: bytes) -> np.ndarray:
 
 
 class TurnModel:
-    """Smart Turn v3 on ONNX Runtime, on up to two CPU threads; :meth:`probability` is thread-safe.
+    """Smart Turn v3 on ONNX Runtime, on one CPU thread; :meth:`probability` is thread-safe.
 
-    It runs while the person is silent and nothing else is busy: two threads take ~40 ms, one ~70 ms.
+    It runs beside the transcription of the same pause (~70-90 ms); Whisper keeps the other core.
     """
 
     def __init__(self, path: Path) -> None:
