@@ -14,7 +14,7 @@ plus a margin, and never less than 10 s (like whisper.cpp's ``--audio-ctx``): 0.
 with the same words. Speech under 1.5 s (one or two words) keeps the full window: on a short window
 tiny.en heard "Stop." as "dot." or nothing, and "No thanks." twice, in about one draw in five. A
 short-window decode that comes back degenerate (repetitive, or more text than the clip can hold) is
-done again on the full window.
+done again on the full window. Requests for segment times (verbose_json, srt, vtt) keep the full window.
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ class TranscribeOptions:
     prompt: str | None = None
     temperature: float | None = None
     """None: faster-whisper's fallback ladder (0.0, 0.2, ... 1.0), like OpenAI's default."""
+    timestamps: bool = False
+    """The caller wants segment times (verbose_json, srt, vtt): keep the full window, on which Whisper
+    places them; on a short one it once ended a 5 s clip's segment at 7 s."""
 
 
 def loudest_dbfs(samples: np.ndarray, rate: int = SPEECH_FORMAT.rate) -> float:
@@ -139,7 +142,8 @@ class WhisperEngine:
             options.temperature if options.temperature is not None else (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
         )
         audio = samples.astype(np.float32) / 32768.0
-        kept, language_found = self._decode(audio, options, temperature, duration, short_window=True)
+        short = not options.timestamps
+        kept, language_found = self._decode(audio, options, temperature, duration, short_window=short)
         shortened = self._whisper.shortened
         if shortened is not None and degenerate(kept, duration):
             log.info("stt.full_window_retry", seconds=round(duration, 2), context_frames=shortened)
@@ -297,7 +301,10 @@ def build_app(engine: WhisperEngine, on_load_failure: Callable[[], None]) -> Fas
         rate = _pcm_rate(file.content_type, file.filename, sample_rate)
         pcm_format = AudioFormat(rate=rate) if rate else None
         pcm = await asyncio.to_thread(codecs.decode, data, target=SPEECH_FORMAT, pcm_format=pcm_format)
-        options = TranscribeOptions(language=language, prompt=prompt, temperature=temperature)
+        options = TranscribeOptions(
+            language=language, prompt=prompt, temperature=temperature,
+            timestamps=response_format in ("verbose_json", "srt", "vtt"),
+        )  # fmt: skip
         transcript = await host.run(engine.transcribe, pcm, options)
         log.info("stt.transcribed", seconds=round(transcript.duration, 2), chars=len(transcript.text))
         return render(transcript, response_format)

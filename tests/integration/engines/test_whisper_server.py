@@ -200,3 +200,7 @@ def test_the_encoder_window_follows_the_speech(tmp_path: Path, piper_sentence: t
     word = engine.transcribe(resample(pcm, PIPER_PCM, AudioFormat())[: 16000 * 2 // 3], TranscribeOptions())
     assert engine._whisper.shortened is None, "a word or two keeps the full window"
     assert word.text
+    # Segment times are placed on the full window: a caller asking for them gets it.
+    timed = engine.transcribe(resample(pcm, PIPER_PCM, AudioFormat()), TranscribeOptions(timestamps=True))
+    assert engine._whisper.shortened is None
+    assert timed.segments and timed.segments[-1].end <= timed.duration + 0.5
