@@ -27,7 +27,7 @@ def test_models_list_shows_what_is_installed_and_in_use(daemon: DaemonHandle) ->
 def test_using_another_stt_model_changes_the_whisper_command(daemon: DaemonHandle) -> None:
     before = json.loads(daemon.ctl("--json", "service", "status", "whisper").stdout)
     assert before["command"][before["command"].index("--model") + 1] == "tiny.en"
-    assert before["command"][before["command"].index("--beam-size") + 1] == "1", "greedy by default"
+    assert before["command"][before["command"].index("--beam-size") + 1] == "5"
     used = daemon.ctl("models", "use", "base")
     assert used.returncode == 0, used.stderr
     after = json.loads(daemon.ctl("--json", "service", "status", "whisper").stdout)
@@ -38,9 +38,9 @@ def test_using_another_stt_model_changes_the_whisper_command(daemon: DaemonHandl
 
 
 def test_the_whisper_beam_size_setting_reaches_the_engine(daemon_env: DaemonHandle) -> None:
-    daemon_env.start({"VOICEMODE_WHISPER_PORT": str(free_port()), "VOICEMODE_WHISPER_BEAM_SIZE": "5"})
+    daemon_env.start({"VOICEMODE_WHISPER_PORT": str(free_port()), "VOICEMODE_WHISPER_BEAM_SIZE": "1"})
     status = json.loads(daemon_env.ctl("--json", "service", "status", "whisper").stdout)
-    assert status["command"][status["command"].index("--beam-size") + 1] == "5"
+    assert status["command"][status["command"].index("--beam-size") + 1] == "1"
 
 
 def test_service_install_streams_progress_or_says_what_to_provide(daemon: DaemonHandle) -> None:
