@@ -133,87 +133,75 @@ class Speaker:
                 return PlaybackResult("empty")
             expect = first.format
         loop = asyncio.get_running_loop()
-        try:
+        # Until the stream is playing, a failure or a cancellation undoes what was set up so far.
+        with contextlib.ExitStack() as undo:
+            undo.callback(coming.cancel)
             device = await asyncio.to_thread(self.backend.select, "output", self.device_spec)
             dev_fmt = await asyncio.to_thread(open_format, self.backend, device, "output", expect)
-        except BaseException:
-            coming.cancel()
-            raise
-        buf = _Buffer()
-        done: asyncio.Future[float] = loop.create_future()
-        result = PlaybackResult("completed")
-        frames = max(1, dev_fmt.rate * self.block_ms // 1000)
-        bps = dev_fmt.bytes_per_second
-        latency = [0.0]
-        # Bytes handed to the device since the first sample (silence fills of underruns included): the
-        # end of playback is the first sample's DAC time plus that, which does not drift with the
-        # per-callback latency estimate the way "now + latency" at the last callback does.
-        emitted = [0]
-        settling = [False]
+            buf = _Buffer()
+            done: asyncio.Future[float] = loop.create_future()
+            result = PlaybackResult("completed")
+            frames = max(1, dev_fmt.rate * self.block_ms // 1000)
+            bps = dev_fmt.bytes_per_second
+            latency = [0.0]
+            # Bytes handed to the device since the first sample (silence fills of underruns included): the
+            # end of playback is the first sample's DAC time plus that, which does not drift with the
+            # per-callback latency estimate the way "now + latency" at the last callback does.
+            emitted = [0]
+            settling = [False]
 
-        def callback(_in: bytes | None, count: int, info: Any, status: int) -> tuple[bytes, int]:
-            # PortAudio may ask for another block size than the one we opened with: give exactly that.
-            need = count * dev_fmt.frame_bytes
-            now = time.monotonic()
-            dac, cur = info.get("output_buffer_dac_time", 0.0), info.get("current_time", 0.0)
-            ahead = dac - cur if dac and cur and 0 <= dac - cur < 1.0 else latency[0]
-            if buf.abort:
-                return b"\0" * need, pyaudio.paAbort
-            data = buf.take(need)
-            if data and result.started_at is None:
-                result.started_at = now + ahead
-                if on_first_audio is not None:
-                    loop.call_soon_threadsafe(on_first_audio, result.started_at)
-            if len(data) < need:
-                if buf.finished and not buf.data:
-                    if not done.done() and not settling[0]:
-                        settling[0] = True
-                        start = result.started_at if result.started_at is not None else now + ahead
-                        end = start + (emitted[0] + len(data)) / bps
-                        loop.call_soon_threadsafe(_settle, done, end)
-                    # Not paComplete: PortAudio's ALSA path drops the last ~40 ms it still holds when a
-                    # callback completes the stream. Silence follows the message until play() closes the
-                    # stream at the predicted end, so every sample of the message is heard.
-                    return data + b"\0" * (need - len(data)), pyaudio.paContinue
+            def callback(_in: bytes | None, count: int, info: Any, status: int) -> tuple[bytes, int]:
+                # PortAudio may ask for another block size than the one we opened with: give exactly that.
+                need = count * dev_fmt.frame_bytes
+                now = time.monotonic()
+                dac, cur = info.get("output_buffer_dac_time", 0.0), info.get("current_time", 0.0)
+                ahead = dac - cur if dac and cur and 0 <= dac - cur < 1.0 else latency[0]
+                if buf.abort:
+                    return b"\0" * need, pyaudio.paAbort
+                data = buf.take(need)
+                if data and result.started_at is None:
+                    result.started_at = now + ahead
+                    if on_first_audio is not None:
+                        loop.call_soon_threadsafe(on_first_audio, result.started_at)
+                if len(data) < need:
+                    if buf.finished and not buf.data:
+                        if not done.done() and not settling[0]:
+                            settling[0] = True
+                            start = result.started_at if result.started_at is not None else now + ahead
+                            end = start + (emitted[0] + len(data)) / bps
+                            loop.call_soon_threadsafe(_settle, done, end)
+                        # Not paComplete: PortAudio's ALSA path drops the last ~40 ms it still holds when a
+                        # callback completes the stream. Silence follows the message until play() closes the
+                        # stream at the predicted end, so every sample of the message is heard.
+                        return data + b"\0" * (need - len(data)), pyaudio.paContinue
+                    if result.started_at is not None:
+                        result.underruns += 1
+                    data += b"\0" * (need - len(data))
                 if result.started_at is not None:
-                    result.underruns += 1
-                data += b"\0" * (need - len(data))
-            if result.started_at is not None:
-                emitted[0] += need
-            return data, pyaudio.paContinue
+                    emitted[0] += need
+                return data, pyaudio.paContinue
 
-        try:
             stream = await asyncio.to_thread(
-                self.backend.open_stream, format=pyaudio.paInt16, channels=dev_fmt.channels, rate=dev_fmt.rate,
-                output=True, output_device_index=device.index, frames_per_buffer=frames, stream_callback=callback,
-                start=False,
+                self.backend.open_stream, format=pyaudio.paInt16, channels=dev_fmt.channels,
+                rate=dev_fmt.rate, output=True, output_device_index=device.index, frames_per_buffer=frames,
+                stream_callback=callback, start=False,
             )  # fmt: skip
-        except BaseException:
-            coming.cancel()
-            raise
-        latency[0] = float(stream.get_output_latency())
-        if first is None:
-            try:
-                first = await coming
-            except BaseException:
-                self.backend.close_stream(stream)
-                raise
+            undo.callback(self.backend.close_stream, stream)
+            latency[0] = float(stream.get_output_latency())
             if first is None:
-                self.backend.close_stream(stream)
-                return PlaybackResult("empty")
-        # The first chunk is in the buffer before the stream starts: PortAudio fills the device's buffer
-        # at start, and silence it took then would play ahead of the first word.
-        feed = _Feeder(first.format, dev_fmt, buf, chimes, result)
-        feed.push(first.audio)
-        # Interruptible from here: the first audio (and on_first_audio) comes as soon as it starts.
-        interrupted = asyncio.Event()
-        self._current = (buf, interrupted, loop)
-        try:
+                first = await coming
+                if first is None:
+                    return PlaybackResult("empty")
+            # The first chunk is in the buffer before the stream starts: PortAudio fills the device's
+            # buffer at start, and silence it took then would play ahead of the first word.
+            feed = _Feeder(first.format, dev_fmt, buf, chimes, result)
+            feed.push(first.audio)
+            # Interruptible from here: the first audio (and on_first_audio) comes as soon as it starts.
+            interrupted = asyncio.Event()
+            self._current = (buf, interrupted, loop)
+            undo.callback(setattr, self, "_current", None)
             await asyncio.to_thread(stream.start_stream)
-        except BaseException:
-            self._current = None
-            self.backend.close_stream(stream)
-            raise
+            undo.pop_all()  # playing: from here the stream is closed by the ``finally`` below
         feeder = asyncio.create_task(feed.rest(chunks))
         watchers: list[asyncio.Future[Any]] = [done, asyncio.ensure_future(interrupted.wait())]
         if stop is not None:
