@@ -35,8 +35,8 @@ T = TypeVar("T")
 #: Content types a PCM stream may arrive with; anything else (an HTML error page, JSON) is not audio.
 AUDIO_CONTENT_TYPES = ("audio/", "application/octet-stream", "binary/octet-stream")
 _PLACEHOLDER_KEY = "voicemode-local"
-#: Idle pooled connections are dropped after this many seconds: below the 5 s keep-alive of uvicorn (the
-#: embedded engines, Kokoro-FastAPI), so it is the client, not the server, that closes an idle connection.
+#: Idle pooled connections are dropped after this many seconds: below uvicorn's default 5 s keep-alive
+#: (Kokoro-FastAPI; the embedded engines keep 30 s), so the client, not the server, closes an idle one.
 KEEPALIVE_EXPIRY = 4.0
 _STALE_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
