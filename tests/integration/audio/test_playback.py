@@ -22,6 +22,12 @@ from voicemoded.audio.virtual import VirtualAudioRig
 pytestmark = pytest.mark.audio
 
 
+def a440(seconds: float, fmt: AudioFormat) -> bytes:
+    """A steady 440 Hz tone (mono int16): every sample of it is audible."""
+    t = np.arange(round(seconds * fmt.rate)) / fmt.rate
+    return (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
+
+
 def chunks(pcm: bytes, fmt: Any, seconds: float = 0.25) -> list[AudioChunk]:
     step = fmt.bytes_for(seconds)
     return [AudioChunk(pcm[i : i + step], fmt) for i in range(0, len(pcm), step)]
@@ -51,8 +57,7 @@ async def test_played_message_is_what_the_speaker_monitor_hears(
 async def test_every_sample_of_the_message_is_played(rig: VirtualAudioRig, backend: AudioBackend) -> None:
     """The end of a message is not clipped: the monitor hears as many tone samples as were sent."""
     fmt = AudioFormat(24_000, 2, 1)
-    t = np.arange(round(0.6 * fmt.rate)) / fmt.rate
-    tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
+    tone = a440(0.6, fmt)
     with rig.record_speaker() as recording:
         result = await Speaker(backend).play(chunks(tone, fmt, seconds=0.1))
         await asyncio.sleep(0.3)
@@ -70,8 +75,7 @@ async def test_the_speaker_opens_while_the_first_chunk_is_made(
     """With the expected format known, the device is ready when the first chunk arrives; a chunk in
     another format still plays whole, and a source that fails first leaves the device free."""
     fmt, expected = AudioFormat(16_000, 2, 1), AudioFormat(24_000, 2, 1)
-    t = np.arange(round(0.5 * fmt.rate)) / fmt.rate
-    tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
+    tone = a440(0.5, fmt)
     open_when_made: list[int] = []
 
     async def slow_tts() -> AsyncIterator[AudioChunk]:

@@ -262,6 +262,5 @@ async def test_stop_ends_a_runner_that_lost_a_cancellation(
     stopped = recorder.events.index(await recorder.wait_state("always", "STOPPED")) + 1
     await asyncio.sleep(0.6)  # longer than the largest backoff: a live runner would have restarted it
     assert sup.get("always").state == "STOPPED"
-    print("ALL", [(e.fields.get("state"), e.message[:80]) for e in recorder.state_events("always")][-8:])
     assert recorder.states("always", stopped) == []
     assert real.done()
