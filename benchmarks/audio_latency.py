@@ -158,8 +158,6 @@ async def main(runs: int) -> None:
 
         hard, _ = await endpoint(None)
         pred, pred_total = await endpoint(words_only)
-        stt_words = list(stt_times)
-        stt_times.clear()
         voiced, voiced_total = [], []
         if turn_model is not None:
             voiced, voiced_total = await endpoint(
@@ -181,7 +179,7 @@ async def main(runs: int) -> None:
             stats("last voiced frame -> returned, words + model (incl. transcript)", voiced_total)
         else:
             print("end-of-turn model: not installed (python -m voicemoded.audio.turn fetches it)")
-        stats("STT time per pause (embedded Whisper engine, tiny.en in-process)", stt_words + stt_times)
+        stats("STT time per pause (embedded Whisper engine, tiny.en in-process)", stt_times)
         backend.close()
 
 
