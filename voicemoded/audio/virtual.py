@@ -38,6 +38,8 @@ log = structlog.get_logger(__name__)
 
 SPEAKER_SINK = "speaker"
 MIC_SINK = "mic"
+PLAYER_BUFFER_MS = 500
+"""Audio the scripted person's player keeps queued in the server (see :meth:`play_into_mic`)."""
 
 # ALSA names PyAudio lists: one per pulse device, so selection by name works on the rig as on a laptop.
 _ALSA_CONF = """\
@@ -204,10 +206,16 @@ class VirtualAudioRig:
 
     # the scripted person and the ear ---------------------------------------------------------------
 
-    async def play_into_mic(self, pcm: bytes, fmt: AudioFormat) -> None:
-        """Say ``pcm`` into the virtual microphone; returns when the last sample has been handed over."""
+    async def play_into_mic(self, pcm: bytes, fmt: AudioFormat, *, buffer_ms: int = PLAYER_BUFFER_MS) -> None:
+        """Say ``pcm`` into the virtual microphone; returns when the last sample has been handed over.
+
+        The player keeps ``buffer_ms`` of audio queued in the sound server, so a player that is not
+        scheduled for a while (a busy or shared machine) does not run dry: with 20 ms queued, a 0.2 s
+        stall put 0.2 s of silence into what the microphone heard, and a 0.8 s pause became 1.0 s. A
+        person's voice does not stop when the computer is busy. The first sample is heard as soon.
+        """
         proc = await asyncio.create_subprocess_exec(
-            "pacat", "--raw", "--latency-msec=20", f"--rate={fmt.rate}", f"--channels={fmt.channels}",
+            "pacat", "--raw", f"--latency-msec={buffer_ms}", f"--rate={fmt.rate}", f"--channels={fmt.channels}",
             f"--format=s{fmt.width * 8}le", "-d", MIC_SINK,
             stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             env=self._child_env(),
@@ -223,9 +231,13 @@ class VirtualAudioRig:
             await proc.wait()
             raise
 
-    def record_speaker(self, fmt: AudioFormat = SPEECH_FORMAT) -> SpeakerRecording:
+    def record_speaker(self, fmt: AudioFormat = SPEECH_FORMAT) -> MonitorRecording:
         """Start recording what the speaker plays; ``stop()`` the result to get the PCM."""
-        return SpeakerRecording(self._child_env(), fmt)
+        return MonitorRecording(self._child_env(), fmt, SPEAKER_SINK)
+
+    def record_mic(self, fmt: AudioFormat = SPEECH_FORMAT) -> MonitorRecording:
+        """Start recording what the microphone hears (what the daemon gets from the default source)."""
+        return MonitorRecording(self._child_env(), fmt, MIC_SINK)
 
     # internals ------------------------------------------------------------------------------------
 
@@ -251,20 +263,21 @@ class VirtualAudioRig:
         raise Unavailable("virtual audio server started but its process was not found")
 
 
-class SpeakerRecording:
-    """A ``parec`` on ``speaker.monitor``: what the speaker played, as the person would have heard it."""
+class MonitorRecording:
+    """A ``parec`` on a sink's monitor: what the speaker played, as the person would have heard it, or
+    what the microphone heard."""
 
-    def __init__(self, env: Mapping[str, str], fmt: AudioFormat) -> None:
+    def __init__(self, env: Mapping[str, str], fmt: AudioFormat, sink: str) -> None:
         self.format = fmt
         self.started_at = time.monotonic()
         self._proc = subprocess.Popen(
             ["parec", "--raw", "--latency-msec=20", f"--rate={fmt.rate}", f"--channels={fmt.channels}",
-             f"--format=s{fmt.width * 8}le", "-d", f"{SPEAKER_SINK}.monitor"],
+             f"--format=s{fmt.width * 8}le", "-d", f"{sink}.monitor"],
             env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self._buf = bytearray()
         # A reader thread keeps the pipe empty: a full pipe would stall parec and PulseAudio would drop audio.
-        self._reader = threading.Thread(target=self._read, name="speaker-recording", daemon=True)
+        self._reader = threading.Thread(target=self._read, name=f"{sink}-recording", daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
@@ -281,7 +294,7 @@ class SpeakerRecording:
         out = bytes(self._buf)
         return out[: len(out) - len(out) % self.format.frame_bytes]
 
-    def __enter__(self) -> SpeakerRecording:
+    def __enter__(self) -> MonitorRecording:
         return self
 
     def __exit__(self, *exc: object) -> None:
