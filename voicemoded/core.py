@@ -110,4 +110,6 @@ class Core:
         if self._audio is not None:
             with contextlib.suppress(Exception):
                 await self.conversation.microphone.aclose()
+            with contextlib.suppress(Exception):
+                await self.conversation.speaker.settled()
             self.audio.close()

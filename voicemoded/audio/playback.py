@@ -9,7 +9,10 @@ cancellation) raises a flag the callback checks before taking any audio, drops e
 aborts the stream, the same priority lane pipecat gives system frames over data frames.
 
 The end of playback is the DAC time PortAudio reports for the last block plus that block's length, not
-the moment the callback ran out of data: the converse loop opens the answer window exactly there.
+the moment the callback ran out of data: the converse loop opens the answer window exactly there. The
+stream itself plays silence a little longer (``CLOSE_MARGIN_S``) before it is closed: when the callback
+thread was held up (a busy machine, another thread holding the interpreter), the last samples leave the
+speaker later than predicted, and closing at the prediction cut them off.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from voicemoded.events import EventBus
 log = structlog.get_logger(__name__)
 
 StopReason = Literal["completed", "stopped", "barge_in", "cancelled", "empty"]
+
+CLOSE_MARGIN_S = 0.25
+"""Silence a finished stream plays after the predicted end before it is closed (see the module doc)."""
 
 
 @dataclass(slots=True)
@@ -98,6 +104,15 @@ class Speaker:
         self.block_ms = block_ms
         self._events = events
         self._current: tuple[_Buffer, asyncio.Event, asyncio.AbstractEventLoop] | None = None
+        self._closing: asyncio.Task[None] | None = None
+        """The last finished stream, playing its margin of silence before it is closed."""
+
+    async def settled(self) -> None:
+        """Wait until the last finished stream is closed (some devices take one stream at a time)."""
+        closing = self._closing
+        if closing is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(closing)
 
     def interrupt(self) -> None:
         """Stop what is playing now, from any thread or task."""
@@ -126,6 +141,7 @@ class Speaker:
         """
         chunks = _aiter(source)
         coming: asyncio.Future[AudioChunk | None] = asyncio.ensure_future(anext(chunks, None))
+        await self.settled()
         first: AudioChunk | None = None
         if expect is None:
             first = await coming
@@ -234,7 +250,10 @@ class Speaker:
             for w in watchers[1:]:
                 w.cancel()
             feeder.cancel()
-            self.backend.close_stream(stream)
+            if result.reason == "completed":
+                self._closing = asyncio.create_task(self._close_later(stream, result.ended_at + CLOSE_MARGIN_S))
+            else:
+                self.backend.close_stream(stream)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await feeder
             log.info(
@@ -242,6 +261,14 @@ class Speaker:
                 underruns=result.underruns,
             )  # fmt: skip
         return result
+
+
+    async def _close_later(self, stream: Any, at: float) -> None:
+        """Close ``stream`` at ``at``, or at once when cancelled (the daemon stopping)."""
+        try:
+            await asyncio.sleep(max(0.0, at - time.monotonic()))
+        finally:
+            self.backend.close_stream(stream)
 
 
 class _Feeder:

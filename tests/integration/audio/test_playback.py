@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -69,6 +70,45 @@ async def test_every_sample_of_the_message_is_played(rig: VirtualAudioRig, backe
     assert heard_s >= 0.6 - 0.005, f"only {heard_s:.3f} s of the 0.600 s tone reached the speaker"
 
 
+def hold_the_interpreter(seconds: float) -> None:
+    """Keep every other thread of this process (PortAudio's callback among them) waiting ``seconds``."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(seconds * 5)
+    try:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            pass
+    finally:
+        sys.setswitchinterval(interval)
+
+
+async def test_a_held_up_speaker_still_plays_the_end_of_the_message(
+    rig: VirtualAudioRig, backend: AudioBackend
+) -> None:
+    """When the callback thread is held up, the last samples leave later than predicted: the stream
+    stays open past the prediction, so they are still heard (only the one block the device ran dry
+    on is lost, not the end)."""
+    fmt = AudioFormat(24_000, 2, 1)
+    tone = a440(0.6, fmt)
+    speaker = Speaker(backend)
+
+    async def hold_up() -> None:
+        await asyncio.sleep(0.3)
+        hold_the_interpreter(0.2)
+
+    with rig.record_speaker() as recording:
+        holder = asyncio.create_task(hold_up())
+        result = await speaker.play(chunks(tone, fmt, seconds=0.1))
+        await holder
+        await speaker.settled()
+        heard = recording.stop()
+    assert result.reason == "completed" and result.ended_at is not None and result.started_at is not None
+    assert result.ended_at - result.started_at == pytest.approx(0.6, abs=0.01), "the prediction is unchanged"
+    samples = np.frombuffer(heard, dtype="<i2").astype(np.float64)
+    tone_seconds = float((samples**2).sum()) / (8000**2 / 2) / 16_000
+    assert tone_seconds >= 0.6 - 0.03, f"only {tone_seconds:.3f} s of the 0.600 s tone was heard"
+
+
 async def test_the_speaker_opens_while_the_first_chunk_is_made(
     rig: VirtualAudioRig, backend: AudioBackend
 ) -> None:
@@ -84,9 +124,10 @@ async def test_the_speaker_opens_while_the_first_chunk_is_made(
         for chunk in chunks(tone, fmt, seconds=0.1):
             yield chunk
 
+    speaker = Speaker(backend)
     with rig.record_speaker() as recording:
-        result = await Speaker(backend).play(slow_tts(), expect=expected)
-        await asyncio.sleep(0.3)
+        result = await speaker.play(slow_tts(), expect=expected)
+        await speaker.settled()
         heard = recording.stop()
     assert open_when_made == [1], "the speaker was not open before the first chunk"
     assert result.reason == "completed" and backend.open_streams == 0
