@@ -265,12 +265,19 @@ _DANGLING_WORDS = """a an the and or but so because if when while although thoug
 _DANGLING = frozenset(_DANGLING_WORDS.split())
 
 
+# What Whisper writes over the silence after an unfinished clause ("I think we should go to" heard as
+# "I think we should go to you."): phrases of its training data's subtitles, not of the speaker.
+_SILENCE_PHRASES = (("thank", "you"), ("thanks", "for", "watching"), ("bye",), ("you",))
+
+
 def text_looks_complete(text: str) -> bool:
     """A cheap guess whether an STT transcript is a finished turn (for a turn predictor).
 
     Unfinished: empty, ending with a comma, dash or ellipsis, or with a word that needs a continuation.
-    Everything else (including text with no final punctuation) counts as finished, since the hard
-    silence bound still protects a person who trails off.
+    A phrase Whisper is known to invent over trailing silence ("you", "thank you") does not finish a
+    clause that was unfinished without it: "go to you." is taken as "go to", and a real "send it to you"
+    waits for the silence bound instead of the quick end. Everything else (including text with no final
+    punctuation) counts as finished, since the hard silence bound still protects a person who trails off.
     """
     stripped = text.strip()
     if not stripped:
@@ -278,4 +285,10 @@ def text_looks_complete(text: str) -> bool:
     if stripped.endswith((",", "-", "...", "…", ":", ";")):
         return False
     words = re.findall(r"[a-zA-Z']+", stripped.lower())
-    return not (words and words[-1] in _DANGLING)
+    if words and words[-1] in _DANGLING:
+        return False
+    for phrase in _SILENCE_PHRASES:
+        before = words[: -len(phrase)]
+        if tuple(words[-len(phrase) :]) == phrase and before and before[-1] in _DANGLING:
+            return False
+    return True

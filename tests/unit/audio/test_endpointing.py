@@ -228,6 +228,13 @@ def test_webrtc_detector_hears_a_voiced_signal_and_not_silence() -> None:
         ("I went to the shop and", False),
         ("Well, I think,", False),
         ("", False),
+        # Whisper's inventions over the silence after an unfinished clause do not finish it.
+        ("I think we should go to you.", False),
+        ("I think we should go to. Thank you.", False),
+        ("We could move it to. Thanks for watching!", False),
+        ("Thank you.", True),
+        ("That's all, thank you.", True),
+        ("I will see you.", True),
     ],
 )
 def test_text_looks_complete(text: str, complete: bool) -> None:
