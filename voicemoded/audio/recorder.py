@@ -256,7 +256,8 @@ class Listener:
             utt.path = await asyncio.to_thread(write_wav, save_to, utt.audio)
         log.info(
             "audio.utterance", reason=str(utt.reason), ended_by=utt.ended_by, seconds=round(utt.seconds, 3),
-            endpoint_delay=utt.endpoint_delay, path=str(utt.path) if utt.path else None,
+            endpoint_delay=utt.endpoint_delay, pauses=[round(p, 3) for p in utt.pauses],
+            path=str(utt.path) if utt.path else None,
         )  # fmt: skip
         if self._events is not None:
             self._events.publish(
