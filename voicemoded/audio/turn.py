@@ -196,9 +196,14 @@ async def judge(
     model, the voice, heard at the same time. Confident only when both say finished."""
     probability = None if model is None else await asyncio.to_thread(model.probability, audio)
     result = await transcript
-    complete = text_looks_complete(text(result))
+    return decide(text(result), probability, result)
+
+
+def decide(text: str, probability: float | None, payload: object = None) -> TurnVerdict:
+    """The verdict from the transcript at the pause and the model's probability (None: no model)."""
+    complete = text_looks_complete(text)
     confident = complete and probability is not None and probability >= FINISHED_PROBABILITY
-    return TurnVerdict(complete, result, confident=confident, probability=probability)
+    return TurnVerdict(complete, payload, confident=confident, probability=probability)
 
 
 def installed_model() -> Path | None:
