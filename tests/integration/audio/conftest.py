@@ -52,11 +52,13 @@ class Voice:
 
     def say(self, text: str) -> Speech:
         if text not in self._cache:
-            # No duration noise: Piper otherwise stretches a word or a pause at random (a 1.85 s sentence
-            # once came out 2.41 s long), and a test's timing should not depend on the draw.
+            # No noise at all: the same text is the same audio in every run. Piper otherwise stretches a
+            # word or a pause at random (a 1.85 s sentence once came out 2.41 s long) and varies the voice,
+            # and the end-of-turn model heard one draw in seven of a finished sentence as unfinished (0.36).
+            # A test should not depend on the draw; benchmarks/pause_protection.py measures over draws.
             from piper import SynthesisConfig
 
-            steady = SynthesisConfig(noise_w_scale=0.0)
+            steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
             pcm = b"".join(c.audio_int16_bytes for c in self._voice.synthesize(text, syn_config=steady))
             self._cache[text] = Speech(text, pcm, self.format)
         return self._cache[text]

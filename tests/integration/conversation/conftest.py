@@ -1,7 +1,8 @@
 """A real daemon with the embedded Whisper and Piper engines on virtual audio devices.
 
 One rig and one daemon serve the whole folder (starting the engines is the slow part); each test gets
-a fresh view of them. The scripted person's answers are spoken by the same Piper engine.
+a fresh view of them. The scripted person's answers are spoken by the same Piper voice the daemon's
+engine uses, in-process and without Piper's random variation, so every run hears the same answers.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import grpc
 import pytest
 
 from tests.daemon_harness import DaemonHandle, daemon_handle, free_port
+from tests.integration.audio.conftest import Voice
 from voicemoded.api.client import Client
-from voicemoded.api.v1 import conversation_pb2, providers_pb2, services_pb2
+from voicemoded.api.v1 import conversation_pb2, services_pb2
 from voicemoded.audio.format import AudioFormat
+from voicemoded.audio.resample import resample
 from voicemoded.audio.virtual import VirtualAudioRig
 
 KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
@@ -43,13 +46,14 @@ class Rig:
     daemon: DaemonHandle
     audio: VirtualAudioRig
     client: Client
+    voice: Voice
 
     def say(self, text: str) -> bytes:
-        """Piper's voice for the scripted person (24 kHz mono s16le)."""
-        request = providers_pb2.SynthesizeRequest(text=text, provider="piper")
-        return b"".join(
-            c.audio for c in self.client.stream(self.client.providers.Synthesize, request, timeout=120)
-        )
+        """Piper's voice for the scripted person (24 kHz mono s16le), the same audio in every run: one
+        draw of Piper's randomness could decide a test (benchmarks/pause_protection.py measures over
+        draws)."""
+        speech = self.voice.say(text)
+        return resample(speech.pcm, speech.format, TTS_FORMAT)
 
     def play(self, pcm: bytes, fmt: AudioFormat = TTS_FORMAT) -> threading.Thread:
         thread = threading.Thread(target=lambda: asyncio.run(self.audio.play_into_mic(pcm, fmt)), daemon=True)
@@ -95,7 +99,7 @@ def rig() -> Iterator[Rig]:
         for name in ("whisper", "piper"):
             client.call(client.supervisor.StartService, services_pb2.ServiceRequest(name=name), timeout=300)
         try:
-            yield Rig(handle, audio, client)
+            yield Rig(handle, audio, client, Voice())
         finally:
             client.close()
             handle.stop()
