@@ -73,10 +73,12 @@ async def main(runs: int) -> None:
             return text
 
         async def words_only(pcm: bytes) -> TurnVerdict:
-            return await judge(pcm, asyncio.to_thread(timed_transcribe, pcm), str, None)
+            return await judge(pcm, lambda: asyncio.ensure_future(asyncio.to_thread(timed_transcribe, pcm)), str, None)
 
         async def words_and_voice(pcm: bytes) -> TurnVerdict:
-            return await judge(pcm, asyncio.to_thread(timed_transcribe, pcm), str, turn_model)
+            return await judge(
+                pcm, lambda: asyncio.ensure_future(asyncio.to_thread(timed_transcribe, pcm)), str, turn_model
+            )
 
         backend = AudioBackend()
         speaker = Speaker(backend)

@@ -190,12 +190,28 @@ class TurnModels:
 
 
 async def judge(
-    audio: bytes, transcript: Awaitable[T], text: Callable[[T], str], model: TurnModel | None
+    audio: bytes,
+    transcribe: Callable[[], Awaitable[T]],
+    text: Callable[[T], str],
+    model: TurnModel | None,
+    *,
+    eager: bool = True,
 ) -> TurnVerdict:
-    """A turn predictor's verdict on ``audio``: the words (``transcript``, already on its way) and, with a
-    model, the voice, heard at the same time. Confident only when both say finished."""
+    """A turn predictor's verdict on ``audio``: the words (``transcribe()`` starts the transcription)
+    and, with a model, the voice. Confident only when both say finished.
+
+    ``eager``: the words and the voice are heard at the same time (a local STT endpoint costs nothing to
+    ask). Otherwise the voice is heard first and the words are asked for only when it sounds finished:
+    at a pause that does not, the turn cannot end early whatever the words say, so a remote endpoint
+    that may charge per request is not asked. Without a model that means never.
+    """
+    pending = transcribe() if eager else None
     probability = None if model is None else await asyncio.to_thread(model.probability, audio)
-    result = await transcript
+    if pending is None:
+        if probability is None or probability < FINISHED_PROBABILITY:
+            return TurnVerdict(False, probability=probability)
+        pending = transcribe()
+    result = await pending
     return decide(text(result), probability, result)
 
 

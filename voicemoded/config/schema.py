@@ -383,6 +383,15 @@ class Settings:
         "after 0.5 s of silence instead of 0.9 s: auto (use it when fetched: `python -m "
         "voicemoded.audio.turn`), off (words alone), or the path of a smart-turn .onnx file.",
     )
+    stt_at_pauses: str = setting(
+        "VOICEMODE_STT_AT_PAUSES",
+        "auto",
+        one_of("auto", "always", "never"),
+        "Transcribe the answer so far at its pauses, to end a finished answer sooner: auto (at every "
+        "pause when the STT endpoint is on this machine; with a remote one, which may charge per "
+        "request, only at a pause where the end-of-turn model hears a finished voice), always, or never "
+        "(the silence bound ends every answer, then one transcription).",
+    )
     min_recording_duration: float = setting(
         "VOICEMODE_MIN_RECORDING_DURATION",
         0.5,

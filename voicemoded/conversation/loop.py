@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -269,14 +269,24 @@ class Conversation:
         if turns is not None:
             config = dataclasses.replace(config, early_end_s=min(ACOUSTIC_CHECK_S, config.early_end_s))
 
+        eager = params.stt_at_pauses == "always" or (
+            params.stt_at_pauses == "auto"
+            and await self.speech.stt_is_local(params.stt_model or None, params.stt_provider or None)
+        )
+
         async def predictor(audio: bytes) -> TurnVerdict:
             started = time.monotonic()
-            task = asyncio.ensure_future(self._transcribe(params, audio))
-            pending.append((audio, task))
-            verdict = await judge(audio, asyncio.shield(task), lambda tr: tr.text, turns)
+
+            def transcribe() -> Awaitable[Transcription]:
+                task = asyncio.ensure_future(self._transcribe(params, audio))
+                pending.append((audio, task))
+                return asyncio.shield(task)
+
+            verdict = await judge(audio, transcribe, lambda tr: tr.text, turns, eager=eager)
             log.info(
                 "conversation.turn_verdict", complete=verdict.complete, confident=verdict.confident,
-                probability=verdict.probability, seconds=round(time.monotonic() - started, 3),
+                probability=verdict.probability, transcribed=verdict.payload is not None,
+                seconds=round(time.monotonic() - started, 3),
             )  # fmt: skip
             return verdict
 
@@ -292,7 +302,9 @@ class Conversation:
                 subscription=sub,
                 not_before=None if barged else playback_end,
                 initial=playback.barge_in if playback is not None and barged else (),
-                predictor=predictor if not params.disable_silence_detection else None,
+                predictor=predictor
+                if not params.disable_silence_detection and params.stt_at_pauses != "never"
+                else None,
                 on_event=on_event,
             )
             reusable = next(

@@ -43,6 +43,7 @@ class TurnParams:
     stt_model: str = ""
     save_audio: bool = False
     turn_model: str = "auto"
+    stt_at_pauses: str = "auto"
 
     @property
     def speaks(self) -> bool:
@@ -101,6 +102,7 @@ def resolve(settings: Settings, given: dict[str, Any]) -> TurnParams:
         stt_model=str(given.get("stt_model") or settings.stt_model),
         save_audio=settings.save_audio,
         turn_model=settings.turn_model,
+        stt_at_pauses=settings.stt_at_pauses,
     )
     _check(params.speaks or params.listens, "message", "nothing to do: give a message, or listen")
     _check(

@@ -19,7 +19,7 @@ from types import TracebackType
 import structlog
 
 from voicemoded.audio.format import AudioChunk, AudioFormat
-from voicemoded.errors import InvalidArgument, Unavailable
+from voicemoded.errors import InvalidArgument, Unavailable, VoicemodeError
 from voicemoded.events import EventBus
 from voicemoded.providers.client import AttemptError, EndpointClient
 from voicemoded.providers.endpoint import EndpointState, EndpointStatus, Kind
@@ -295,6 +295,25 @@ class Speech:
                 failed_over=tuple((a.state.endpoint.url, a.reason) for a in attempts),
             )
         raise all_failed("stt", attempts)
+
+    async def stt_is_local(self, model: str | None = None, provider: str | None = None) -> bool:
+        """Whether a transcription asked now would go first to an endpoint on this machine.
+
+        The converse loop transcribes speculatively at pauses only where that costs nothing; a remote
+        endpoint may charge per request. Asks nothing of any endpoint beyond discovery, and changes no
+        breaker: an endpoint cooling down is passed over, as a real request would pass it over.
+        """
+        stt_models = (self.settings.stt_model,) if self.settings.stt_model else ()
+        model = model.strip() if model and model.strip() else None
+        try:
+            states = self.registry.select("stt", provider)
+            await self.registry.ensure_discovered(states)
+            plan = plan_stt(states, model=model, preferred_models=stt_models)
+        except VoicemodeError:
+            return False  # the transcription itself will say what is wrong, with the answer kept
+        ready = [c.state for c in plan.candidates if c.state.breaker.ready()]
+        first = ready[0] if ready else plan.candidates[0].state if plan.candidates else None
+        return first is not None and first.endpoint.local
 
     def _admitted(
         self, candidates: Sequence[Candidate], attempts: builtins.list[Attempt]

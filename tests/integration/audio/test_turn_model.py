@@ -3,9 +3,11 @@ finds, loads and fetches it."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -46,8 +48,18 @@ def test_a_finished_sentence_sounds_finished_and_a_rising_clause_does_not(
     assert finished >= 0.5 > rising, (finished, rising)
 
 
-async def done(text: str) -> str:
-    return text
+def done(text: str, asked: list[str] | None = None) -> Callable[[], Awaitable[str]]:
+    """A transcription that says ``text``; each start is noted in ``asked``."""
+
+    async def transcript() -> str:
+        return text
+
+    def start() -> Awaitable[str]:
+        if asked is not None:
+            asked.append(text)
+        return asyncio.ensure_future(transcript())
+
+    return start
 
 
 async def test_the_verdict_is_confident_only_when_words_and_voice_say_finished(
@@ -64,6 +76,26 @@ async def test_the_verdict_is_confident_only_when_words_and_voice_say_finished(
     assert not unfinished_words.complete and not unfinished_words.confident
     no_model = await judge(finished, done("Please open the settings file."), str, None)
     assert no_model.complete and not no_model.confident and no_model.probability is None
+
+
+async def test_unless_eager_the_words_are_asked_for_only_when_the_voice_sounds_finished(
+    voice: Voice, model_path: Path
+) -> None:
+    # A remote STT endpoint may charge per request: at a pause that does not sound finished the turn
+    # cannot end early whatever the words say, so they are not asked for.
+    model = TurnModel(model_path)
+    finished = heard(trim(voice.say("Please open the settings file and check the port number.")))
+    rising = heard(trim(voice.say("If you want, we can do it tomorrow.")), until_pause=True)
+    asked: list[str] = []
+    held = await judge(rising, done("If you want", asked), str, model, eager=False)
+    assert asked == [] and not held.complete and held.payload is None
+    assert held.probability is not None and held.probability < 0.5
+    ended = await judge(finished, done("Please open the settings file.", asked), str, model, eager=False)
+    assert asked == ["Please open the settings file."] and ended.confident
+    no_model = await judge(finished, done("Please open the settings file.", asked), str, None, eager=False)
+    assert len(asked) == 1 and not no_model.complete, "without a model a remote endpoint is never asked"
+    eager = await judge(rising, done("If you want", asked), str, model)
+    assert asked[-1] == "If you want" and eager.complete and not eager.confident
 
 
 async def test_models_load_once_report_a_broken_file_and_recover(tmp_path: Path, model_path: Path) -> None:

@@ -165,6 +165,22 @@ def test_without_the_turn_model_a_pause_after_finished_words_is_waited_out(rig: 
     assert turn.details["transcript"] in ("turn ended: words finished", "turn ended: silence")
 
 
+def test_never_transcribing_at_pauses_ends_by_the_silence_bound_with_one_transcription(rig: Rig) -> None:
+    # A remote STT endpoint may charge per request; VOICEMODE_STT_AT_PAUSES=never asks it once per answer.
+    _players, on_event = answer_on_listening(rig, rig.say(ANSWER))
+    verdicts = rig.daemon.log_text().count('"conversation.turn_verdict"')
+    caller = common_pb2.CallerContext(env={"VOICEMODE_STT_AT_PAUSES": "never"})
+    turn = rig.converse(
+        conversation_pb2.ConverseRequest(caller=caller, listen_duration_max=30),
+        method="Listen",
+        on_event=on_event,
+    )  # type: ignore[arg-type]
+    assert turn.result is not None
+    assert overlap(ANSWER, turn.result.text) >= 0.9, turn.result.text
+    assert turn.details["transcript"] == "turn ended: silence"
+    assert rig.daemon.log_text().count('"conversation.turn_verdict"') == verdicts, "nothing was asked at pauses"
+
+
 def test_bad_parameters_are_refused_before_audio(rig: Rig) -> None:
     turn = rig.converse(conversation_pb2.ConverseRequest(message="hi", speed=9.0))
     assert turn.error is not None and turn.error.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -94,3 +94,20 @@ async def test_transcribe_retries_a_dropped_kept_alive_connection(
         result = await sp.transcribe(wav_bytes())
         assert result.text == "still here" and not result.failed_over
     assert srv.dropped >= 2
+
+
+async def test_stt_is_local_names_where_a_transcription_would_go_first(
+    server: ServerFactory, speech: SpeechFactory
+) -> None:
+    local = await server(models=STT_MODELS)
+    remote = await server(models=STT_MODELS)
+    # The same kind of server at an address that is not loopback: the converse loop asks such an
+    # endpoint at pauses only when the voice sounds finished (it may charge per request).
+    remote_url = remote.url.replace("127.0.0.1", "0.0.0.0")
+    only_local = await speech(local={"stt": {"whisper": local.url}})
+    assert await only_local.stt_is_local()
+    both = await speech(stt_base_urls=(remote_url,), local={"stt": {"whisper": local.url}})
+    assert not await both.stt_is_local(), "the user's URL comes before the local child"
+    assert await both.stt_is_local(provider=local.url)
+    assert not await both.stt_is_local(provider="no-such-endpoint"), "a bad selector is left to the request"
+    assert remote.posts() == [] and local.posts() == [], "nothing was transcribed to find out"
