@@ -27,6 +27,7 @@ from voicemoded.providers.health import HealthTracker
 from voicemoded.providers.plan import (
     Attempt,
     Candidate,
+    Plan,
     all_failed,
     check_language,
     check_speed,
@@ -255,11 +256,7 @@ class Speech:
         started = time.monotonic()
         check_language(language)
         data, filename = audio_upload(audio)
-        model = model.strip() if model and model.strip() else None
-        states = self.registry.select("stt", provider)
-        await self.registry.ensure_discovered(states)
-        stt_models = (self.settings.stt_model,) if self.settings.stt_model else ()
-        plan = plan_stt(states, model=model, preferred_models=stt_models)
+        plan = await self._stt_plan(model, provider)
         attempts = [Attempt(s, reason, "skipped") for s, reason in plan.skipped]
         for cand in self._admitted(plan.candidates, attempts):
             state = cand.state
@@ -303,17 +300,20 @@ class Speech:
         endpoint may charge per request. Asks nothing of any endpoint beyond discovery, and changes no
         breaker: an endpoint cooling down is passed over, as a real request would pass it over.
         """
-        stt_models = (self.settings.stt_model,) if self.settings.stt_model else ()
-        model = model.strip() if model and model.strip() else None
         try:
-            states = self.registry.select("stt", provider)
-            await self.registry.ensure_discovered(states)
-            plan = plan_stt(states, model=model, preferred_models=stt_models)
+            plan = await self._stt_plan(model, provider)
         except VoicemodeError:
             return False  # the transcription itself will say what is wrong, with the answer kept
         ready = [c.state for c in plan.candidates if c.state.breaker.ready()]
         first = ready[0] if ready else plan.candidates[0].state if plan.candidates else None
         return first is not None and first.endpoint.local
+
+    async def _stt_plan(self, model: str | None, provider: str | None) -> Plan:
+        model = model.strip() if model and model.strip() else None
+        states = self.registry.select("stt", provider)
+        await self.registry.ensure_discovered(states)
+        stt_models = (self.settings.stt_model,) if self.settings.stt_model else ()
+        return plan_stt(states, model=model, preferred_models=stt_models)
 
     def _admitted(
         self, candidates: Sequence[Candidate], attempts: builtins.list[Attempt]
