@@ -62,12 +62,19 @@ def done(text: str, asked: list[str] | None = None) -> Callable[[], Awaitable[st
     return start
 
 
-async def test_the_verdict_is_confident_only_when_words_and_voice_say_finished(
-    voice: Voice, model_path: Path
-) -> None:
-    model = TurnModel(model_path)
+@pytest.fixture(scope="module")
+def voices(voice: Voice) -> tuple[bytes, bytes]:
+    """A finished sentence, and a clause up to its rising comma pause, as the recorder hands them over."""
     finished = heard(trim(voice.say("Please open the settings file and check the port number.")))
     rising = heard(trim(voice.say("If you want, we can do it tomorrow.")), until_pause=True)
+    return finished, rising
+
+
+async def test_the_verdict_is_confident_only_when_words_and_voice_say_finished(
+    voices: tuple[bytes, bytes], model_path: Path
+) -> None:
+    model = TurnModel(model_path)
+    finished, rising = voices
     both = await judge(finished, done("Please open the settings file and check the port number."), str, model)
     assert both.complete and both.confident and both.payload.startswith("Please")
     words_only = await judge(rising, done("If you want"), str, model)
@@ -79,13 +86,12 @@ async def test_the_verdict_is_confident_only_when_words_and_voice_say_finished(
 
 
 async def test_unless_eager_the_words_are_asked_for_only_when_the_voice_sounds_finished(
-    voice: Voice, model_path: Path
+    voices: tuple[bytes, bytes], model_path: Path
 ) -> None:
     # A remote STT endpoint may charge per request: at a pause that does not sound finished the turn
     # cannot end early whatever the words say, so they are not asked for.
     model = TurnModel(model_path)
-    finished = heard(trim(voice.say("Please open the settings file and check the port number.")))
-    rising = heard(trim(voice.say("If you want, we can do it tomorrow.")), until_pause=True)
+    finished, rising = voices
     asked: list[str] = []
     held = await judge(rising, done("If you want", asked), str, model, eager=False)
     assert asked == [] and not held.complete and held.payload is None

@@ -47,6 +47,14 @@ def answer_on_listening(rig: Rig, pcm: bytes) -> tuple[list[threading.Thread], o
     return players, on_event
 
 
+def listen(rig: Rig, on_event: Any, **env: str) -> Turn:
+    """A listen-only turn with the caller's own settings ``env``."""
+    request = conversation_pb2.ConverseRequest(
+        caller=common_pb2.CallerContext(env=env), listen_duration_max=30
+    )
+    return rig.converse(request, method="Listen", on_event=on_event)
+
+
 def test_converse_turn_end_to_end(rig: Rig) -> None:
     answer = rig.say(ANSWER)
     players, on_event = answer_on_listening(rig, answer)
@@ -136,9 +144,7 @@ def test_noise_does_not_hold_the_microphone_open(rig: Rig) -> None:
 def test_a_mid_sentence_pause_is_not_cut_off(rig: Rig, text: str, first_half: str) -> None:
     answer = stretch_pause(rig.say(text), 24000, 0.8)
     _players, on_event = answer_on_listening(rig, answer)
-    turn = rig.converse(
-        conversation_pb2.ConverseRequest(listen_duration_max=30), method="Listen", on_event=on_event
-    )  # type: ignore[arg-type]
+    turn = listen(rig, on_event)
     assert turn.result is not None
     second_half = text.split(",")[1]
     assert overlap(second_half, turn.result.text) >= 0.66, turn.result.text
@@ -153,12 +159,7 @@ def test_without_the_turn_model_a_pause_after_finished_words_is_waited_out(rig: 
     second = trim_quiet(rig.say("to Thursday afternoon."), end=False)
     pause = b"\0\0" * int(24000 * 0.8)
     _players, on_event = answer_on_listening(rig, first + pause + second)
-    caller = common_pb2.CallerContext(env={"VOICEMODE_TURN_MODEL": "off"})
-    turn = rig.converse(
-        conversation_pb2.ConverseRequest(caller=caller, listen_duration_max=30),
-        method="Listen",
-        on_event=on_event,
-    )  # type: ignore[arg-type]
+    turn = listen(rig, on_event, VOICEMODE_TURN_MODEL="off")
     assert turn.result is not None
     assert overlap("to thursday afternoon", turn.result.text) >= 0.66, turn.result.text
     assert overlap("I think we should move the meeting", turn.result.text) >= 0.8, turn.result.text
@@ -169,12 +170,7 @@ def test_never_transcribing_at_pauses_ends_by_the_silence_bound_with_one_transcr
     # A remote STT endpoint may charge per request; VOICEMODE_STT_AT_PAUSES=never asks it once per answer.
     _players, on_event = answer_on_listening(rig, rig.say(ANSWER))
     verdicts = rig.daemon.log_text().count('"conversation.turn_verdict"')
-    caller = common_pb2.CallerContext(env={"VOICEMODE_STT_AT_PAUSES": "never"})
-    turn = rig.converse(
-        conversation_pb2.ConverseRequest(caller=caller, listen_duration_max=30),
-        method="Listen",
-        on_event=on_event,
-    )  # type: ignore[arg-type]
+    turn = listen(rig, on_event, VOICEMODE_STT_AT_PAUSES="never")
     assert turn.result is not None
     assert overlap(ANSWER, turn.result.text) >= 0.9, turn.result.text
     assert turn.details["transcript"] == "turn ended: silence"
