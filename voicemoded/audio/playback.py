@@ -262,7 +262,6 @@ class Speaker:
             )  # fmt: skip
         return result
 
-
     async def _close_later(self, stream: Any, at: float) -> None:
         """Close ``stream`` at ``at``, or at once when cancelled (the daemon stopping)."""
         try:

@@ -206,16 +206,16 @@ class VirtualAudioRig:
 
     # the scripted person and the ear ---------------------------------------------------------------
 
-    async def play_into_mic(self, pcm: bytes, fmt: AudioFormat, *, buffer_ms: int = PLAYER_BUFFER_MS) -> None:
+    async def play_into_mic(self, pcm: bytes, fmt: AudioFormat) -> None:
         """Say ``pcm`` into the virtual microphone; returns when the last sample has been handed over.
 
-        The player keeps ``buffer_ms`` of audio queued in the sound server, so a player that is not
+        The player keeps ``PLAYER_BUFFER_MS`` of audio queued in the sound server, so a player that is not
         scheduled for a while (a busy or shared machine) does not run dry: with 20 ms queued, a 0.2 s
         stall put 0.2 s of silence into what the microphone heard, and a 0.8 s pause became 1.0 s. A
         person's voice does not stop when the computer is busy. The first sample is heard as soon.
         """
         proc = await asyncio.create_subprocess_exec(
-            "pacat", "--raw", f"--latency-msec={buffer_ms}", f"--rate={fmt.rate}", f"--channels={fmt.channels}",
+            "pacat", "--raw", f"--latency-msec={PLAYER_BUFFER_MS}", f"--rate={fmt.rate}", f"--channels={fmt.channels}",
             f"--format=s{fmt.width * 8}le", "-d", MIC_SINK,
             stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             env=self._child_env(),

@@ -269,9 +269,10 @@ class Conversation:
         if turns is not None:
             config = dataclasses.replace(config, early_end_s=min(ACOUSTIC_CHECK_S, config.early_end_s))
 
-        eager = params.stt_at_pauses == "always" or (
-            params.stt_at_pauses == "auto"
-            and await self.speech.stt_is_local(params.stt_model or None, params.stt_provider or None)
+        predicting = not params.disable_silence_detection and params.stt_at_pauses != "never"
+        eager = predicting and (
+            params.stt_at_pauses == "always"
+            or await self.speech.stt_is_local(params.stt_model or None, params.stt_provider or None)
         )
 
         async def predictor(audio: bytes) -> TurnVerdict:
@@ -302,9 +303,7 @@ class Conversation:
                 subscription=sub,
                 not_before=None if barged else playback_end,
                 initial=playback.barge_in if playback is not None and barged else (),
-                predictor=predictor
-                if not params.disable_silence_detection and params.stt_at_pauses != "never"
-                else None,
+                predictor=predictor if predicting else None,
                 on_event=on_event,
             )
             reusable = next(

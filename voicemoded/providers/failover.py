@@ -304,9 +304,9 @@ class Speech:
             plan = await self._stt_plan(model, provider)
         except VoicemodeError:
             return False  # the transcription itself will say what is wrong, with the answer kept
+        # plan_stt refuses a plan without candidates; when all are cooling down the first is tried.
         ready = [c.state for c in plan.candidates if c.state.breaker.ready()]
-        first = ready[0] if ready else plan.candidates[0].state if plan.candidates else None
-        return first is not None and first.endpoint.local
+        return (ready[0] if ready else plan.candidates[0].state).endpoint.local
 
     async def _stt_plan(self, model: str | None, provider: str | None) -> Plan:
         model = model.strip() if model and model.strip() else None
