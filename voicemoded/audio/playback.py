@@ -104,15 +104,23 @@ class Speaker:
         self.block_ms = block_ms
         self._events = events
         self._current: tuple[_Buffer, asyncio.Event, asyncio.AbstractEventLoop] | None = None
-        self._closing: asyncio.Task[None] | None = None
-        """The last finished stream, playing its margin of silence before it is closed."""
+        self._lingering: tuple[Any, float, asyncio.TimerHandle] | None = None
+        """The last finished stream, playing its margin of silence: (stream, when it closes, its timer)."""
 
     async def settled(self) -> None:
-        """Wait until the last finished stream is closed (some devices take one stream at a time)."""
-        closing = self._closing
-        if closing is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(closing)
+        """Wait until the last finished stream has played its margin and is closed."""
+        lingering = self._lingering
+        if lingering is not None:
+            await asyncio.sleep(max(0.0, lingering[1] - time.monotonic()))
+            if self._lingering is lingering:
+                self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        lingering, self._lingering = self._lingering, None
+        if lingering is not None:
+            stream, _, timer = lingering
+            timer.cancel()
+            self.backend.close_stream(stream)
 
     def interrupt(self) -> None:
         """Stop what is playing now, from any thread or task."""
@@ -141,7 +149,9 @@ class Speaker:
         """
         chunks = _aiter(source)
         coming: asyncio.Future[AudioChunk | None] = asyncio.ensure_future(anext(chunks, None))
-        await self.settled()
+        # The last message has been heard by now (its margin only covers a late callback): close its
+        # stream at once, before opening this one, rather than make this one wait for the margin.
+        self._close_lingering()
         first: AudioChunk | None = None
         if expect is None:
             first = await coming
@@ -251,7 +261,9 @@ class Speaker:
                 w.cancel()
             feeder.cancel()
             if result.reason == "completed":
-                self._closing = asyncio.create_task(self._close_later(stream, result.ended_at + CLOSE_MARGIN_S))
+                close_at = result.ended_at + CLOSE_MARGIN_S
+                timer = loop.call_later(max(0.0, close_at - time.monotonic()), self._close_lingering)
+                self._lingering = (stream, close_at, timer)
             else:
                 self.backend.close_stream(stream)
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -261,13 +273,6 @@ class Speaker:
                 underruns=result.underruns,
             )  # fmt: skip
         return result
-
-    async def _close_later(self, stream: Any, at: float) -> None:
-        """Close ``stream`` at ``at``, or at once when cancelled (the daemon stopping)."""
-        try:
-            await asyncio.sleep(max(0.0, at - time.monotonic()))
-        finally:
-            self.backend.close_stream(stream)
 
 
 class _Feeder:

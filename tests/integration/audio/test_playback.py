@@ -16,7 +16,7 @@ from voicemoded.audio.devices import AudioBackend
 from voicemoded.audio.endpointing import EndpointConfig
 from voicemoded.audio.format import AudioChunk, AudioFormat
 from voicemoded.audio.microphone import Microphone
-from voicemoded.audio.playback import BargeIn, Speaker
+from voicemoded.audio.playback import CLOSE_MARGIN_S, BargeIn, Speaker
 from voicemoded.audio.recorder import Listener
 from voicemoded.audio.virtual import VirtualAudioRig
 
@@ -107,6 +107,23 @@ async def test_a_held_up_speaker_still_plays_the_end_of_the_message(
     samples = np.frombuffer(heard, dtype="<i2").astype(np.float64)
     tone_seconds = float((samples**2).sum()) / (8000**2 / 2) / 16_000
     assert tone_seconds >= 0.6 - 0.03, f"only {tone_seconds:.3f} s of the 0.600 s tone was heard"
+
+
+async def test_a_message_right_after_another_does_not_wait_for_its_close_margin(
+    rig: VirtualAudioRig, backend: AudioBackend
+) -> None:
+    """The stream of a finished message stays open a margin past its end; the next message closes it at
+    once instead of waiting for the margin to run out."""
+    fmt = AudioFormat(24_000, 2, 1)
+    speaker = Speaker(backend)
+    first = await speaker.play(chunks(a440(0.3, fmt), fmt, seconds=0.1))
+    assert first.reason == "completed" and backend.open_streams == 1, "the margin keeps it open"
+    second = await speaker.play(chunks(a440(0.3, fmt), fmt, seconds=0.1))
+    assert second.reason == "completed" and second.started_at is not None and first.ended_at is not None
+    # Waiting for the margin would start the second message after first.ended_at + CLOSE_MARGIN_S.
+    assert second.started_at < first.ended_at + CLOSE_MARGIN_S - 0.1
+    await speaker.settled()
+    assert backend.open_streams == 0
 
 
 async def test_the_speaker_opens_while_the_first_chunk_is_made(
