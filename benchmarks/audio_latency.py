@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -72,13 +73,14 @@ async def main(runs: int) -> None:
             stt_times.append(time.monotonic() - started)  # recorded even when the turn ended first
             return text
 
+        def transcription(pcm: bytes) -> Callable[[], Awaitable[str]]:
+            return lambda: asyncio.ensure_future(asyncio.to_thread(timed_transcribe, pcm))
+
         async def words_only(pcm: bytes) -> TurnVerdict:
-            return await judge(pcm, lambda: asyncio.ensure_future(asyncio.to_thread(timed_transcribe, pcm)), str, None)
+            return await judge(pcm, transcription(pcm), str, None)
 
         async def words_and_voice(pcm: bytes) -> TurnVerdict:
-            return await judge(
-                pcm, lambda: asyncio.ensure_future(asyncio.to_thread(timed_transcribe, pcm)), str, turn_model
-            )
+            return await judge(pcm, transcription(pcm), str, turn_model)
 
         backend = AudioBackend()
         speaker = Speaker(backend)
