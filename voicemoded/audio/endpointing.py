@@ -1,35 +1,27 @@
 """When has the person finished? Endpointing over audio time, deterministic and free of I/O.
 
-The trade-off. A fixed silence threshold cannot both wait out a 0.8 s thinking pause and return within
-0.8 s of the last word: any threshold under 0.8 s cuts the pause, any above it is slow. So the end is
-decided in two stages:
+The endpointer hears the voice: a VAD behind a noise gate and a QUIET -> STARTING -> SPEAKING ->
+STOPPING state machine (see :mod:`vad`). It reports a *pause* after ``early_end_s`` of silence and a
+*resume* when the person goes on, and it measures what the end of turn needs to know: how long each
+pause was and how far the voice stands above the room's noise. *When* a pause is the end is not its
+decision: its :class:`~voicemoded.audio.end_of_turn.EndOfTurn` says how much silence the turn needs
+now (the silence bound, or less once a turn predictor's verdict on the pause says the words are
+finished, or more when they plainly are not), and the endpointer ends the turn when the silence
+reaches it.
 
-- after ``early_end_s`` of silence (default 0.3 s) the endpointer reports a *pause*. The recorder then
-  asks a turn predictor (the converse loop runs STT on the audio so far and checks whether the text is
-  a finished sentence, see :func:`text_looks_complete`). "Complete" ends the turn once the silence
-  reaches ``predicted_end_s`` (0.9 s): text alone cannot tell "I think we should move the meeting" from
-  the same words before "to Thursday", so a finished-looking sentence still waits out a thinking pause.
-  The transcript the predictor made is ready by then and is the answer: silence -> result is about
-  ``predicted_end_s``. "Incomplete" ("my favourite colour is", "I went to the shop and") keeps listening.
-  A *confident* "complete" (the converse loop's end-of-turn model also hears a finished voice, see
-  :mod:`voicemoded.audio.turn`) needs only ``confident_end_s``.
-- after ``end_silence_s`` (default 1.0 s) the turn ends regardless: the bound when no predictor is
-  wired, the predictor is unsure, or the person trails off. A person who has already paused longer than
-  that once in this utterance gets a longer bound (``pause_margin_s`` beyond their longest pause, capped
-  at ``end_silence_max_s``): people who pause long, pause long again.
-
-Background noise cannot hold the turn open: the noise gate (see :mod:`vad`) stops counting steady noise
-as voice, and ``max_listen_s`` caps everything. Silence before any speech ends after
-``initial_silence_s`` with ``no_speech``, so "no answer" is quick.
+Background noise cannot hold the turn open: the noise gate stops counting steady noise as voice, and
+``max_listen_s`` caps everything. Silence before any speech ends after ``initial_silence_s`` with
+``no_speech``, so "no answer" is quick.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from voicemoded.audio.completeness import text_looks_complete
+from voicemoded.audio.end_of_turn import EndOfTurn, TurnPolicy, TurnVerdict
 from voicemoded.audio.format import SPEECH_RATE
 from voicemoded.audio.vad import NoiseGate, SpeechDetector, VadState, VadStateMachine, frame_db, make_detector
 
@@ -59,20 +51,9 @@ class EndpointConfig:
     min_speech_s: float = 0.15
     """An utterance with less voiced audio than this is discarded as noise."""
     early_end_s: float = 0.3
-    """Silence after which the turn predictor is asked whether the person has finished."""
-    predicted_end_s: float = 0.9
-    """Silence a turn the predictor judged finished still needs before it ends: longer than a thinking
-    pause inside a sentence (people pause 0.5-0.8 s mid-thought), shorter than ``end_silence_s``. The
-    predictor's transcript is ready by then, so silence -> result is about this long."""
-    confident_end_s: float = 0.5
-    """Silence a turn needs when the predictor is confident it is finished: the words read finished and
-    the voice sounds finished (falling, slowing), so this is not a thinking pause."""
-    end_silence_s: float = 1.0
-    """Silence that ends the turn without a predictor's say (VOICEMODE_SILENCE_THRESHOLD_MS / 1000)."""
-    end_silence_max_s: float = 2.0
-    """Upper bound for the end silence after it adapted to this speaker's long pauses."""
-    pause_margin_s: float = 0.3
-    """How much longer than the longest pause so far the end silence must be."""
+    """Silence after which a pause is reported (and the turn predictor asked about it)."""
+    turn: TurnPolicy = field(default_factory=TurnPolicy)
+    """How much silence ends the turn, given what was heard at the pause (see :mod:`end_of_turn`)."""
     min_listen_s: float = 0.0
     """Never end by silence before this much listening (VoiceMode's listen_duration_min)."""
     max_listen_s: float = 120.0
@@ -109,8 +90,15 @@ class EndpointEvent:
 class Endpointer:
     """Feed fixed-size frames (``frame_bytes``); read events. One instance per utterance."""
 
-    def __init__(self, config: EndpointConfig | None = None, detector: SpeechDetector | None = None):
+    def __init__(
+        self,
+        config: EndpointConfig | None = None,
+        detector: SpeechDetector | None = None,
+        *,
+        recent_pause_s: float = 0.0,
+    ):
         self.config = config = config or EndpointConfig()
+        self.turn = EndOfTurn(config.turn, recent_pause_s=recent_pause_s)
         self.detector = detector or config.detector()
         self.detector.reset()
         self.frame_samples = self.detector.frame_samples
@@ -119,15 +107,14 @@ class Endpointer:
         c = config
         self.machine = VadStateMachine(
             start_frames=max(1, round(c.start_s / self.frame_s)),
-            stop_frames=max(1, round(c.end_silence_max_s / self.frame_s)),
+            stop_frames=max(1, round(c.turn.bound_s / self.frame_s)),
         )
         self.gate = NoiseGate(margin_db=c.gate_margin_db, window_s=c.noise_window_s, frame_s=self.frame_s)
         self.elapsed = 0.0
         self.speech_start: float | None = None
         self.last_voiced_end: float | None = None
         self.voiced_s = 0.0
-        self.longest_pause = 0.0
-        self.end_silence = c.end_silence_s
+        self._voiced_db = 0.0
         self.pause_id = 0
         self.paused = False
         self.ended: EndpointEvent | None = None
@@ -169,18 +156,17 @@ class Endpointer:
             self._run_start = t
         if voiced and self.speech_start is not None:
             self.voiced_s += self.frame_s
+            self._voiced_db += self.frame_s * db
             if self.paused:
                 pause = t - (self.last_voiced_end or t)
-                self.longest_pause = max(self.longest_pause, pause)
-                self.end_silence = min(
-                    c.end_silence_max_s, max(self.end_silence, self.longest_pause + c.pause_margin_s)
-                )
+                self.turn.resume(pause)
                 self.paused = False
                 events.append(EndpointEvent("resume", t, pause_id=self.pause_id, pause_s=pause))
             self.last_voiced_end = self.elapsed
         if self.speech_start is None and state == VadState.SPEAKING:
             self.speech_start = self._gated_onset(self._run_start)
             self.voiced_s = self.elapsed - self._run_start
+            self._voiced_db = self.voiced_s * db
             self.last_voiced_end = self.elapsed
             events.append(EndpointEvent("speech_start", self.speech_start))
         events.extend(self._check_end())
@@ -202,27 +188,55 @@ class Endpointer:
         if not self.paused and self.silence >= c.early_end_s:
             self.paused = True
             self.pause_id += 1
+            self.turn.pause(self.pause_id, snr_db=self.snr_db)
             out.append(EndpointEvent("pause", now, pause_id=self.pause_id))
-        if self.silence >= self.end_silence and now >= c.min_listen_s:
+        if self.silence >= self.turn.decision.silence_s and now >= c.min_listen_s:
             if self._has_speech():
                 out.append(self._end(EndReason.SILENCE))
             else:
                 # Too little voice to be an answer (a knock, a cough): forget it and keep waiting.
                 self.speech_start = self.last_voiced_end = None
-                self.voiced_s = 0.0
+                self.voiced_s = self._voiced_db = 0.0
                 self.paused = False
+                self.turn = EndOfTurn(c.turn, recent_pause_s=self.turn.recent_pause_s)
                 if now >= c.initial_silence_s:
                     out.append(self._end(EndReason.NO_SPEECH))
         return out
 
-    def accept_pause(self, pause_id: int, *, confident: bool = False) -> EndpointEvent | None:
-        """The turn predictor said the person finished at pause ``pause_id``; end if still paused."""
-        if self.ended is not None or not self.paused or pause_id != self.pause_id:
+    @property
+    def longest_pause(self) -> float:
+        return max(self.turn.pauses, default=0.0)
+
+    @property
+    def end_silence(self) -> float:
+        """The silence that ends the turn now (the end of turn's current decision)."""
+        return self.turn.decision.silence_s
+
+    @property
+    def ended_by(self) -> str:
+        """Which rule ended the turn: the end of turn's for a silence end, else the reason."""
+        if self.ended is None or self.ended.reason is not EndReason.SILENCE:
+            return str(self.ended.reason) if self.ended and self.ended.reason else ""
+        return self.turn.decision.rule
+
+    @property
+    def snr_db(self) -> float | None:
+        """The voice's mean level above the noise floor, once there is voice to measure."""
+        if self.voiced_s <= 0:
+            return None
+        return self._voiced_db / self.voiced_s - self.gate.floor_db
+
+    def hear(self, pause_id: int, verdict: TurnVerdict) -> EndpointEvent | None:
+        """A turn predictor's verdict on pause ``pause_id``; the end event if it ends the turn now.
+
+        A stale verdict (the person spoke since) is ignored. One that allows a quick end ends the turn
+        only once the silence has reached what it allows; :meth:`feed` ends it then.
+        """
+        if self.ended is not None or not self.paused or not self.turn.hear(pause_id, verdict):
             return None
         if self.elapsed < self.config.min_listen_s or not self._has_speech():
             return None
-        c = self.config
-        if self.silence < min(c.confident_end_s if confident else c.predicted_end_s, c.end_silence_s):
+        if self.silence < self.turn.decision.silence_s:
             return None
         return self._end(EndReason.SILENCE)
 
@@ -257,38 +271,4 @@ class Endpointer:
         return self.ended
 
 
-# Words a finished English sentence rarely ends on: articles, prepositions, conjunctions, auxiliaries.
-_DANGLING_WORDS = """a an the and or but so because if when while although though than that which who whose whom
-    to of in on at by for with from about into onto over under between through after before until
-    is are was were am be been being do does did have has had will would can could should shall may
-    might must my your his her its our their this these those very really just um uh er like"""
-_DANGLING = frozenset(_DANGLING_WORDS.split())
-
-
-# What Whisper writes over the silence after an unfinished clause ("I think we should go to" heard as
-# "I think we should go to you."): phrases of its training data's subtitles, not of the speaker.
-_SILENCE_PHRASES = (("thank", "you"), ("thanks", "for", "watching"), ("bye",), ("you",))
-
-
-def text_looks_complete(text: str) -> bool:
-    """A cheap guess whether an STT transcript is a finished turn (for a turn predictor).
-
-    Unfinished: empty, ending with a comma, dash or ellipsis, or with a word that needs a continuation.
-    A phrase Whisper is known to invent over trailing silence ("you", "thank you") does not finish a
-    clause that was unfinished without it: "go to you." is taken as "go to", and a real "send it to you"
-    waits for the silence bound instead of the quick end. Everything else (including text with no final
-    punctuation) counts as finished, since the hard silence bound still protects a person who trails off.
-    """
-    stripped = text.strip()
-    if not stripped:
-        return False
-    if stripped.endswith((",", "-", "...", "…", ":", ";")):
-        return False
-    words = re.findall(r"[a-zA-Z']+", stripped.lower())
-    if words and words[-1] in _DANGLING:
-        return False
-    for phrase in _SILENCE_PHRASES:
-        before = words[: -len(phrase)]
-        if tuple(words[-len(phrase) :]) == phrase and before and before[-1] in _DANGLING:
-            return False
-    return True
+__all__ = ["EndReason", "EndpointConfig", "EndpointEvent", "Endpointer", "text_looks_complete"]

@@ -22,24 +22,13 @@ from pathlib import Path
 
 import structlog
 
+from voicemoded.audio.end_of_turn import PauseHistory, TurnVerdict
 from voicemoded.audio.endpointing import EndpointConfig, Endpointer, EndpointEvent, EndReason
 from voicemoded.audio.format import SPEECH_FORMAT, AudioChunk, AudioFormat
 from voicemoded.audio.microphone import Microphone, MicSubscription
 from voicemoded.events import EventBus
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TurnVerdict:
-    """A turn predictor's answer; ``payload`` (e.g. the transcript it made) rides along to the result."""
-
-    complete: bool
-    payload: object = None
-    confident: bool = False
-    """Sure enough to end after ``confident_end_s`` rather than ``predicted_end_s``."""
-    probability: float | None = None
-    """The end-of-turn model's say, when one was asked (for the log)."""
 
 
 TurnPredictor = Callable[[bytes], Awaitable[TurnVerdict]]
@@ -68,8 +57,8 @@ class Utterance:
     """What the turn predictor returned when it ended the turn (reuse it: it is already the transcript)."""
     pauses: list[float] = field(default_factory=list)
     ended_by: str = ""
-    """Which rule ended the turn: the predictor ("words and voice finished", "words finished") or,
-    for any other end, the reason (``silence`` is the silence bound)."""
+    """Which rule ended the turn: the end of turn's ("words and voice finished", "words finished",
+    "opener only", "words unfinished", "silence" for the bound) or, for any other end, the reason."""
 
     @property
     def seconds(self) -> float:
@@ -100,6 +89,8 @@ class Listener:
         self.mic = mic
         self.config = config or EndpointConfig()
         self._events = events
+        self.history = PauseHistory(self.config.turn.history)
+        """This person's recent pauses: the end of turn waits out pauses as long as theirs."""
 
     async def record(
         self,
@@ -140,7 +131,7 @@ class Listener:
         stop: asyncio.Event | None,
         save_to: Path | None,
     ) -> Utterance:
-        ep = Endpointer(cfg)
+        ep = Endpointer(cfg, recent_pause_s=self.history.longest)
         audio = bytearray()
         before = bytearray()  # heard before the window: it only teaches the noise gate the room
         keep_before = _bytes(cfg.noise_window_s)
@@ -149,9 +140,6 @@ class Listener:
         deadline = time.monotonic() + cfg.max_listen_s + 5.0
         verdict_task: asyncio.Task[TurnVerdict] | None = None
         verdict_pause = 0
-        finished: tuple[int, TurnVerdict] | None = None
-        payload: object = None
-        ended_by = ""
         pauses: list[float] = []
         end: EndpointEvent | None = None
 
@@ -223,17 +211,7 @@ class Listener:
                 if end is None and verdict_task is not None and verdict_task.done():
                     task, verdict_task = verdict_task, None
                     if not task.cancelled() and task.exception() is None:
-                        verdict = task.result()
-                        if verdict.complete:
-                            finished = (verdict_pause, verdict)
-                # A "finished" verdict ends the turn once the pause is long enough to not be a
-                # thinking pause; speech resuming first (a new pause id) voids it.
-                if end is None and finished is not None:
-                    if finished[0] != ep.pause_id or not ep.paused:
-                        finished = None
-                    elif accepted := ep.accept_pause(finished[0], confident=finished[1].confident):
-                        end, payload = accepted, finished[1].payload
-                        ended_by = "words and voice finished" if finished[1].confident else "words finished"
+                        end = ep.hear(verdict_pause, task.result())
         finally:
             if verdict_task is not None:
                 verdict_task.cancel()
@@ -246,11 +224,14 @@ class Listener:
         if speech_end is not None:
             emit("speech_end", speech_end)
         reason = end.reason if end and end.reason else EndReason.CANCELLED
+        if reason is EndReason.SILENCE:
+            self.history.add(pauses)
         pcm = self._slice(bytes(audio), ep, cfg, reason)
         utt = Utterance(
             audio=pcm, reason=reason,
             listening_at=t0, ended_at=ended_at, speech_start=speech_start, speech_end=speech_end,
-            turn_payload=payload, pauses=pauses, ended_by=ended_by or str(reason),
+            turn_payload=ep.turn.payload if reason is EndReason.SILENCE else None, pauses=pauses,
+            ended_by=ep.ended_by or str(reason),
         )  # fmt: skip
         if save_to is not None and utt.audio:
             utt.path = await asyncio.to_thread(write_wav, save_to, utt.audio)

@@ -8,9 +8,9 @@ features and returns the probability that the speaker has finished. Its int8 ONN
 inside the ``pipecat-ai`` package; :func:`fetch_model` takes that one file out of the package
 registry's wheel (without installing the framework or its dependencies) into the models folder.
 
-The model is optional: without it the endpointer waits ``predicted_end_s`` after a finished-looking
-transcript, as before. With it, a finished-looking transcript that also *sounds* finished ends the turn
-after ``confident_end_s``.
+The model is optional: without it the end of turn waits ``words_end_s`` after a complete transcript.
+With it, a complete transcript that also *sounds* finished ends the turn after ``quick_end_s`` (see
+:mod:`voicemoded.audio.end_of_turn`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ from typing import TypeVar
 import numpy as np
 import structlog
 
-from voicemoded.audio.endpointing import text_looks_complete
+from voicemoded.audio.end_of_turn import TurnPolicy, TurnVerdict
 from voicemoded.audio.format import SPEECH_RATE
-from voicemoded.audio.recorder import TurnVerdict
 from voicemoded.errors import FailedPrecondition
 from voicemoded.events import EventBus
 
@@ -47,7 +46,7 @@ _MODEL_IN_PACKAGE = f"pipecat/audio/turn/smart_turn/data/{MODEL_FILE}"
 
 WINDOW_S = 8
 """The model hears the last 8 s of the utterance (shorter ones are padded with silence in front)."""
-FINISHED_PROBABILITY = 0.5
+FINISHED_PROBABILITY = TurnPolicy().finished_probability
 """The model's probability at or above which the person sounds finished."""
 ACOUSTIC_CHECK_S = 0.15
 """Silence after which the pause is transcribed and the model asked (it takes ~0.08 s)."""
@@ -197,8 +196,9 @@ async def judge(
     *,
     eager: bool = True,
 ) -> TurnVerdict:
-    """A turn predictor's verdict on ``audio``: the words (``transcribe()`` starts the transcription)
-    and, with a model, the voice. Confident only when both say finished.
+    """What a turn predictor hears at a pause in ``audio``: the words (``transcribe()`` starts the
+    transcription; its result's ``avg_logprob`` / ``no_speech_prob``, when it has them, say how sure
+    Whisper was) and, with a model, the voice.
 
     ``eager``: the words and the voice are heard at the same time (a local STT endpoint costs nothing to
     ask). Otherwise the voice is heard first and the words are asked for only when it sounds finished:
@@ -209,17 +209,16 @@ async def judge(
     probability = None if model is None else await asyncio.to_thread(model.probability, audio)
     if pending is None:
         if probability is None or probability < FINISHED_PROBABILITY:
-            return TurnVerdict(False, probability=probability)
+            return TurnVerdict(None, probability=probability)
         pending = transcribe()
     result = await pending
-    return decide(text(result), probability, result)
-
-
-def decide(text: str, probability: float | None, payload: object = None) -> TurnVerdict:
-    """The verdict from the transcript at the pause and the model's probability (None: no model)."""
-    complete = text_looks_complete(text)
-    confident = complete and probability is not None and probability >= FINISHED_PROBABILITY
-    return TurnVerdict(complete, payload, confident=confident, probability=probability)
+    return TurnVerdict(
+        text(result),
+        probability=probability,
+        avg_logprob=getattr(result, "avg_logprob", None),
+        no_speech_prob=getattr(result, "no_speech_prob", None),
+        payload=result,
+    )
 
 
 def installed_model() -> Path | None:

@@ -22,12 +22,13 @@ from typing import Protocol
 
 import structlog
 
+from voicemoded.audio.end_of_turn import TurnVerdict
 from voicemoded.audio.endpointing import EndReason
 from voicemoded.audio.format import AudioChunk
 from voicemoded.audio.microphone import Microphone, MicSubscription
 from voicemoded.audio.owner import AudioOwner
 from voicemoded.audio.playback import BargeIn, PlaybackResult, Speaker
-from voicemoded.audio.recorder import Listener, TurnVerdict, Utterance, write_wav
+from voicemoded.audio.recorder import Listener, Utterance, write_wav
 from voicemoded.audio.turn import ACOUSTIC_CHECK_S, TurnModels, judge
 from voicemoded.conversation.journal import Journal, Timings, TurnRecord
 from voicemoded.conversation.params import TurnParams
@@ -285,8 +286,8 @@ class Conversation:
 
             verdict = await judge(audio, transcribe, lambda tr: tr.text, turns, eager=eager)
             log.info(
-                "conversation.turn_verdict", complete=verdict.complete, confident=verdict.confident,
-                probability=verdict.probability, transcribed=verdict.payload is not None,
+                "conversation.turn_verdict", text=verdict.text, probability=verdict.probability,
+                avg_logprob=verdict.avg_logprob, no_speech_prob=verdict.no_speech_prob,
                 seconds=round(time.monotonic() - started, 3),
             )  # fmt: skip
             return verdict

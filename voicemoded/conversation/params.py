@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from voicemoded.audio.end_of_turn import TurnPolicy
 from voicemoded.audio.endpointing import EndpointConfig
 from voicemoded.config import Settings
 from voicemoded.errors import InvalidArgument
@@ -57,8 +58,7 @@ class TurnParams:
         return EndpointConfig(
             vad="silero" if self.vad_engine == "silero" else "webrtc",
             aggressiveness=self.vad_aggressiveness,
-            end_silence_s=self.silence_threshold,
-            end_silence_max_s=max(2.0, self.silence_threshold * 2),
+            turn=TurnPolicy(bound_s=self.silence_threshold, bound_max_s=max(2.5, self.silence_threshold * 2)),
             min_listen_s=self.listen_duration_min,
             max_listen_s=self.listen_duration_max,
             initial_silence_s=max(self.initial_silence, self.listen_duration_min),

@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.audio.conftest import Speech, Voice, noise, pulse_clients, transcribe, trim, wait_for
 from voicemoded.audio.devices import RateConverter
-from voicemoded.audio.endpointing import EndpointConfig, EndReason, text_looks_complete
+from voicemoded.audio.endpointing import EndpointConfig, EndReason
 from voicemoded.audio.format import AudioFormat
 from voicemoded.audio.microphone import Microphone
 from voicemoded.audio.recorder import Listener, TurnVerdict, Utterance
@@ -106,7 +106,7 @@ async def test_a_turn_predictor_ends_quickly_yet_waits_out_the_pause(
         started = time.monotonic()
         text = await asyncio.to_thread(transcribe, whisper, pcm)
         calls.append((time.monotonic() - started, text))
-        return TurnVerdict(text_looks_complete(text), payload=text)
+        return TurnVerdict(text, payload=text)
 
     config = EndpointConfig()
     speech = voice.with_pause("I think we should go to, the beach this weekend.", 0.8)
@@ -117,10 +117,12 @@ async def test_a_turn_predictor_ends_quickly_yet_waits_out_the_pause(
     assert utt.endpoint_delay is not None
     final = [took for took, text in calls if "weekend" in text.lower()]
     # The hard bound adapted to this speaker's pause (0.8 s + margin); the predictor may beat it.
-    hard = max(config.end_silence_s, utt.pauses[0] + config.pause_margin_s)
-    # A "finished" verdict still waits out a thinking pause: the turn ends at predicted_end_s at the
+    policy = config.turn
+    hard = max(policy.bound_s, utt.pauses[0] + policy.pause_margin_s)
+    # A "finished" verdict still waits out a thinking pause: the turn ends at words_end_s at the
     # earliest, or when the predictor's STT is done if that is later.
-    predicted = max(config.predicted_end_s, config.early_end_s + final[0]) if final else hard
+    predicted = max(policy.words_end_s, utt.pauses[0] + policy.pause_margin_s, config.early_end_s + final[0])
+    predicted = predicted if final else hard
     if final and predicted < hard - 0.1:
         assert isinstance(utt.turn_payload, str) and "weekend" in utt.turn_payload.lower(), calls
         assert utt.endpoint_delay < predicted + 0.2, (utt.endpoint_delay, calls)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.audio.conftest import Speech, Voice, split_at_pause, trim
+from voicemoded.audio.end_of_turn import PauseFeatures, TurnPolicy, TurnVerdict, decide
 from voicemoded.audio.format import SPEECH_FORMAT
 from voicemoded.audio.resample import resample
 from voicemoded.audio.turn import MODEL_FILE, TurnModel, TurnModels, fetch_model, installed_model, judge
@@ -70,19 +71,24 @@ def voices(voice: Voice) -> tuple[bytes, bytes]:
     return finished, rising
 
 
-async def test_the_verdict_is_confident_only_when_words_and_voice_say_finished(
+def rule(verdict: TurnVerdict) -> str:
+    """Which end of turn the verdict allows under the default policy."""
+    return decide(PauseFeatures(verdict), TurnPolicy()).rule
+
+
+async def test_the_quick_end_needs_words_and_voice_to_say_finished(
     voices: tuple[bytes, bytes], model_path: Path
 ) -> None:
     model = TurnModel(model_path)
     finished, rising = voices
     both = await judge(finished, done("Please open the settings file and check the port number."), str, model)
-    assert both.complete and both.confident and both.payload.startswith("Please")
+    assert rule(both) == "words and voice finished" and both.payload.startswith("Please")
     words_only = await judge(rising, done("If you want"), str, model)
-    assert words_only.complete and not words_only.confident
+    assert rule(words_only) == "words finished"
     unfinished_words = await judge(finished, done("Please open the"), str, model)
-    assert not unfinished_words.complete and not unfinished_words.confident
+    assert rule(unfinished_words) == "words unfinished"
     no_model = await judge(finished, done("Please open the settings file."), str, None)
-    assert no_model.complete and not no_model.confident and no_model.probability is None
+    assert rule(no_model) == "words finished" and no_model.probability is None
 
 
 async def test_unless_eager_the_words_are_asked_for_only_when_the_voice_sounds_finished(
@@ -94,14 +100,14 @@ async def test_unless_eager_the_words_are_asked_for_only_when_the_voice_sounds_f
     finished, rising = voices
     asked: list[str] = []
     held = await judge(rising, done("If you want", asked), str, model, eager=False)
-    assert asked == [] and not held.complete and held.payload is None
+    assert asked == [] and held.text is None and rule(held) == "silence" and held.payload is None
     assert held.probability is not None and held.probability < 0.5
     ended = await judge(finished, done("Please open the settings file.", asked), str, model, eager=False)
-    assert asked == ["Please open the settings file."] and ended.confident
+    assert asked == ["Please open the settings file."] and rule(ended) == "words and voice finished"
     no_model = await judge(finished, done("Please open the settings file.", asked), str, None, eager=False)
-    assert len(asked) == 1 and not no_model.complete, "without a model a remote endpoint is never asked"
+    assert len(asked) == 1 and rule(no_model) == "silence", "without a model a remote endpoint is never asked"
     eager = await judge(rising, done("If you want", asked), str, model)
-    assert asked[-1] == "If you want" and eager.complete and not eager.confident
+    assert asked[-1] == "If you want" and rule(eager) == "words finished"
 
 
 async def test_models_load_once_report_a_broken_file_and_recover(tmp_path: Path, model_path: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voicemoded.audio.endpointing import EndpointConfig, Endpointer, EndReason, text_looks_complete
+from voicemoded.audio.end_of_turn import TurnPolicy, TurnVerdict
+from voicemoded.audio.endpointing import EndpointConfig, Endpointer, EndReason
 from voicemoded.audio.vad import NoiseGate, VadState, VadStateMachine, WebRtcDetector, frame_db
 
 RATE = 16_000
@@ -75,18 +76,28 @@ def test_state_machine_has_hysteresis_both_ways() -> None:
     ]
 
 
+def policy(**kw: float) -> TurnPolicy:
+    return TurnPolicy(**kw)  # type: ignore[arg-type]
+
+
+def finished(text: str = "Please open the settings file.", probability: float | None = None) -> TurnVerdict:
+    return TurnVerdict(text, probability=probability, payload=text)
+
+
 def test_speech_then_silence_ends_after_the_end_silence() -> None:
-    ep = Endpointer(EndpointConfig(early_end_s=0.3, end_silence_s=0.7), LoudIsSpeech())
+    ep = Endpointer(EndpointConfig(early_end_s=0.3, turn=policy(bound_s=0.7)), LoudIsSpeech())
     events = run(ep, silence(0.5) + vowel(1.0) + silence(2.0))
     kinds = [e[0] for e in events]
     assert kinds == ["speech_start", "pause", "end"]
     assert events[0][1] == pytest.approx(0.5, abs=0.021)
     assert events[1][1] == pytest.approx(1.5 + 0.3, abs=0.021)
     assert events[2] == ("end", pytest.approx(1.5 + 0.7, abs=0.021), EndReason.SILENCE)
+    assert ep.ended_by == "silence"
 
 
 def test_a_pause_shorter_than_the_end_silence_is_bridged_and_raises_the_bound() -> None:
-    ep = Endpointer(EndpointConfig(early_end_s=0.3, end_silence_s=1.0, pause_margin_s=0.3), LoudIsSpeech())
+    config = EndpointConfig(early_end_s=0.3, turn=policy(bound_s=1.0, pause_margin_s=0.3))
+    ep = Endpointer(config, LoudIsSpeech())
     events = run(ep, vowel(1.0) + silence(0.8) + vowel(1.0) + silence(3.0))
     assert [e[0] for e in events] == ["speech_start", "pause", "resume", "pause", "end"]
     # The quiet end of the last syllable sits under the gate, so the measured pause is a little longer.
@@ -95,42 +106,63 @@ def test_a_pause_shorter_than_the_end_silence_is_bridged_and_raises_the_bound() 
     assert events[-1][1] == pytest.approx(2.8 + ep.end_silence, abs=0.05)
 
 
-def test_predictor_acceptance_ends_only_the_current_pause() -> None:
-    ep = Endpointer(EndpointConfig(early_end_s=0.3, predicted_end_s=0.35), LoudIsSpeech())
+def test_a_recent_answers_long_pause_raises_the_bound() -> None:
+    config = EndpointConfig(early_end_s=0.3, turn=policy(bound_s=1.0, pause_margin_s=0.3))
+    ep = Endpointer(config, LoudIsSpeech(), recent_pause_s=1.1)
+    events = run(ep, vowel(1.0) + silence(3.0))
+    assert ep.last_voiced_end is not None
+    assert events[-1][1] == pytest.approx(ep.last_voiced_end + 1.4, abs=0.021)
+
+
+def test_a_verdict_counts_only_for_the_current_pause() -> None:
+    ep = Endpointer(EndpointConfig(early_end_s=0.3, turn=policy(words_end_s=0.35)), LoudIsSpeech())
     events = run(ep, vowel(1.0) + silence(0.4))
     assert events[-1][0] == "pause"
-    assert ep.accept_pause(ep.pause_id + 1) is None  # a stale verdict
-    run(ep, vowel(0.2) + silence(0.4))  # the person went on: the first pause is stale too
-    assert ep.accept_pause(1) is None
-    ended = ep.accept_pause(ep.pause_id)
+    assert ep.hear(ep.pause_id + 1, finished()) is None  # a stale verdict
+    run(ep, vowel(0.2) + silence(0.8))  # the person went on: the first pause is stale too
+    assert ep.hear(1, finished()) is None
+    # Past this answer's own 0.4 s pause plus the margin, the quick end holds at once.
+    ended = ep.hear(ep.pause_id, finished())
     assert ended is not None and ended.reason == EndReason.SILENCE
+    assert ep.ended_by == "words finished"
+    assert ep.turn.payload == "Please open the settings file."
     assert ep.feed(silence(0.02)) == []
 
 
 def test_a_finished_verdict_still_waits_out_a_thinking_pause() -> None:
-    ep = Endpointer(EndpointConfig(early_end_s=0.3, predicted_end_s=0.9, end_silence_s=1.0), LoudIsSpeech())
+    config = EndpointConfig(early_end_s=0.3, turn=policy(words_end_s=0.9, bound_s=1.0))
+    ep = Endpointer(config, LoudIsSpeech())
     run(ep, vowel(1.0) + silence(0.5))
-    assert ep.paused and ep.accept_pause(ep.pause_id) is None, "0.5 s may be a pause mid-sentence"
-    run(ep, silence(0.4))
-    ended = ep.accept_pause(ep.pause_id)
-    assert ended is not None and ended.reason == EndReason.SILENCE
-    assert ended.at == pytest.approx(1.9, abs=0.021), "ended at 0.9 s of silence, before the 1.0 s bound"
+    assert ep.paused and ep.hear(ep.pause_id, finished()) is None, "0.5 s may be a pause mid-sentence"
+    events = run(ep, silence(0.5))
+    assert ep.last_voiced_end is not None
+    assert events == [("end", pytest.approx(ep.last_voiced_end + 0.9, abs=0.021), EndReason.SILENCE)]
 
 
 def test_a_confident_verdict_ends_at_the_shorter_silence() -> None:
-    config = EndpointConfig(early_end_s=0.15, confident_end_s=0.5, predicted_end_s=0.9, end_silence_s=1.0)
+    config = EndpointConfig(early_end_s=0.15, turn=policy(quick_end_s=0.5, words_end_s=0.9, bound_s=1.0))
     ep = Endpointer(config, LoudIsSpeech())
     run(ep, vowel(1.0) + silence(0.3))
-    assert ep.paused and ep.accept_pause(ep.pause_id, confident=True) is None, "0.3 s is too short even so"
-    run(ep, silence(0.2))
-    assert ep.accept_pause(ep.pause_id) is None, "words alone still wait for predicted_end_s"
-    ended = ep.accept_pause(ep.pause_id, confident=True)
-    assert ended is not None and ended.reason == EndReason.SILENCE
-    assert ended.at == pytest.approx(1.5, abs=0.021), "ended at 0.5 s of silence"
+    assert ep.paused and ep.hear(ep.pause_id, finished(probability=0.9)) is None, "0.3 s is too short"
+    events = run(ep, silence(0.3))
+    assert ep.last_voiced_end is not None
+    assert events == [("end", pytest.approx(ep.last_voiced_end + 0.5, abs=0.021), EndReason.SILENCE)]
+    assert ep.ended_by == "words and voice finished"
+
+
+def test_unfinished_words_hold_the_turn_past_the_bound() -> None:
+    config = EndpointConfig(early_end_s=0.15, turn=policy(bound_s=1.0, unfinished_s=2.0))
+    ep = Endpointer(config, LoudIsSpeech())
+    run(ep, vowel(1.0) + silence(0.3))
+    assert ep.hear(ep.pause_id, finished("I think we should go to", probability=0.9)) is None
+    events = run(ep, silence(3.0))
+    assert ep.last_voiced_end is not None
+    assert events == [("end", pytest.approx(ep.last_voiced_end + 2.0, abs=0.021), EndReason.SILENCE)]
+    assert ep.ended_by == "words unfinished"
 
 
 def test_min_listen_holds_the_silence_end() -> None:
-    ep = Endpointer(EndpointConfig(end_silence_s=0.5, min_listen_s=3.0), LoudIsSpeech())
+    ep = Endpointer(EndpointConfig(turn=policy(bound_s=0.5), min_listen_s=3.0), LoudIsSpeech())
     events = run(ep, vowel(0.5) + silence(4.0))
     assert events[-1] == ("end", pytest.approx(3.0, abs=0.021), EndReason.SILENCE)
 
@@ -139,7 +171,7 @@ def test_initial_silence_gives_no_speech_and_a_click_is_not_an_answer() -> None:
     ep = Endpointer(EndpointConfig(initial_silence_s=1.0), LoudIsSpeech())
     assert run(ep, silence(2.0))[-1] == ("end", pytest.approx(1.0, abs=0.021), EndReason.NO_SPEECH)
     ep = Endpointer(
-        EndpointConfig(initial_silence_s=1.0, end_silence_s=0.5, min_speech_s=0.2), LoudIsSpeech()
+        EndpointConfig(initial_silence_s=1.0, turn=policy(bound_s=0.5), min_speech_s=0.2), LoudIsSpeech()
     )
     events = run(ep, silence(0.2) + vowel(0.1) + silence(2.0))
     assert events[0][0] == "speech_start"
@@ -152,7 +184,9 @@ def test_max_listen_caps_continuous_speech() -> None:
 
 
 def test_steady_noise_stops_counting_as_voice_once_the_floor_adapts() -> None:
-    config = EndpointConfig(initial_silence_s=1.0, end_silence_s=0.7, noise_window_s=1.0, max_listen_s=30)
+    config = EndpointConfig(
+        initial_silence_s=1.0, turn=policy(bound_s=0.7), noise_window_s=1.0, max_listen_s=30
+    )
     ep = Endpointer(config, LoudIsSpeech())
     # Noise from the first frame: the floor is the noise, nothing is voice, "no answer" comes on time.
     assert run(ep, hiss(5.0, -30))[-1][2] == EndReason.NO_SPEECH
@@ -216,26 +250,3 @@ def test_webrtc_detector_hears_a_voiced_signal_and_not_silence() -> None:
     assert det(silence(0.02)) == 0.0
     with pytest.raises(ValueError):
         WebRtcDetector(frame_ms=25)
-
-
-@pytest.mark.parametrize(
-    ("text", "complete"),
-    [
-        ("Paris is the capital of France.", True),
-        ("Yes", True),
-        ("My favorite color is...", False),
-        ("My favorite color is", False),
-        ("I went to the shop and", False),
-        ("Well, I think,", False),
-        ("", False),
-        # Whisper's inventions over the silence after an unfinished clause do not finish it.
-        ("I think we should go to you.", False),
-        ("I think we should go to. Thank you.", False),
-        ("We could move it to. Thanks for watching!", False),
-        ("Thank you.", True),
-        ("That's all, thank you.", True),
-        ("I will see you.", True),
-    ],
-)
-def test_text_looks_complete(text: str, complete: bool) -> None:
-    assert text_looks_complete(text) is complete
