@@ -89,4 +89,18 @@ def render(transcript: Transcript, response_format: str) -> Response:
         return PlainTextResponse(to_vtt(transcript), media_type="text/vtt")
     if response_format == "verbose_json":
         return JSONResponse(to_verbose(transcript))
-    return JSONResponse({"text": transcript.text})
+    return JSONResponse({"text": transcript.text, **confidence(transcript)})
+
+
+def confidence(transcript: Transcript) -> dict[str, float]:
+    """Whisper's own confidence beside the plain ``json`` text (extra fields OpenAI's clients ignore).
+
+    The end of turn trusts a transcript made at a pause only when Whisper was sure of it: the lowest
+    average log-probability of its segments, and the highest probability that a segment was no speech.
+    """
+    if not transcript.segments:
+        return {}
+    return {
+        "avg_logprob": round(min(s.avg_logprob for s in transcript.segments), 4),
+        "no_speech_prob": round(max(s.no_speech_prob for s in transcript.segments), 4),
+    }

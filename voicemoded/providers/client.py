@@ -16,6 +16,7 @@ import importlib
 import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -316,8 +317,8 @@ class EndpointClient:
         model: str,
         language: str | None,
         prompt: str | None,
-    ) -> str:
-        """One transcription under a single deadline; returns the text."""
+    ) -> Heard:
+        """One transcription under a single deadline; returns the text and Whisper's confidence."""
         await self.load_sdk()
         timeout = self._settings.request_timeout
         extra: dict[str, Any] = {}
@@ -338,4 +339,23 @@ class EndpointClient:
         text = getattr(result, "text", None)
         if not isinstance(text, str):
             raise AttemptError(f"answered without a transcript ({type(result).__name__})")
-        return text
+        return Heard(text, _number(result, "avg_logprob"), _number(result, "no_speech_prob"))
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """A transcript and, when the server reports it (our engines do; OpenAI's ``json`` does not),
+    Whisper's confidence: the lowest segment average log-probability, the highest no-speech probability."""
+
+    text: str
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+
+
+def _number(result: object, name: str) -> float | None:
+    """An extra numeric field of the SDK's response model (kept in ``model_extra``), if present."""
+    value = getattr(result, name, None)
+    if value is None:
+        extra = getattr(result, "model_extra", None) or {}
+        value = extra.get(name)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -87,6 +87,9 @@ class Transcription:
     """Seconds from the request to the transcript, failover included."""
     notes: tuple[str, ...] = ()
     failed_over: tuple[tuple[str, str], ...] = ()
+    avg_logprob: float | None = None
+    """Whisper's confidence, when the endpoint reports it (see :class:`~voicemoded.providers.client.Heard`)."""
+    no_speech_prob: float | None = None
 
 
 def pcm_to_wav(chunk: AudioChunk) -> bytes:
@@ -264,7 +267,7 @@ class Speech:
             state.served += 1
             attempt_started = time.monotonic()
             try:
-                text = await self.client.transcribe(
+                heard = await self.client.transcribe(
                     state.endpoint,
                     audio=data,
                     filename=filename,
@@ -284,7 +287,9 @@ class Speech:
                 state.in_flight -= 1
             self.health.mark_success(state, time.monotonic() - attempt_started)
             return Transcription(
-                text=text.strip(),
+                text=heard.text.strip(),
+                avg_logprob=heard.avg_logprob,
+                no_speech_prob=heard.no_speech_prob,
                 endpoint=state.snapshot(),
                 model=cand.model,
                 elapsed=time.monotonic() - started,
