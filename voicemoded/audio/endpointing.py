@@ -23,6 +23,7 @@ from typing import Literal
 from voicemoded.audio.completeness import text_looks_complete
 from voicemoded.audio.end_of_turn import EndOfTurn, TurnPolicy, TurnVerdict
 from voicemoded.audio.format import SPEECH_RATE
+from voicemoded.audio.processing import ProcessingConfig
 from voicemoded.audio.vad import NoiseGate, SpeechDetector, VadState, VadStateMachine, frame_db, make_detector
 
 
@@ -52,6 +53,8 @@ class EndpointConfig:
     """An utterance with less voiced audio than this is discarded as noise."""
     early_end_s: float = 0.3
     """Silence after which a pause is reported (and the turn predictor asked about it)."""
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    """WebRTC audio processing in front of the VAD and STT (VOICEMODE_AUDIO_PROCESSING; off by default)."""
     turn: TurnPolicy = field(default_factory=TurnPolicy)
     """How much silence ends the turn, given what was heard at the pause (see :mod:`end_of_turn`)."""
     min_listen_s: float = 0.0

@@ -26,6 +26,7 @@ from voicemoded.audio.end_of_turn import PauseHistory, TurnVerdict
 from voicemoded.audio.endpointing import EndpointConfig, Endpointer, EndpointEvent, EndReason
 from voicemoded.audio.format import SPEECH_FORMAT, AudioChunk, AudioFormat
 from voicemoded.audio.microphone import Microphone, MicSubscription
+from voicemoded.audio.processing import MicProcessor
 from voicemoded.events import EventBus
 
 log = structlog.get_logger(__name__)
@@ -132,6 +133,9 @@ class Listener:
         save_to: Path | None,
     ) -> Utterance:
         ep = Endpointer(cfg, recent_pause_s=self.history.longest)
+        # The cleaner learns the room (noise suppression) and the level (gain control) from what was
+        # heard before the window opened, so the answer's first words are already clean.
+        cleaner = MicProcessor(cfg.processing) if cfg.processing.enabled else None
         audio = bytearray()
         before = bytearray()  # heard before the window: it only teaches the noise gate the room
         keep_before = _bytes(cfg.noise_window_s)
@@ -182,10 +186,11 @@ class Listener:
                 if t0 is None:
                     t0 = chunk.timestamp
                     emit("listening", t0)
-                    start = len(before) % ep.frame_bytes
-                    for at in range(start, len(before), ep.frame_bytes):
-                        ep.prime(bytes(before[at : at + ep.frame_bytes]))
-                audio += pcm
+                    heard_before = bytes(before) if cleaner is None else cleaner.process(bytes(before))
+                    start = len(heard_before) % ep.frame_bytes
+                    for at in range(start, len(heard_before), ep.frame_bytes):
+                        ep.prime(heard_before[at : at + ep.frame_bytes])
+                audio += pcm if cleaner is None else cleaner.process(pcm)
                 while end is None and len(audio) - fed >= ep.frame_bytes:
                     for ev in ep.feed(bytes(audio[fed : fed + ep.frame_bytes])):
                         if ev.kind == "speech_start":

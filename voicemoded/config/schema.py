@@ -118,6 +118,16 @@ def parse_turn_model(text: str) -> str:
     return str(Path(value).expanduser())
 
 
+def parse_processing(text: str) -> str:
+    """off, on, or a comma list of ns, hpf, agc (echo cancellation needs the played audio: not here)."""
+    from voicemoded.audio.processing import ProcessingConfig
+
+    config = ProcessingConfig.parse(text)
+    if config.echo_cancellation:
+        raise ValueError("aec (echo cancellation) is not available for the microphone yet; use off, on, or ns,hpf,agc")
+    return config.setting
+
+
 def parse_device(text: str) -> str:
     """A device is an index or a name (substring match); empty means the system default."""
     return text.strip()
@@ -362,6 +372,13 @@ class Settings:
         "webrtc",
         one_of("webrtc", "silero"),
         "Voice activity detector.",
+    )
+    audio_processing: str = setting(
+        "VOICEMODE_AUDIO_PROCESSING",
+        "off",
+        parse_processing,
+        "Clean the microphone before VAD and STT with WebRTC's audio processing: off, on (noise "
+        "suppression, high-pass filter, gain control), or a comma list of ns, hpf, agc.",
     )
     vad_aggressiveness: int = setting(
         "VOICEMODE_VAD_AGGRESSIVENESS",

@@ -11,6 +11,7 @@ from typing import Any
 
 from voicemoded.audio.end_of_turn import TurnPolicy
 from voicemoded.audio.endpointing import EndpointConfig
+from voicemoded.audio.processing import ProcessingConfig
 from voicemoded.config import Settings
 from voicemoded.errors import InvalidArgument
 
@@ -31,6 +32,7 @@ class TurnParams:
     speed: float | None = None
     vad_engine: str = "webrtc"
     vad_aggressiveness: int = 2
+    audio_processing: str = "off"
     disable_silence_detection: bool = False
     silence_threshold: float = 1.0
     initial_silence: float = 5.0
@@ -58,6 +60,7 @@ class TurnParams:
         return EndpointConfig(
             vad="silero" if self.vad_engine == "silero" else "webrtc",
             aggressiveness=self.vad_aggressiveness,
+            processing=ProcessingConfig.parse(self.audio_processing),
             turn=TurnPolicy(bound_s=self.silence_threshold, bound_max_s=max(2.5, self.silence_threshold * 2)),
             min_listen_s=self.listen_duration_min,
             max_listen_s=self.listen_duration_max,
@@ -88,6 +91,7 @@ def resolve(settings: Settings, given: dict[str, Any]) -> TurnParams:
         tts_instructions=str(given.get("tts_instructions") or ""),
         speed=_pick(given, "speed", settings.tts_speed if settings.tts_speed != 1.0 else None),
         vad_engine=settings.vad_engine,
+        audio_processing=settings.audio_processing,
         vad_aggressiveness=int(_pick(given, "vad_aggressiveness", settings.vad_aggressiveness)),
         disable_silence_detection=bool(given.get("disable_silence_detection") or False),
         silence_threshold=_pick(given, "silence_threshold", settings.silence_threshold_ms / 1000),

@@ -15,6 +15,7 @@ from voicemoded.audio.devices import RateConverter
 from voicemoded.audio.endpointing import EndpointConfig, EndReason
 from voicemoded.audio.format import AudioFormat
 from voicemoded.audio.microphone import Microphone
+from voicemoded.audio.processing import ProcessingConfig
 from voicemoded.audio.recorder import Listener, TurnVerdict, Utterance
 from voicemoded.audio.virtual import VirtualAudioRig
 
@@ -207,3 +208,30 @@ async def test_soft_stop_returns_what_was_heard(rig: VirtualAudioRig, mic: Micro
     utt = await asyncio.wait_for(task, 1.0)
     assert utt.reason == EndReason.CANCELLED
     assert utt.speech_start is not None and utt.seconds > 0.3
+
+
+async def test_the_cleaner_takes_steady_noise_out_of_the_answer_before_vad_and_stt(
+    rig: VirtualAudioRig, mic: Microphone, voice: Voice, whisper: Any
+) -> None:
+    speech = voice.say("Please turn off the kitchen lights.")
+    hiss = noise(speech.seconds + 4.0, voice.format, level_db=-35.0)
+    lead = voice.format.bytes_for(1.5)
+    mixed = np.frombuffer(hiss, dtype="<i2").astype(np.int32)
+    talk = np.frombuffer(speech.pcm, dtype="<i2")
+    mixed[lead // 2 : lead // 2 + talk.size] += talk
+    pcm = np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
+
+    def floor_db(utt: Utterance) -> float:
+        """The level of the quietest 100 ms of the recording: the noise left between words."""
+        x = np.frombuffer(utt.audio, dtype="<i2").astype(np.float64)
+        blocks = x[: x.size // 1600 * 1600].reshape(-1, 1600)
+        return float(20 * np.log10(np.sqrt((blocks**2).mean(axis=1)).min() / 32768 + 1e-12))
+
+    levels = {}
+    for setting in ("off", "ns,hpf"):
+        config = EndpointConfig(processing=ProcessingConfig.parse(setting), max_listen_s=12.0)
+        utt = await answer(rig, Listener(mic), pcm, voice.format, delay=0.0, config=config)
+        assert utt.reason == EndReason.SILENCE
+        assert "kitchen" in transcribe(whisper, utt.audio).lower(), setting
+        levels[setting] = floor_db(utt)
+    assert levels["ns,hpf"] < levels["off"] - 6.0, levels
