@@ -55,7 +55,7 @@ class Voice:
             # No noise at all: the same text is the same audio in every run. Piper otherwise stretches a
             # word or a pause at random (a 1.85 s sentence once came out 2.41 s long) and varies the voice,
             # and the end-of-turn model heard one draw in seven of a finished sentence as unfinished (0.36).
-            # A test should not depend on the draw; benchmarks/pause_protection.py measures over draws.
+            # A test should not depend on the draw; benchmarks/turn_taking.py measures over voices and noises.
             from piper import SynthesisConfig
 
             steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)

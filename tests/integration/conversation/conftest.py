@@ -50,8 +50,8 @@ class Rig:
 
     def say(self, text: str) -> bytes:
         """Piper's voice for the scripted person (24 kHz mono s16le), the same audio in every run: one
-        draw of Piper's randomness could decide a test (benchmarks/pause_protection.py measures over
-        draws)."""
+        draw of Piper's randomness could decide a test (benchmarks/turn_taking.py measures over a
+        corpus)."""
         speech = self.voice.say(text)
         return resample(speech.pcm, speech.format, TTS_FORMAT)
 

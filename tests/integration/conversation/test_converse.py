@@ -79,7 +79,7 @@ def test_converse_turn_end_to_end(rig: Rig) -> None:
     assert times == sorted(times)
     assert turn.result.end_reason == "silence"
     # A finished sentence, said as one: the words read finished and the voice sounds finished, so the
-    # turn took the quick end (confident_end_s) rather than waiting out a possible thinking pause.
+    # turn took the quick end (quick_end_s) rather than waiting out a possible thinking pause.
     assert turn.details["transcript"] == "turn ended: words and voice finished"
     t = turn.result.timings
     assert 0 < t.ttfa < t.total and t.playback > 1.0 and t.record > 0 and t.total > t.playback
