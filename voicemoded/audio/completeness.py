@@ -76,11 +76,16 @@ speaker."""
 _CONTINUING_PUNCTUATION = (",", "-", "\u2013", "\u2014", "...", "\u2026", ":", ";")
 """A comma, hyphen, en or em dash, ellipsis, colon or semicolon: Whisper heard the voice go on."""
 _WORD = re.compile(r"[a-z0-9']+")
+_SPLIT_WORDS = {("all", "right"): "alright", ("o", "k"): "okay", ("uh", "huh"): "mhm"}
 
 
 def words_of(text: str) -> list[str]:
     """Lower-case words (digits count: "version 2" ends on a word)."""
-    return _WORD.findall(text.lower().replace("\u2019", "'"))
+    words = _WORD.findall(text.lower().replace("\u2019", "'"))
+    for i in range(len(words) - 1, 0, -1):  # one word however it is spelt: "all right", "o k"
+        if (words[i - 1], words[i]) in _SPLIT_WORDS:
+            words[i - 1 : i + 1] = [_SPLIT_WORDS[(words[i - 1], words[i])]]
+    return words
 
 
 def ends_unfinished(words: list[str]) -> bool:

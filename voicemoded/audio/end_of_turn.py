@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from voicemoded.audio.completeness import TextState, text_state
+from voicemoded.audio.completeness import TextState, text_state, words_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,14 @@ class TurnPolicy:
     """Whisper thinking it more likely than this that it heard no speech is not trusted either."""
     min_snr_db: float = 15.0
     """A voice less than this far above the noise floor is in a noisy room: no quick end."""
+    min_words: int = 3
+    """A complete-looking transcript of fewer words waits like a preamble: the first words of an
+    answer ("Okay", "All right", "Do it") are as often an opener as the whole answer, and in noise
+    Whisper turns a filler into a short finished-looking phrase ("um" -> "I'm there.")."""
+    noisy_snr_db: float = 20.0
+    """Below this the VAD loses the quiet edges of words, so it hears pauses longer than they are..."""
+    noise_margin_s: float = 0.3
+    """...by up to this much (measured at 10 dB SNR): every silence the policy asks for grows by it."""
     history: int = 5
     """How many recent answers' pauses are remembered."""
 
@@ -112,6 +120,13 @@ def _trusted(verdict: TurnVerdict, snr_db: float | None, policy: TurnPolicy) -> 
 
 def decide(features: PauseFeatures, policy: TurnPolicy) -> Decision:
     """The silence the turn needs at this pause (pure: the daemon and the benchmark both call it)."""
+    decision = _decide(features, policy)
+    if features.snr_db is not None and features.snr_db < policy.noisy_snr_db:
+        return Decision(decision.silence_s + policy.noise_margin_s, decision.rule + ", in noise")
+    return decision
+
+
+def _decide(features: PauseFeatures, policy: TurnPolicy) -> Decision:
     longest = max((*features.pauses, features.recent_pause_s), default=0.0)
     floor = longest + policy.pause_margin_s if longest > 0 else 0.0
     bound = min(policy.bound_max_s, max(policy.bound_s, floor))
@@ -125,6 +140,8 @@ def decide(features: PauseFeatures, policy: TurnPolicy) -> Decision:
         return Decision(max(bound, policy.unfinished_s), "words unfinished")
     if state is TextState.PREAMBLE:
         return Decision(max(bound, policy.preamble_s), "opener only")
+    if len(words_of(verdict.text)) < policy.min_words:
+        return Decision(max(bound, policy.preamble_s), "few words")
     if not _trusted(verdict, features.snr_db, policy):
         return Decision(bound, "silence (unsure of the words)")
     p = verdict.probability

@@ -33,7 +33,7 @@ def heard(at: float, length: float | None, text: str, p: float = 0.9, stt: float
 
 def test_an_opener_pause_is_waited_out_and_the_finished_answer_ends_quickly() -> None:
     c = clip((Pause("opener", 0.8, 1.7, 0.9),), last=2.6)
-    f = ClipFeatures("c", (heard(0.8, 0.9, "Okay."), heard(2.6, None, "Okay. Rename it.")), "", 0.0)
+    f = ClipFeatures("c", (heard(0.8, 0.9, "Okay."), heard(2.6, None, "Okay. Rename the function.")), "", 0.0)
     out = replay(c, f, POLICY)
     assert not out.cut and out.rule == "words and voice finished"
     # The quick end waits out this answer's own 0.9 s pause plus the margin.
@@ -42,14 +42,19 @@ def test_an_opener_pause_is_waited_out_and_the_finished_answer_ends_quickly() ->
 
 def test_a_finished_looking_clause_before_a_long_pause_is_a_cut_off_in_its_bucket() -> None:
     c = clip((Pause("complete", 1.0, 1.9, 0.9),), last=2.8)
-    f = ClipFeatures("c", (heard(1.0, 0.9, "Rename it."), heard(2.8, None, "Rename it. Then test it.")), "", 0.0)
+    f = ClipFeatures(
+        "c",
+        (heard(1.0, 0.9, "Rename the function."), heard(2.8, None, "Rename the function. Then test it.")),
+        "",
+        0.0,
+    )
     out = replay(c, f, POLICY)
     assert out.cut and out.cut_bucket == "0.8-1.0" and out.turn_over is None
 
 
 def test_a_slow_verdict_ends_at_the_bound_and_the_result_waits_for_it() -> None:
     c = clip((), last=1.5)
-    f = ClipFeatures("c", (heard(1.5, None, "Rename it.", stt=1.5),), "", 0.0)
+    f = ClipFeatures("c", (heard(1.5, None, "Rename the function.", stt=1.5),), "", 0.0)
     out = replay(c, f, POLICY)
     assert out.rule == "silence" and out.turn_over == pytest.approx(1.2)
     assert out.result == pytest.approx(0.15 + 1.5 + 0.01)
@@ -62,6 +67,8 @@ def test_voice_that_never_pauses_again_holds_the_turn() -> None:
 
 
 def test_word_error_rate_reads_digits_and_file_names_as_spoken() -> None:
-    assert turn_score.wer("open config dot py and set it to thirty", "Open config.py and set it to 30.")[0] == 0
+    assert (
+        turn_score.wer("open config dot py and set it to thirty", "Open config.py and set it to 30.")[0] == 0
+    )
     assert turn_score.wer("eight thousand and eighty", "8080")[0] == pytest.approx(0.25)
     assert turn_score.wer("keep both", "keep") == (0.5, 2)
