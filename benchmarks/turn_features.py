@@ -26,7 +26,7 @@ from typing import Any
 
 from turn_corpus import Clip
 
-from voicemoded.audio.end_of_turn import PauseFeatures, TurnPolicy, TurnVerdict, decide
+from voicemoded.audio.end_of_turn import QUICK_RULES, PauseFeatures, TurnPolicy, TurnVerdict, decide
 from voicemoded.audio.endpointing import EndpointConfig, Endpointer
 from voicemoded.audio.turn import ACOUSTIC_CHECK_S
 
@@ -222,8 +222,9 @@ def _ends(
 ) -> tuple[int, float, str] | None:
     """(pause index, silence, rule) where the turn ends; None when it never does within the clip."""
     seen: list[float] = []
+    complete: list[float] = []
     for i, record in enumerate(feats.pauses):
-        features = PauseFeatures(None, tuple(seen), recent, record.snr_db)
+        features = PauseFeatures(None, tuple(seen), tuple(complete), recent, record.snr_db)
         silence, rule = _end_silence(record, features, policy, instant)
         # After the last pause the person stays silent beyond the clip: that pause always ends it.
         available = record.length if record.length is not None else float("inf")
@@ -231,6 +232,9 @@ def _ends(
             return i, silence, rule
         if record.length is not None:
             seen.append(record.length)
+            heard = decide(dataclasses.replace(features, verdict=record.verdict()), policy)
+            if heard.rule.startswith(QUICK_RULES):
+                complete.append(record.length)
     return None
 
 

@@ -17,8 +17,11 @@ The rule, in words. A turn never ends before ``bound_s`` of silence unless what 
 - the words are plainly unfinished ("... and", "go to the"): the turn waits ``unfinished_s``;
 - nothing trustworthy was heard: the bound.
 
-Every quick end also waits out the person's own pauses: the longest one so far in this answer, and in
-their recent answers, plus ``pause_margin_s`` (people who pause long, pause long again).
+The person's own pauses adapt the silences, plus ``pause_margin_s`` (people who pause long, pause long
+again): the bound waits out the longest pause so far in this answer and in their recent answers; a
+quick end waits out the longest pause in this answer that came after words that could have ended it
+(a person who went on after a finished-looking clause once may do it again; a pause after "so" or
+"the" says nothing about that).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class PauseFeatures:
     """What the predictor heard at this pause; None while it is still listening, or with no predictor."""
     pauses: tuple[float, ...] = ()
     """Earlier pauses in this answer (last voiced sample to the next), in seconds."""
+    complete_pauses: tuple[float, ...] = ()
+    """Those of them after words that could have ended the turn quickly (complete, trusted)."""
     recent_pause_s: float = 0.0
     """The longest pause inside the person's recent answers."""
     snr_db: float | None = None
@@ -110,6 +115,10 @@ class TurnPolicy:
     """How many recent answers' pauses are remembered."""
 
 
+QUICK_RULES = ("words and voice finished", "words finished")
+"""The rules of a quick end (sooner than the bound), as :attr:`Decision.rule` names them."""
+
+
 def _trusted(verdict: TurnVerdict, snr_db: float | None, policy: TurnPolicy) -> bool:
     if verdict.avg_logprob is not None and verdict.avg_logprob < policy.min_avg_logprob:
         return False
@@ -128,8 +137,9 @@ def decide(features: PauseFeatures, policy: TurnPolicy) -> Decision:
 
 def _decide(features: PauseFeatures, policy: TurnPolicy) -> Decision:
     longest = max((*features.pauses, features.recent_pause_s), default=0.0)
-    floor = longest + policy.pause_margin_s if longest > 0 else 0.0
-    bound = min(policy.bound_max_s, max(policy.bound_s, floor))
+    bound = min(policy.bound_max_s, max(policy.bound_s, longest + policy.pause_margin_s if longest else 0.0))
+    after_complete = max(features.complete_pauses, default=0.0)
+    floor = after_complete + policy.pause_margin_s if after_complete else 0.0
     verdict = features.verdict
     if verdict is None or verdict.text is None:
         return Decision(bound, "silence")
@@ -148,9 +158,9 @@ def _decide(features: PauseFeatures, policy: TurnPolicy) -> Decision:
     if p is not None and p < policy.unfinished_probability:
         return Decision(bound, "silence (voice unfinished)")
     if p is not None and p >= policy.finished_probability:
-        quick, rule = policy.quick_end_s, "words and voice finished"
+        quick, rule = policy.quick_end_s, QUICK_RULES[0]
     else:
-        quick, rule = policy.words_end_s, "words finished"
+        quick, rule = policy.words_end_s, QUICK_RULES[1]
     return Decision(min(bound, max(quick, floor)), rule)
 
 
@@ -183,19 +193,24 @@ class EndOfTurn:
         self.policy = policy or TurnPolicy()
         self.recent_pause_s = recent_pause_s
         self.pauses: list[float] = []
+        self.complete_pauses: list[float] = []
         self.pause_id = 0
         self.snr_db: float | None = None
         self.verdict: TurnVerdict | None = None
         self._decision = decide(self.features(), self.policy)
 
     def features(self) -> PauseFeatures:
-        return PauseFeatures(self.verdict, tuple(self.pauses), self.recent_pause_s, self.snr_db)
+        return PauseFeatures(
+            self.verdict, tuple(self.pauses), tuple(self.complete_pauses), self.recent_pause_s, self.snr_db
+        )
 
     def pause(self, pause_id: int, *, snr_db: float | None = None) -> None:
         self.pause_id, self.snr_db, self.verdict = pause_id, snr_db, None
         self._decision = decide(self.features(), self.policy)
 
     def resume(self, pause_s: float) -> None:
+        if self.verdict is not None and self._decision.rule.startswith(QUICK_RULES):
+            self.complete_pauses.append(pause_s)
         self.pauses.append(pause_s)
         self.verdict = None
         self._decision = decide(self.features(), self.policy)

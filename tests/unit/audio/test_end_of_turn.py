@@ -76,11 +76,16 @@ def test_a_few_words_wait_like_an_opener() -> None:
 
 
 def test_the_persons_own_pauses_lengthen_every_end() -> None:
-    assert decide(heard("Rename the function.", pauses=(0.7,)), POLICY).silence_s == pytest.approx(1.0)
-    assert decide(heard("Rename the function.", recent_pause_s=0.8), POLICY).silence_s == pytest.approx(1.1)
+    # A quick end waits out the pauses this person made after words that could have ended the turn...
+    finished_before = heard("Rename the function.", pauses=(0.7,), complete_pauses=(0.7,))
+    assert decide(finished_before, POLICY).silence_s == pytest.approx(1.0)
+    # ...not those after words that could not ("so", "the"), nor in other answers: those move the bound.
+    assert decide(heard("Rename the function.", pauses=(0.7,)), POLICY).silence_s == 0.5
+    assert decide(heard("Rename the function.", recent_pause_s=0.8), POLICY).silence_s == 0.5
+    assert decide(PauseFeatures(recent_pause_s=1.1), POLICY).silence_s == pytest.approx(1.4)
     assert decide(PauseFeatures(pauses=(1.1,)), POLICY).silence_s == pytest.approx(1.4)
     assert decide(PauseFeatures(pauses=(3.0,)), POLICY).silence_s == 2.5, "capped"
-    assert decide(heard("Rename the function.", pauses=(2.0,)), POLICY).silence_s == pytest.approx(2.3)
+    assert decide(heard("Rename the function.", pauses=(2.0,), complete_pauses=(2.0,)), POLICY).silence_s == 2.3
 
 
 def test_end_of_turn_keeps_the_verdict_of_the_current_pause_only() -> None:

@@ -36,8 +36,16 @@ def test_an_opener_pause_is_waited_out_and_the_finished_answer_ends_quickly() ->
     f = ClipFeatures("c", (heard(0.8, 0.9, "Okay."), heard(2.6, None, "Okay. Rename the function.")), "", 0.0)
     out = replay(c, f, POLICY)
     assert not out.cut and out.rule == "words and voice finished"
-    # The quick end waits out this answer's own 0.9 s pause plus the margin.
-    assert out.turn_over == pytest.approx(1.2)
+    # A pause after an opener says nothing about pauses after finished clauses: the quick end holds.
+    assert out.turn_over == pytest.approx(0.5)
+
+
+def test_a_person_who_went_on_after_a_finished_clause_is_waited_for_longer() -> None:
+    c = clip((Pause("complete", 1.0, 1.6, 0.6),), last=3.0)
+    first = heard(1.0, 0.6, "Rename the function.")
+    f = ClipFeatures("c", (first, heard(3.0, None, "Rename the function. Then test it.")), "", 0.0)
+    out = replay(c, f, TurnPolicy(bound_s=1.2, quick_end_s=0.7))
+    assert not out.cut and out.turn_over == pytest.approx(0.6 + 0.3)
 
 
 def test_a_finished_looking_clause_before_a_long_pause_is_a_cut_off_in_its_bucket() -> None:
