@@ -12,7 +12,7 @@ EXTRAS=${VOICEMODE_EXTRAS:-engines,kokoro,whisper-base,dev}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_apt=()
-for pkg in portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins systemd; do
+for pkg in portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins systemd espeak-ng; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
