@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import statistics
 import sys
 import time
@@ -162,32 +163,41 @@ def score(clips: list[Clip], feats: dict[str, ClipFeatures], policy: TurnPolicy)
     return [replay(c, feats[c.id], policy) for c in clips]
 
 
+GRID = {
+    "bound_s": (1.1, 1.2, 1.3),
+    "quick_end_s": (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    "words_end_s": (0.7, 0.9, 1.1),
+    "min_snr_db": (10.0, 15.0, 20.0),
+    "noisy_snr_db": (18.0, 20.0, 22.0),
+    "min_avg_logprob": (-0.6, -0.8, -1.0),
+}
+"""The thresholds the tuner moves (every other one keeps its documented default)."""
+
+
 def tune(clips: list[Clip], feats: dict[str, ClipFeatures], base: TurnPolicy) -> TurnPolicy:
-    """The fastest policy with no cut-off at pauses <= 1.0 s on the tuning half (grid search)."""
+    """The fastest policy on the tuning half with no cut-off at pauses <= 1.0 s and at most half the
+    answers with a 1.2 s pause cut off (grid search; fastest = median latency + a tenth of the p90)."""
     best: tuple[float, TurnPolicy] | None = None
     longest = {c.id: longest_pause(c) for c in clips}
-    for bound in (1.1, 1.2, 1.3):
-        for quick in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2):
-            for words in (quick, quick + 0.2, quick + 0.4):
-                for snr in (10.0, 15.0, 20.0):
-                    for logprob in (-0.6, -0.8, -1.0):
-                        policy = dataclasses.replace(
-                            base, bound_s=bound, quick_end_s=quick, words_end_s=min(words, bound),
-                            min_snr_db=snr, min_avg_logprob=logprob,
-                        )  # fmt: skip
-                        outcomes = score(clips, feats, policy)
-                        if any(o.cut and longest[o.clip_id] <= 1.0 for o in outcomes):
-                            continue
-                        over = [o.turn_over for o in outcomes if o.turn_over is not None and not o.held]
-                        key = statistics.median(over) + 0.1 * pct(over, 0.9)
-                        if best is None or key < best[0]:
-                            best = (key, policy)
+    names = list(GRID)
+    for values in itertools.product(*(GRID[n] for n in names)):
+        policy = dataclasses.replace(base, **dict(zip(names, values, strict=True)))
+        if policy.words_end_s < policy.quick_end_s or policy.words_end_s > policy.bound_s:
+            continue
+        outcomes = score(clips, feats, policy)
+        if any(o.cut and longest[o.clip_id] <= 1.0 for o in outcomes):
+            continue
+        at_12 = [o for o in outcomes if 1.0 < longest[o.clip_id] <= 1.3]
+        if sum(o.cut for o in at_12) > len(at_12) / 2:
+            continue
+        over = [o.turn_over for o in outcomes if o.turn_over is not None and not o.held]
+        key = statistics.median(over) + 0.1 * pct(over, 0.9)
+        if best is None or key < best[0]:
+            best = (key, policy)
     if best is None:
         print("no policy in the grid avoids every cut-off at pauses <= 1.0 s on the tuning half")
         return base
     return best[1]
-
-
 
 
 def sweep(clips: list[Clip], feats: dict[str, ClipFeatures], base: TurnPolicy, path: Path) -> None:
