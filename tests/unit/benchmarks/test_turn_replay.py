@@ -78,5 +78,5 @@ def test_word_error_rate_reads_digits_and_file_names_as_spoken() -> None:
     assert (
         turn_score.wer("open config dot py and set it to thirty", "Open config.py and set it to 30.")[0] == 0
     )
-    assert turn_score.wer("eight thousand and eighty", "8080")[0] == pytest.approx(0.25)
+    assert turn_score.wer("eight thousand and eighty", "8080")[0] == 0
     assert turn_score.wer("keep both", "keep") == (0.5, 2)
