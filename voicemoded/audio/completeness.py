@@ -66,8 +66,12 @@ PREAMBLE_MAX_WORDS = 5
 
 TRAILING_MARKERS = (("i", "mean"), ("you", "know"), ("like",), ("so",), ("well",), ("basically",))
 """Discourse markers that, last, announce more ("the problem is, I mean")."""
-CONTINUING_PAIRS = (("and", "then"), ("but", "then"), ("so", "then"), ("let", "me"), ("i", "think"))
-"""Two-word endings that need more ("... and then", "let me", "I think")."""
+CONTINUING_PAIRS = (
+    ("and", "then"), ("but", "then"), ("so", "then"), ("let", "me"), ("i", "think"),
+    ("me", "think"), ("me", "see"), ("i", "guess"),
+)  # fmt: skip
+"""Two-word endings that need more: "... and then", "let me", and the thinking phrases ("..., let me
+think", "..., let me see"), which end a clause only when they are all that was said."""
 
 SILENCE_PHRASES = (("thank", "you"), ("thanks", "for", "watching"), ("bye",), ("you",))
 """What Whisper writes over the silence after an unfinished clause: its training subtitles, not the

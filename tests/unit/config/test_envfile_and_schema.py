@@ -11,6 +11,7 @@ import pytest
 import structlog
 
 from voicemoded import logsetup
+from voicemoded.audio.processing import ProcessingConfig
 from voicemoded.config import envfile
 from voicemoded.config.layers import Caller, combine, env_layer, file_layer, find_project_file
 from voicemoded.config.manager import ConfigManager
@@ -99,6 +100,16 @@ def test_manager_resolve_rejects_a_bad_caller_value(tmp_path: Path) -> None:
         manager.resolve(Caller(cwd=str(tmp_path), env={"VOICEMODE_VAD_AGGRESSIVENESS": "x"}))
     ok = manager.resolve(Caller(cwd=str(tmp_path), env={"VOICEMODE_VAD_AGGRESSIVENESS": "0"}))
     assert ok.settings.vad_aggressiveness == 0 and ok.origins["vad_aggressiveness"].layer == "environment"
+
+
+def test_audio_processing_is_checked_and_written_one_way(tmp_path: Path) -> None:
+    manager = ConfigManager(Paths(base=tmp_path, socket=tmp_path / "s"), {})
+    manager.load()
+    for bad, why in (("loud", "use off, on"), ("aec", "echo cancellation. is not available")):
+        with pytest.raises(InvalidArgument, match=f"VOICEMODE_AUDIO_PROCESSING.*{why}"):
+            manager.resolve(Caller(cwd=str(tmp_path), env={"VOICEMODE_AUDIO_PROCESSING": bad}))
+    ok = manager.resolve(Caller(cwd=str(tmp_path), env={"VOICEMODE_AUDIO_PROCESSING": " HPF, ns "}))
+    assert ok.settings.audio_processing == ProcessingConfig.parse("ns,hpf").setting
 
 
 def test_scrubber_hides_secrets_in_every_field() -> None:
