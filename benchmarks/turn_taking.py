@@ -164,12 +164,11 @@ def score(clips: list[Clip], feats: dict[str, ClipFeatures], policy: TurnPolicy)
 
 
 GRID = {
-    "bound_s": (1.1, 1.2, 1.3),
-    "quick_end_s": (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-    "words_end_s": (0.7, 0.9, 1.1),
-    "min_snr_db": (10.0, 15.0, 20.0),
-    "noisy_snr_db": (18.0, 20.0, 22.0),
-    "min_avg_logprob": (-0.6, -0.8, -1.0),
+    "bound_s": (1.2, 1.3, 1.4),
+    "quick_end_s": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2),
+    "words_end_s": (0.9, 1.1, 1.2),
+    "finished_probability": (0.5, 0.7, 0.9),
+    "noisy_snr_db": (20.0, 25.0),
 }
 """The thresholds the tuner moves (every other one keeps its documented default)."""
 
@@ -182,7 +181,7 @@ def tune(clips: list[Clip], feats: dict[str, ClipFeatures], base: TurnPolicy) ->
     names = list(GRID)
     for values in itertools.product(*(GRID[n] for n in names)):
         policy = dataclasses.replace(base, **dict(zip(names, values, strict=True)))
-        if policy.words_end_s < policy.quick_end_s or policy.words_end_s > policy.bound_s:
+        if policy.words_end_s > policy.bound_s:
             continue
         outcomes = score(clips, feats, policy)
         if any(o.cut and longest[o.clip_id] <= 1.0 for o in outcomes):
