@@ -388,16 +388,18 @@ class Settings:
     )
     silence_threshold_ms: int = setting(
         "VOICEMODE_SILENCE_THRESHOLD_MS",
-        1000,
+        1200,
         int_in(100, 10_000),
-        "Silence after speech that ends the answer. Pauses inside a sentence are judged adaptively.",
+        "Silence after speech that ends the answer whatever was said (1.2 s: the VAD hears a 1.0 s "
+        "thinking pause as up to 1.2 s). Finished words may end it a little sooner, unfinished words "
+        "and openers wait longer, and it grows for a person who pauses long.",
     )
     turn_model: str = setting(
         "VOICEMODE_TURN_MODEL",
         "auto",
         parse_turn_model,
         "End-of-turn model that hears whether the person sounds finished, so a finished answer ends "
-        "after 0.5 s of silence instead of 0.9 s: auto (use it when fetched: `python -m "
+        "after 1.1 s of silence instead of the bound: auto (use it when fetched: `python -m "
         "voicemoded.audio.turn`), off (words alone), or the path of a smart-turn .onnx file.",
     )
     stt_at_pauses: str = setting(

@@ -34,7 +34,7 @@ class TurnParams:
     vad_aggressiveness: int = 2
     audio_processing: str = "off"
     disable_silence_detection: bool = False
-    silence_threshold: float = 1.0
+    silence_threshold: float = 1.2
     initial_silence: float = 5.0
     chime_enabled: bool = True
     audio_format: str = "wav"
