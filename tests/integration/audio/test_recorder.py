@@ -146,16 +146,22 @@ async def test_steady_noise_alone_gives_up_as_no_speech(
         assert time.monotonic() - started < 6.0
 
 
+def in_hiss(voice: Voice, speech: Speech, *, lead_s: float, tail_s: float) -> bytes:
+    """``speech`` in steady white noise at -35 dBFS that starts ``lead_s`` before it and lasts
+    ``tail_s`` beyond its length."""
+    hiss = noise(speech.seconds + tail_s, voice.format, level_db=-35.0)
+    lead = voice.format.bytes_for(lead_s)
+    mixed = np.frombuffer(hiss, dtype="<i2").astype(np.int32)
+    talk = np.frombuffer(speech.pcm, dtype="<i2")
+    mixed[lead // 2 : lead // 2 + talk.size] += talk
+    return np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
+
+
 async def test_speech_in_steady_noise_ends_when_the_speech_does(
     rig: VirtualAudioRig, mic: Microphone, voice: Voice
 ) -> None:
     speech = voice.say("Please turn off the kitchen lights.")
-    hiss = noise(speech.seconds + 8.0, voice.format, level_db=-35.0)
-    lead = voice.format.bytes_for(2.5)
-    mixed = np.frombuffer(hiss, dtype="<i2").astype(np.int32)
-    talk = np.frombuffer(speech.pcm, dtype="<i2")
-    mixed[lead // 2 : lead // 2 + talk.size] += talk
-    pcm = np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
+    pcm = in_hiss(voice, speech, lead_s=2.5, tail_s=8.0)
     utt = await answer(
         rig,
         Listener(mic),
@@ -214,12 +220,7 @@ async def test_the_cleaner_takes_steady_noise_out_of_the_answer_before_vad_and_s
     rig: VirtualAudioRig, mic: Microphone, voice: Voice, whisper: Any
 ) -> None:
     speech = voice.say("Please turn off the kitchen lights.")
-    hiss = noise(speech.seconds + 4.0, voice.format, level_db=-35.0)
-    lead = voice.format.bytes_for(1.5)
-    mixed = np.frombuffer(hiss, dtype="<i2").astype(np.int32)
-    talk = np.frombuffer(speech.pcm, dtype="<i2")
-    mixed[lead // 2 : lead // 2 + talk.size] += talk
-    pcm = np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
+    pcm = in_hiss(voice, speech, lead_s=1.5, tail_s=4.0)
 
     def floor_db(utt: Utterance) -> float:
         """The level of the quietest 100 ms of the recording: the noise left between words."""
