@@ -175,8 +175,8 @@ async def main(runs: int) -> None:
         stats("predicted playback end - end seen on the monitor (10 ms blocks)", drift)
         stats("first chunk handed over -> its first sample at the DAC", first_audio)
         stats("  the same, device opened while the chunk was made (expect)", first_audio_expected)
-        stats("last voiced frame -> utterance (1.0 s bound, no predictor)", hard)
-        stats("last voiced frame -> utterance (words only: 0.9 s)", pred)
+        stats("last voiced frame -> utterance (the bound, no predictor)", hard)
+        stats("last voiced frame -> utterance (words only)", pred)
         stats("last voiced frame -> returned, words only (incl. transcript)", pred_total)
         if voiced:
             stats("last voiced frame -> utterance (words + end-of-turn model)", voiced)
