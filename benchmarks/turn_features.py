@@ -5,8 +5,8 @@ reports pauses and resumes, the transcript Whisper makes of the answer so far, W
 the acoustic model's probability, the noise. So each clip is put once through the daemon's own
 :class:`~voicemoded.audio.endpointing.Endpointer` (with a bound that never ends the turn), the embedded
 Whisper engine and the end-of-turn model, in-process, and the features are cached as JSON. A policy is
-then scored by :func:`replay`, which runs :func:`voicemoded.audio.end_of_turn.decide` over them: sweeps
-over thresholds cost nothing.
+then scored by :func:`replay`, which feeds them to the daemon's own
+:class:`~voicemoded.audio.end_of_turn.EndOfTurn`: sweeps over thresholds cost nothing.
 
 The verdict at a pause is ready after the STT and the model have run (measured here, on this CPU);
 :func:`replay` judges cut-offs both with that delay and with the verdict ready at once (a faster
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from turn_corpus import Clip
+from turn_corpus import Clip, pause_bucket
 
-from voicemoded.audio.end_of_turn import QUICK_RULES, PauseFeatures, TurnPolicy, TurnVerdict, decide
+from voicemoded.audio.end_of_turn import EndOfTurn, TurnPolicy, TurnVerdict
 from voicemoded.audio.endpointing import EndpointConfig, Endpointer
 from voicemoded.audio.turn import ACOUSTIC_CHECK_S
 
@@ -205,42 +205,34 @@ class Outcome:
     text: str
 
 
-def _end_silence(
-    record: PauseRecord, features: PauseFeatures, policy: TurnPolicy, instant: bool
-) -> tuple[float, str]:
-    """Silence at which the turn ends in this pause, with the verdict ready at once or when measured."""
-    before = decide(dataclasses.replace(features, verdict=None), policy)
-    after = decide(dataclasses.replace(features, verdict=record.verdict()), policy)
-    ready = ACOUSTIC_CHECK_S if instant else record.ready_s
-    if ready >= before.silence_s:
-        return before.silence_s, before.rule
-    return max(ready, after.silence_s), after.rule
+def _ends(feats: ClipFeatures, policy: TurnPolicy, instant: bool, recent: float) -> tuple[int, float, str] | None:
+    """(pause index, silence, rule) where the turn ends; None when it never does within the clip.
 
-
-def _ends(
-    clip: Clip, feats: ClipFeatures, policy: TurnPolicy, instant: bool, recent: float
-) -> tuple[int, float, str] | None:
-    """(pause index, silence, rule) where the turn ends; None when it never does within the clip."""
-    seen: list[float] = []
-    complete: list[float] = []
+    The daemon's own :class:`EndOfTurn` hears the pauses in order, each verdict arriving ``ready`` into
+    its pause (at once, or as late as measured): before then the turn may end by the rule without it,
+    and a verdict that would arrive after the person went on is never heard, as in the recorder.
+    """
+    eot = EndOfTurn(policy, recent_pause_s=recent)
     for i, record in enumerate(feats.pauses):
-        features = PauseFeatures(None, tuple(seen), tuple(complete), recent, record.snr_db)
-        silence, rule = _end_silence(record, features, policy, instant)
+        eot.pause(i + 1, snr_db=record.snr_db)
+        before = eot.decision
+        ready = ACOUSTIC_CHECK_S if instant else record.ready_s
         # After the last pause the person stays silent beyond the clip: that pause always ends it.
         available = record.length if record.length is not None else float("inf")
+        if ready >= before.silence_s:
+            silence, rule = before.silence_s, before.rule
+        elif ready < available and eot.hear(i + 1, record.verdict()):
+            silence, rule = max(ready, eot.decision.silence_s), eot.decision.rule
+        else:
+            silence, rule = before.silence_s, before.rule
         if silence < available:
             return i, silence, rule
         if record.length is not None:
-            seen.append(record.length)
-            heard = decide(dataclasses.replace(features, verdict=record.verdict()), policy)
-            if heard.rule.startswith(QUICK_RULES):
-                complete.append(record.length)
+            eot.resume(record.length)
     return None
 
 
 def _bucket(clip: Clip, voiced_end: float) -> str:
-    from turn_corpus import pause_bucket
-
     for p in clip.pauses:
         if p.start_s - 0.3 <= voiced_end <= p.start_s + 0.15:
             return pause_bucket(p.seconds)
@@ -250,8 +242,8 @@ def _bucket(clip: Clip, voiced_end: float) -> str:
 def replay(clip: Clip, feats: ClipFeatures, policy: TurnPolicy, *, recent_pause_s: float = 0.0) -> Outcome:
     """The turn's end under ``policy``: cut off (if either verdict timing cuts), or its latencies."""
     last = clip.last_voiced_s
-    for instant in (True, False):
-        end = _ends(clip, feats, policy, instant, recent_pause_s)
+    measured = _ends(feats, policy, False, recent_pause_s)
+    for end in (_ends(feats, policy, True, recent_pause_s), measured):
         if end is None:
             continue
         i, _, rule = end
@@ -261,11 +253,10 @@ def replay(clip: Clip, feats: ClipFeatures, policy: TurnPolicy, *, recent_pause_
         if record.length is not None and record.voiced_end + record.length < last - 0.05:
             bucket = _bucket(clip, record.voiced_end)
             return Outcome(clip.id, True, bucket, False, None, None, rule, record.text)
-    end = _ends(clip, feats, policy, False, recent_pause_s)
-    if end is None:
+    if measured is None:
         text = feats.pauses[-1].text if feats.pauses else ""
         return Outcome(clip.id, False, None, True, clip.duration_s - last, None, "held", text)
-    i, silence, rule = end
+    i, silence, rule = measured
     record = feats.pauses[i]
     over = record.voiced_end + silence - last
     ready = record.voiced_end + record.ready_s - last
