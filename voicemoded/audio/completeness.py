@@ -134,7 +134,3 @@ def text_state(text: str) -> TextState:
         return TextState.PREAMBLE
     return TextState.UNFINISHED if ends_unfinished(words) else TextState.COMPLETE
 
-
-def text_looks_complete(text: str) -> bool:
-    """Whether the words alone could end the turn: a complete clause, or a bare preamble ("Yes.")."""
-    return text_state(text) in (TextState.COMPLETE, TextState.PREAMBLE)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from voicemoded.audio.completeness import text_looks_complete
 from voicemoded.audio.end_of_turn import EndOfTurn, TurnPolicy, TurnVerdict
 from voicemoded.audio.format import SPEECH_RATE
 from voicemoded.audio.processing import ProcessingConfig
@@ -273,5 +272,3 @@ class Endpointer:
         self.ended = EndpointEvent("end", self.elapsed, reason)
         return self.ended
 
-
-__all__ = ["EndReason", "EndpointConfig", "EndpointEvent", "Endpointer", "text_looks_complete"]
