@@ -44,3 +44,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "$TURN_MODEL_PACKAGE"
   echo "$want" > "$stamp"
 fi
+
+# The MCP door is also checked with other clients than the Python SDK: the MCP Inspector's CLI and Claude
+# Code's `claude mcp list`. Both come from npm and run offline; they live in a cache outside the clone.
+NODE_TOOLS=${VOICEMODE_NODE_TOOLS:-$HOME/.cache/voicemode-node-tools}
+NODE_PACKAGES="@modelcontextprotocol/inspector-cli@1.0.3 @anthropic-ai/claude-code@2.1.328"
+if command -v npm >/dev/null 2>&1; then
+  if [ "$(cat "$NODE_TOOLS/.voicemode-installed" 2>/dev/null)" != "$NODE_PACKAGES" ]; then
+    echo "setup: installing the MCP test clients from npm into $NODE_TOOLS"
+    mkdir -p "$NODE_TOOLS"
+    # shellcheck disable=SC2086
+    npm install -s --no-audit --no-fund --prefix "$NODE_TOOLS" $NODE_PACKAGES >/dev/null
+    echo "$NODE_PACKAGES" > "$NODE_TOOLS/.voicemode-installed"
+  fi
+fi
