@@ -30,15 +30,20 @@ import pyaudio
 import structlog
 
 from voicemoded.audio.chimes import Overlay, end_chime, mix, start_chime
-from voicemoded.audio.devices import AudioBackend, RateConverter, open_format
+from voicemoded.audio.devices import AudioBackend, DeviceInfo, RateConverter, open_format
 from voicemoded.audio.endpointing import EndpointConfig, Endpointer
 from voicemoded.audio.format import AudioChunk, AudioFormat
 from voicemoded.audio.microphone import MicSubscription
+from voicemoded.errors import Unavailable, VoicemodeError
 from voicemoded.events import EventBus
 
 log = structlog.get_logger(__name__)
 
 StopReason = Literal["completed", "stopped", "barge_in", "cancelled", "empty"]
+
+STALL_S = 2.0
+"""A playing stream whose callback has not run for this long is dead: the sound server went away under
+it (PortAudio's ALSA path then simply stops calling back), so playback ends with a clear error."""
 
 CLOSE_MARGIN_S = 0.25
 """Silence a finished stream plays after the predicted end before it is closed (see the module doc)."""
@@ -98,8 +103,13 @@ class Speaker:
         *,
         events: EventBus | None = None,
         block_ms: int = 20,
+        reopen_wait_s: float = 8.0,
     ) -> None:
         self.backend = backend
+        self.reopen_wait_s = reopen_wait_s
+        """How long a speaker that played before is waited for when it cannot be opened: a sound server
+        restarting (PipeWire/PulseAudio, a USB re-plug) takes a few seconds to offer its devices again."""
+        self._played = False
         self.device_spec = device
         self.block_ms = block_ms
         self._events = events
@@ -121,6 +131,22 @@ class Speaker:
             stream, _, timer = lingering
             timer.cancel()
             self.backend.close_stream(stream)
+
+    async def _device(self, expect: AudioFormat) -> tuple[DeviceInfo, AudioFormat]:
+        """The output device and the format to open it in, waiting for a speaker that played before."""
+        deadline = time.monotonic() + (self.reopen_wait_s if self._played else 0.0)
+        delay = 0.05
+        while True:
+            try:
+                device = await asyncio.to_thread(self.backend.select, "output", self.device_spec)
+                return device, await asyncio.to_thread(open_format, self.backend, device, "output", expect)
+            except VoicemodeError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("audio.output_reopen_failed", error=str(exc), retry_in=delay)
+            await asyncio.to_thread(self.backend.refresh)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def interrupt(self) -> None:
         """Stop what is playing now, from any thread or task."""
@@ -162,8 +188,7 @@ class Speaker:
         # Until the stream is playing, a failure or a cancellation undoes what was set up so far.
         with contextlib.ExitStack() as undo:
             undo.callback(coming.cancel)
-            device = await asyncio.to_thread(self.backend.select, "output", self.device_spec)
-            dev_fmt = await asyncio.to_thread(open_format, self.backend, device, "output", expect)
+            device, dev_fmt = await self._device(expect)
             buf = _Buffer()
             done: asyncio.Future[float] = loop.create_future()
             result = PlaybackResult("completed")
@@ -175,11 +200,12 @@ class Speaker:
             # per-callback latency estimate the way "now + latency" at the last callback does.
             emitted = [0]
             settling = [False]
+            called = [time.monotonic()]
 
             def callback(_in: bytes | None, count: int, info: Any, status: int) -> tuple[bytes, int]:
                 # PortAudio may ask for another block size than the one we opened with: give exactly that.
                 need = count * dev_fmt.frame_bytes
-                now = time.monotonic()
+                now = called[0] = time.monotonic()
                 dac, cur = info.get("output_buffer_dac_time", 0.0), info.get("current_time", 0.0)
                 ahead = dac - cur if dac and cur and 0 <= dac - cur < 1.0 else latency[0]
                 if buf.abort:
@@ -213,6 +239,7 @@ class Speaker:
                 stream_callback=callback, start=False,
             )  # fmt: skip
             undo.callback(self.backend.close_stream, stream)
+            self._played = True
             latency[0] = float(stream.get_output_latency())
             if first is None:
                 first = await coming
@@ -230,6 +257,8 @@ class Speaker:
             undo.pop_all()  # playing: from here the stream is closed by the ``finally`` below
         feeder = asyncio.create_task(feed.rest(chunks))
         watchers: list[asyncio.Future[Any]] = [done, asyncio.ensure_future(interrupted.wait())]
+        stalled = asyncio.ensure_future(_watch_stall(called))
+        watchers.append(stalled)
         if stop is not None:
             watchers.append(asyncio.ensure_future(stop.wait()))
         barge_task = None
@@ -239,6 +268,13 @@ class Speaker:
         log.info("audio.playback_started", device=device.name, rate=dev_fmt.rate)
         try:
             await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+            if stalled.done() and not done.done():
+                result.reason = "stopped"
+                raise Unavailable(
+                    f"the speaker {device.name!r} stopped playing {emitted[0] / bps:.1f} s into the message: "
+                    "the sound server went away under it",
+                    hint="the next message opens the speaker again once the sound server is back",
+                )
             if done.done():
                 end = done.result()
                 await asyncio.sleep(max(0.0, end - time.monotonic()))
@@ -353,6 +389,16 @@ def _audible_end(data: bytearray, fmt: AudioFormat, *, threshold: int = 80, keep
         return start if start > 0 else len(data)
     end = start + (int(loud[-1]) // fmt.channels + 1) * fmt.frame_bytes + fmt.bytes_for(keep_s)
     return min(len(data), end)
+
+
+async def _watch_stall(called: list[float]) -> None:
+    """Return once the playback callback has not run for :data:`STALL_S`."""
+    while True:
+        idle = time.monotonic() - called[0]
+        if idle > STALL_S:
+            log.warning("audio.output_stalled", idle=round(idle, 2))
+            return
+        await asyncio.sleep(max(0.05, STALL_S - idle))
 
 
 def _settle(fut: asyncio.Future[float], value: float) -> None:
