@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 StopReason = Literal["completed", "stopped", "barge_in", "cancelled", "empty"]
 
-STALL_S = 2.0
+STALL_S = 3.0
 """A playing stream whose callback has not run for this long is dead: the sound server went away under
 it (PortAudio's ALSA path then simply stops calling back), so playback ends with a clear error."""
 
@@ -253,6 +253,7 @@ class Speaker:
             interrupted = asyncio.Event()
             self._current = (buf, interrupted, loop)
             undo.callback(setattr, self, "_current", None)
+            called[0] = time.monotonic()  # the stall clock starts with the stream, not while TTS warmed up
             await asyncio.to_thread(stream.start_stream)
             undo.pop_all()  # playing: from here the stream is closed by the ``finally`` below
         feeder = asyncio.create_task(feed.rest(chunks))
