@@ -6,7 +6,12 @@ with the message and the hint as details, and the front doors print both. Nothin
 
 from __future__ import annotations
 
+import errno
 from enum import StrEnum
+
+#: How much of a caller's value an error quotes: enough to recognise it, never enough to flood a terminal
+#: or the few kilobytes of gRPC metadata the error travels in.
+QUOTE_CHARS = 80
 
 
 class ErrorCode(StrEnum):
@@ -18,6 +23,9 @@ class ErrorCode(StrEnum):
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
     UNAVAILABLE = "UNAVAILABLE"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    TOO_LARGE = "TOO_LARGE"
+    NO_SPACE = "NO_SPACE"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     CANCELLED = "CANCELLED"
     INTERNAL = "INTERNAL"
@@ -64,3 +72,81 @@ class Busy(VoicemodeError):
 
 class Timeout(VoicemodeError):
     code = ErrorCode.DEADLINE_EXCEEDED
+
+
+class TooLarge(VoicemodeError):
+    """Input over a size limit; the message names the size and the limit."""
+
+    code = ErrorCode.TOO_LARGE
+
+
+class NoSpace(VoicemodeError):
+    """The disk (or the quota) is full: nothing the request can change, the person must free space."""
+
+    code = ErrorCode.NO_SPACE
+
+
+class PermissionDenied(VoicemodeError):
+    code = ErrorCode.PERMISSION_DENIED
+
+
+def clip(value: str, limit: int = QUOTE_CHARS) -> str:
+    """At most ``limit`` characters of ``value``, and ``…`` when there was more."""
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """A caller's value for an error message: ``repr``-quoted, cut to ``limit`` characters."""
+    text = str(value)  # a str as it is, a Path as its path
+    if len(text) <= limit:
+        return repr(text)
+    cut = repr(text[:limit])
+    return f"{cut[:-1]}…{cut[-1]} ({len(text):,} characters)"
+
+
+def mebibytes(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB" if n % (1024 * 1024) else f"{n // (1024 * 1024)} MiB"
+
+
+def too_large(what: str, size: int, limit: int, hint: str = "") -> TooLarge:
+    """The one wording for every size limit, so a person sees the size and the limit side by side."""
+    return TooLarge(
+        f"{what} too large: {mebibytes(size)}, the limit is {mebibytes(limit)}",
+        hint=hint or "use a shorter recording, or split it",
+        fields={"size_bytes": str(size), "limit_bytes": str(limit)},
+    )
+
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_DENIED = {errno.EACCES, errno.EPERM}
+
+
+def from_os_error(exc: OSError) -> VoicemodeError | None:
+    """The typed error for an environment fault (disk full, no permission, a too-long or read-only path),
+    naming the path; ``None`` for an OSError that is not the machine's state but a bug."""
+    path = quote(exc.filename) if exc.filename is not None else "a file"
+    fields = {"path": str(exc.filename)} if exc.filename is not None else {}
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in _NO_SPACE:
+        return NoSpace(
+            f"cannot write {path}: {reason}",
+            hint="free some disk space (or raise the quota), then try again",
+            fields=fields,
+        )
+    if exc.errno == errno.EROFS:
+        return PermissionDenied(
+            f"cannot write {path}: the file system is read-only",
+            hint="point VOICEMODE_BASE_DIR (or the path you gave) at a writable folder",
+            fields=fields,
+        )
+    if exc.errno in _DENIED:
+        return PermissionDenied(
+            f"no permission for {path}: {reason}",
+            hint="check the owner and mode of the file and its folders (ls -ld)",
+            fields=fields,
+        )
+    if exc.errno == errno.ENAMETOOLONG:
+        return InvalidArgument(
+            f"path too long: {path}", hint="use a shorter path or file name", fields=fields
+        )
+    return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from voicemoded.safe_env import text_cwd
+
 #: Caller environment variables forwarded with each call (the daemon ignores names it does not know).
 FORWARDED_PREFIXES = ("VOICEMODE_", "OPENAI_", "LIVEKIT_")
 
@@ -15,7 +17,5 @@ def forwarded_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def current_cwd() -> str:
-    try:
-        return os.getcwd()
-    except FileNotFoundError:  # the caller's folder was deleted under it
-        return ""
+    """The caller's folder, or "" when it was deleted or its name is not UTF-8 (protobuf carries text)."""
+    return text_cwd()
