@@ -90,10 +90,11 @@ class Core:
                 self.update_local_endpoints()
 
     async def on_settings_changed(self, old: Settings, new: Settings) -> None:
-        if wiring.provider_settings(old) != wiring.provider_settings(new):
+        if wiring.provider_settings(old, self.paths) != wiring.provider_settings(new, self.paths):
             from voicemoded.providers import Speech
 
-            previous, self.speech = self.speech, Speech(wiring.provider_settings(new), events=self.events)
+            fresh = Speech(wiring.provider_settings(new, self.paths), events=self.events)
+            previous, self.speech = self.speech, fresh
             await self.speech.start()
             if self._audio is not None:
                 self.conversation.speech = self.speech

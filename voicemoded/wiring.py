@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import cast
 
 from voicemoded.config import Settings
+from voicemoded.engines.access import TOKEN_FILE_NAME, TokenFileError, ensure_token, is_loopback_address
+from voicemoded.errors import FailedPrecondition
 from voicemoded.paths import Paths
 from voicemoded.providers import ProviderSettings
 from voicemoded.supervisor.builtin import Backend, BuiltinService, BuiltinSettings, builtin_specs
@@ -50,10 +52,28 @@ def builtin_settings(settings: Settings) -> BuiltinSettings:
     )
 
 
+def engine_token(settings: Settings, paths: Paths) -> str:
+    """The built-in engines' token once they are bound beyond loopback (created then, once); else ""."""
+    if is_loopback_address(settings.service_host):
+        return ""
+    path = paths.base / TOKEN_FILE_NAME
+    try:
+        return ensure_token(path)
+    except (OSError, TokenFileError) as exc:
+        raise FailedPrecondition(
+            f"cannot set up the engine token {path}: {exc}",
+            hint="check that the voicemode base folder is writable, or bind the services to 127.0.0.1",
+            fields={"file": str(path)},
+        ) from exc
+
+
 def service_specs(settings: Settings, paths: Paths, models_in_use: Mapping[str, str]) -> list[ServiceSpec]:
     """Built-in specs; embedded engines are told where models live and which STT model to load."""
     specs = []
-    for spec in builtin_specs(builtin_settings(settings)):
+    builtin = builtin_settings(settings)
+    if engine_token(settings, paths):
+        builtin = dataclasses.replace(builtin, engine_token_file=paths.base / TOKEN_FILE_NAME)
+    for spec in builtin_specs(builtin):
         if spec.backend == "embedded" and spec.not_installed is None:
             extra: tuple[str, ...] = ("--models-dir", str(paths.models))
             if spec.name == "whisper":
@@ -64,8 +84,10 @@ def service_specs(settings: Settings, paths: Paths, models_in_use: Mapping[str, 
     return specs
 
 
-def provider_settings(settings: Settings) -> ProviderSettings:
+def provider_settings(settings: Settings, paths: Paths | None = None) -> ProviderSettings:
+    """``paths`` given: the built-in engines' token goes with requests to them (when they need one)."""
     return ProviderSettings(
+        engine_token=engine_token(settings, paths) if paths is not None else "",
         tts_base_urls=settings.tts_base_urls,
         stt_base_urls=settings.stt_base_urls,
         openai_api_key=settings.openai_api_key,

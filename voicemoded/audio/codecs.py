@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import struct
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final
 
 import av
 import numpy as np
 
-from voicemoded.audio.format import SPEECH_FORMAT, AudioFormat
+from voicemoded.audio.format import SPEECH_FORMAT, AudioFormat, check_format
 from voicemoded.audio.resample import Resampler
 from voicemoded.errors import InvalidArgument
 
@@ -48,48 +49,140 @@ _MUXERS: Final = {
 
 _DECODE_HINT = "send wav, mp3, ogg/opus, webm or flac, or raw 16-bit PCM with its sample rate"
 
+MAX_DECODE_SECONDS: Final = 3600.0
+"""Longest audio a decode produces: an hour of speech is 115 MB at 16 kHz; a small compressed file
+(a FLAC of silence) can claim days, and would otherwise be decoded whole into memory."""
+
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+
 
 def _layout(channels: int) -> str:
     return {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
 
 
+@dataclass(frozen=True, slots=True)
+class WavInfo:
+    """What a RIFF/WAVE header declares: the sample layout and where the samples are."""
+
+    format: AudioFormat
+    tag: int
+    """1 = integer PCM, 3 = IEEE float, others compressed (FFmpeg decodes what it knows)."""
+    data_offset: int
+    data_bytes: int
+    """Bytes of samples present (a streaming header's 'unknown' size means: to the end of the file)."""
+
+
+def is_wav(data: bytes) -> bool:
+    return data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+
+
+def parse_wav_header(data: bytes, *, where: str = "file") -> WavInfo:
+    """Read a WAV file's ``fmt `` and ``data`` chunks without decoding, and check the layout.
+
+    A WAV header is the one place a client states a rate outright, and decoding trusts it; checking it
+    first turns "10 Hz" into a 400 before FFmpeg or soxr allocate anything for it.
+    """
+    if not is_wav(data):
+        raise InvalidArgument(f"{where} is not a WAV file (no RIFF/WAVE header)", hint=_DECODE_HINT)
+    pos = 12
+    fmt: tuple[int, int, int, int] | None = None
+    while pos + 8 <= len(data):
+        chunk_id = data[pos : pos + 4]
+        (size,) = struct.unpack_from("<I", data, pos + 4)
+        body = pos + 8
+        if chunk_id == b"fmt ":
+            if size < 16 or body + 16 > len(data):
+                raise InvalidArgument(f"{where}: the WAV fmt chunk is truncated", hint=_DECODE_HINT)
+            tag, channels, rate, _byte_rate, _align, bits = struct.unpack_from("<HHIIHH", data, body)
+            if tag == _WAVE_FORMAT_EXTENSIBLE and size >= 40 and body + 26 <= len(data):
+                (tag,) = struct.unpack_from("<H", data, body + 24)
+            fmt = (tag, channels, rate, bits)
+        elif chunk_id == b"data":
+            if fmt is None:
+                raise InvalidArgument(
+                    f"{where}: the WAV data chunk comes before its fmt chunk", hint=_DECODE_HINT
+                )
+            tag, channels, rate, bits = fmt
+            # A sample of 12 or 20 bits is stored in whole bytes; 0 bits is no layout at all.
+            width = (bits + 7) // 8
+            check_format(rate, width, channels, where=where)
+            present = len(data) - body
+            declared = present if size in (0, 0xFFFFFFFF) else size
+            return WavInfo(AudioFormat(rate, width, channels), tag, body, min(declared, present))
+        pos = body + size + (size & 1)
+    what = "data" if fmt is not None else "fmt"
+    raise InvalidArgument(f"{where}: the WAV file has no {what} chunk", hint=_DECODE_HINT)
+
+
 def decode(
-    data: bytes, *, target: AudioFormat = SPEECH_FORMAT, pcm_format: AudioFormat | None = None
+    data: bytes,
+    *,
+    target: AudioFormat = SPEECH_FORMAT,
+    pcm_format: AudioFormat | None = None,
+    max_seconds: float = MAX_DECODE_SECONDS,
 ) -> bytes:
     """Decode a whole file (or raw PCM in ``pcm_format``) to int16 PCM in ``target``.
 
     The container is sniffed from the bytes, not trusted from a filename or content type, because
-    clients label uploads loosely (``audio/webm`` holding ogg is common).
+    clients label uploads loosely (``audio/webm`` holding ogg is common). Every declared layout is
+    checked before decoding, and decoding stops at ``max_seconds`` of audio.
     """
     if pcm_format is not None:
         if pcm_format.width != 2:
             raise InvalidArgument(
                 f"raw PCM must be 16-bit, got {pcm_format.width * 8}-bit", hint=_DECODE_HINT
             )
+        _check_length(pcm_format.seconds_for(len(data)), max_seconds)
         return _convert(data, pcm_format, target)
     if not data:
         raise InvalidArgument("the audio file is empty", hint=_DECODE_HINT)
+    if is_wav(data):
+        parse_wav_header(data)
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
                 raise InvalidArgument("the file holds no audio stream", hint=_DECODE_HINT)
             stream = container.streams.audio[0]
-            source: AudioFormat | None = None
-            resampler: Resampler | None = None
-            converter = av.AudioResampler(format="s16", layout=_layout(target.channels))
-            out: list[bytes] = []
-            for frame in container.decode(stream):
-                for packed in converter.resample(frame):
-                    if resampler is None:
-                        source = AudioFormat(rate=packed.sample_rate, channels=target.channels)
-                        resampler = Resampler(source, AudioFormat(target.rate, 2, target.channels))
-                    out.append(resampler.process(packed.to_ndarray().astype("<i2").tobytes()))
-            if resampler is None:
-                return b""
-            out.append(resampler.flush())
+            # Whatever the container, its declared layout is checked before a sample is decoded (a
+            # stream that declares no rate is checked on its first decoded frame instead).
+            if stream.sample_rate:
+                check_format(stream.sample_rate, 2, stream.channels or 1, where="file")
+            return _decode_stream(container, stream, target, max_seconds)
     except av.error.FFmpegError as exc:
         raise InvalidArgument(f"cannot decode the audio: {exc}", hint=_DECODE_HINT) from exc
+
+
+def _decode_stream(
+    container: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    target: AudioFormat,
+    max_seconds: float,
+) -> bytes:
+    resampler: Resampler | None = None
+    converter = av.AudioResampler(format="s16", layout=_layout(target.channels))
+    out: list[bytes] = []
+    seconds = 0.0
+    for frame in container.decode(stream):
+        for packed in converter.resample(frame):
+            if resampler is None:
+                source = AudioFormat.checked(packed.sample_rate, 2, target.channels, where="file")
+                resampler = Resampler(source, AudioFormat(target.rate, 2, target.channels))
+            seconds += packed.samples / packed.sample_rate
+            _check_length(seconds, max_seconds)
+            out.append(resampler.process(packed.to_ndarray().astype("<i2").tobytes()))
+    if resampler is None:
+        return b""
+    out.append(resampler.flush())
     return _to_width(b"".join(out), target.width)
+
+
+def _check_length(seconds: float, max_seconds: float) -> None:
+    if seconds > max_seconds:
+        raise InvalidArgument(
+            f"the audio is longer than {max_seconds:g} s",
+            hint=f"send at most {max_seconds:g} s per request (split longer recordings)",
+            fields={"field": "file"},
+        )
 
 
 def _convert(pcm: bytes, source: AudioFormat, target: AudioFormat) -> bytes:

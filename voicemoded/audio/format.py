@@ -3,14 +3,61 @@
 One ``AudioFormat`` describes raw interleaved PCM; one ``AudioChunk`` carries a block of it with its
 timestamp. Everything that moves audio inside the daemon speaks these two types, so a rate or width
 mismatch is a visible field, not a guess.
+
+Every format that enters from outside (a WAV header, a decoded stream, the PCM fields of an upload or
+an RPC) passes :func:`check_format` before a buffer is sized from it: a 10 Hz "rate" turns a 32 KB
+upload into a 1600-fold resampling job, so a nonsense rate is refused, not obeyed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from voicemoded.errors import InvalidArgument
+
 #: Whisper and webrtcvad both want 16 kHz mono 16-bit: the daemon's working format for speech input.
 SPEECH_RATE = 16_000
+
+MIN_RATE = 8_000
+"""Telephone audio, the lowest rate speech is recorded at; below it the samples hold no words."""
+MAX_RATE = 192_000
+"""The highest rate sound cards and studio files use."""
+WIDTHS = (1, 2, 3, 4)
+"""Bytes per sample of signed little-endian PCM (8-bit WAV is unsigned)."""
+MAX_CHANNELS = 32
+"""More than a multichannel interface offers: a larger count is a corrupt header, not a device."""
+
+
+class FormatError(InvalidArgument, ValueError):
+    """A PCM layout no real audio has; a ``ValueError`` too, as ``AudioFormat`` has always raised."""
+
+
+def check_format(rate: int, width: int, channels: int, *, where: str = "") -> None:
+    """Refuse a PCM layout outside what real audio uses, naming the field it came from.
+
+    ``where`` says where the numbers were read (``pcm_format``, ``wav``), so the error names the one
+    to fix (``pcm_format.rate``). It runs before anything is allocated or resampled from the values:
+    it is the one bound on how far a declared format can inflate the audio it describes.
+    """
+    prefix = f"{where}." if where else ""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise FormatError(
+            f"{prefix}rate must be {MIN_RATE}..{MAX_RATE} Hz, got {rate}",
+            hint="give the rate the audio was recorded at (16000, 24000, 44100, 48000 ...)",
+            fields={"field": f"{prefix}rate"},
+        )
+    if width not in WIDTHS:
+        raise FormatError(
+            f"{prefix}width must be {WIDTHS[0]}..{WIDTHS[-1]} bytes per sample, got {width}",
+            hint="16-bit PCM has width 2",
+            fields={"field": f"{prefix}width"},
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise FormatError(
+            f"{prefix}channels must be 1..{MAX_CHANNELS}, got {channels}",
+            hint="mono audio has 1 channel, stereo 2",
+            fields={"field": f"{prefix}channels"},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +72,13 @@ class AudioFormat:
     """Interleaved channels."""
 
     def __post_init__(self) -> None:
-        if self.rate <= 0:
-            raise ValueError(f"sample rate must be positive, got {self.rate}")
-        if self.width not in (1, 2, 3, 4):
-            raise ValueError(f"sample width must be 1-4 bytes, got {self.width}")
-        if self.channels <= 0:
-            raise ValueError(f"channel count must be positive, got {self.channels}")
+        check_format(self.rate, self.width, self.channels)
+
+    @classmethod
+    def checked(cls, rate: int, width: int, channels: int, *, where: str) -> AudioFormat:
+        """A format read from outside (a header, a request): an error names ``where`` when it is off."""
+        check_format(rate, width, channels, where=where)
+        return cls(rate, width, channels)
 
     @property
     def frame_bytes(self) -> int:
@@ -64,9 +112,11 @@ class AudioChunk:
 
     def __post_init__(self) -> None:
         if len(self.audio) % self.format.frame_bytes:
-            raise ValueError(
-                f"chunk of {len(self.audio)} bytes is not a whole number of "
-                f"{self.format.frame_bytes}-byte frames"
+            raise FormatError(
+                f"audio of {len(self.audio)} bytes is not a whole number of "
+                f"{self.format.frame_bytes}-byte frames",
+                hint="send whole frames: width x channels bytes per sample instant",
+                fields={"field": "audio"},
             )
 
     @property

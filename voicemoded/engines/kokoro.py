@@ -80,7 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     synth = KokoroSynthesizer(args.models_dir or default_models_dir(), lang=args.lang)
-    return serve(lambda stop: build_tts_app(synth, stop), host=args.host, port=args.port, engine="kokoro")
+    return serve(
+        lambda stop: build_tts_app(synth, stop),
+        host=args.host,
+        port=args.port,
+        engine="kokoro",
+        token_file=args.token_file,
+    )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     args = argument_parser("piper", DEFAULT_PORT).parse_args(argv)
     configure_logging(args.log_level)
     synth = PiperSynthesizer()
-    return serve(lambda stop: build_tts_app(synth, stop), host=args.host, port=args.port, engine="piper")
+    return serve(
+        lambda stop: build_tts_app(synth, stop),
+        host=args.host,
+        port=args.port,
+        engine="piper",
+        token_file=args.token_file,
+    )
 
 
 if __name__ == "__main__":

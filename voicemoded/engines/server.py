@@ -28,11 +28,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from voicemoded.engines.access import AccessPolicy, TokenFileError, is_loopback_address, read_token
+from voicemoded.engines.guard import AccessGuard
 from voicemoded.errors import ErrorCode, VoicemodeError
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""Request body bound for an engine that takes JSON only (a TTS request is at most 4096 characters)."""
 
 _STATUS = {
     ErrorCode.INVALID_ARGUMENT: 400,
@@ -136,7 +141,8 @@ def create_app(host: EngineHost, *, on_load_failure: Callable[[], None]) -> Fast
     async def _voicemode_error(_request: Request, exc: VoicemodeError) -> JSONResponse:
         status = _STATUS.get(exc.code, 500)
         kind = "invalid_request_error" if status < 500 else "server_error"
-        return ApiError(status, str(exc), type=kind, param=exc.fields.get("param")).response()
+        param = exc.fields.get("param") or exc.fields.get("field")
+        return ApiError(status, str(exc), type=kind, param=param).response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -189,8 +195,35 @@ def argument_parser(engine: str, default_port: int) -> argparse.ArgumentParser:
         default=None,
         help="where assembled model files are kept (default $VOICEMODE_BASE_DIR/models)",
     )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="file holding the token every request must send as 'Authorization: Bearer'; "
+        "required when --host is not a loopback address",
+    )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return parser
+
+
+def access_policy(host: str, token_file: Path | None) -> AccessPolicy:
+    """Loopback Host names only, or with a token any name; beyond loopback a token is required.
+
+    A ``ValueError`` says why a combination cannot be served; the server then does not start at all.
+    """
+    if token_file is None:
+        if not is_loopback_address(host):
+            raise ValueError(
+                f"--host {host} is reachable from other machines: give --token-file "
+                "(the daemon passes its engine token itself), or bind 127.0.0.1"
+            )
+        return AccessPolicy()
+    try:
+        return AccessPolicy(token=read_token(token_file))
+    except FileNotFoundError:
+        raise ValueError(f"the token file {token_file} does not exist") from None
+    except TokenFileError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def configure_logging(level: str) -> None:
@@ -219,12 +252,26 @@ class _Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
-def serve(build: Callable[[Callable[[], None]], FastAPI], *, host: str, port: int, engine: str) -> int:
+def serve(
+    build: Callable[[Callable[[], None]], FastAPI],
+    *,
+    host: str,
+    port: int,
+    engine: str,
+    token_file: Path | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> int:
     """Serve until SIGTERM/SIGINT (uvicorn drains in-flight requests); exit 1 if the model fails to load.
 
     ``build`` receives the callback that stops the server, for the app to call when loading fails, so
     the supervisor sees a crash (and its backoff applies) instead of a server stuck answering 503.
+    Every request passes the :class:`AccessGuard` first; exit 2 when the bind and token do not fit.
     """
+    try:
+        policy = access_policy(host, token_file)
+    except ValueError as exc:
+        log.error("engine.refused_to_start", engine=engine, host=host, error=str(exc))
+        return 2
     failed = False
     server: _Server | None = None
 
@@ -235,8 +282,9 @@ def serve(build: Callable[[Callable[[], None]], FastAPI], *, host: str, port: in
             server.should_exit = True
 
     app = build(stop_on_failure)
+    guarded = AccessGuard(app, policy=policy, max_body_bytes=max_body_bytes, engine=engine)
     config = uvicorn.Config(
-        app,
+        guarded,
         host=host,
         port=port,
         log_config=None,
@@ -248,7 +296,14 @@ def serve(build: Callable[[Callable[[], None]], FastAPI], *, host: str, port: in
         timeout_keep_alive=30,
     )
     server = _Server(config)
-    log.info("engine.starting", engine=engine, host=host, port=port, pid=os.getpid())
+    log.info(
+        "engine.starting",
+        engine=engine,
+        host=host,
+        port=port,
+        pid=os.getpid(),
+        token=policy.token is not None,
+    )
     server.run()
     log.info("engine.stopped", engine=engine, failed=failed)
     return 1 if failed else 0

@@ -15,12 +15,15 @@ with the same words. Speech under 1.5 s (one or two words) keeps the full window
 tiny.en heard "Stop." as "dot." or nothing, and "No thanks." twice, in about one draw in five. A
 short-window decode that comes back degenerate (repetitive, or more text than the clip can hold) is
 done again on the full window. Requests for segment times (verbose_json, srt, vtt) keep the full window.
+
+Every request decodes within a budget of decoder steps proportional to its audio (see
+:mod:`voicemoded.engines.whisper_model`): babble that sends Whisper round its fallback ladder comes
+back in a bounded time: past the budget each window is decoded once, greedily.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import re
 import sys
@@ -35,7 +38,7 @@ from fastapi import FastAPI, File, Form, UploadFile
 from fastapi.responses import Response
 
 from voicemoded.audio import codecs
-from voicemoded.audio.format import SPEECH_FORMAT, AudioFormat
+from voicemoded.audio.format import MAX_RATE, MIN_RATE, SPEECH_FORMAT, AudioFormat, FormatError
 from voicemoded.engines import models
 from voicemoded.engines.server import (
     ApiError,
@@ -47,6 +50,9 @@ from voicemoded.engines.server import (
     serve,
 )
 from voicemoded.engines.transcript import RESPONSE_FORMATS, Segment, Transcript, render
+from voicemoded.engines.whisper_model import DecodeBudget, context_frames, load_model
+
+__all__ = ["TranscribeOptions", "WhisperEngine", "build_app", "context_frames", "degenerate", "main"]
 
 log = structlog.get_logger(__name__)
 
@@ -55,18 +61,13 @@ OPENAI_MODEL = "whisper-1"
 SILENCE_FLOOR_DBFS = -55.0
 """Loudest 30 ms window below this means no one spoke; real speech peaks 30 dB or more above it."""
 
-CONTEXT_MARGIN_S = 1.0
-"""Encoder window beyond the clip's own length (whole seconds; 30 s is Whisper's full window)."""
-CONTEXT_MIN_S = 10.0
-"""The shortest encoder window used."""
-SHORT_WINDOW_MIN_S = 1.5
-"""Speech (as the VAD filter passes it, with its padding) shorter than this keeps the full window."""
 MAX_COMPRESSION_RATIO = 2.4
 """A decode whose text compresses better than this is repeating itself (OpenAI's own threshold)."""
 MAX_CHARS_PER_SECOND = 30.0
 """More text than this per second of audio cannot have been said (fast speech is ~20)."""
-TOKENS_PER_SECOND = 8
-"""Token budget per second of audio on a short window (fast English speech is ~5 with timestamps)."""
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+"""Largest upload (with its form fields), refused with 413 before it is read: above the daemon's own
+file limit, and about 50 minutes of 16 kHz WAV."""
 
 _PCM_TYPES = ("audio/pcm", "audio/l16", "audio/x-raw", "audio/raw", "application/octet-stream+pcm")
 
@@ -118,7 +119,7 @@ class WhisperEngine:
 
     def load(self) -> None:
         path = models.whisper_model_path(self.model, self.models_dir)
-        self._whisper = _short_context_whisper(str(path), self.threads)
+        self._whisper = load_model(str(path), self.threads)
         # One real decode so the first request does not pay for lazy initialisation.
         noise = np.random.default_rng(0).normal(0, 0.01, SPEECH_FORMAT.rate).astype(np.float32)
         segments, _ = self._whisper.transcribe(noise, beam_size=1, vad_filter=False, language="en")
@@ -143,11 +144,26 @@ class WhisperEngine:
         )
         audio = samples.astype(np.float32) / 32768.0
         short = not options.timestamps
-        kept, language_found = self._decode(audio, options, temperature, duration, short_window=short)
-        shortened = self._whisper.shortened
-        if shortened is not None and degenerate(kept, duration):
-            log.info("stt.full_window_retry", seconds=round(duration, 2), context_frames=shortened)
-            kept, language_found = self._decode(audio, options, temperature, duration, short_window=False)
+        budget = DecodeBudget.for_audio(duration)
+        self._whisper.budget = budget
+        try:
+            kept, language_found = self._decode(audio, options, temperature, short_window=short)
+            shortened = self._whisper.shortened
+            if shortened is not None and degenerate(kept, duration) and not budget.exhausted:
+                log.info("stt.full_window_retry", seconds=round(duration, 2), context_frames=shortened)
+                kept, language_found = self._decode(audio, options, temperature, short_window=False)
+        finally:
+            self._whisper.budget = None
+        log.info(
+            "stt.decoded",
+            seconds=round(duration, 2),
+            steps=budget.spent,
+            budget=budget.limit,
+            bound=budget.bound,
+            decodes=budget.calls,
+            budget_spent=budget.exhausted,
+            greedy_windows=budget.greedy_windows,
+        )
         text = " ".join(s.text.strip() for s in kept if s.text.strip())
         return Transcript(text=text, language=language_found, duration=duration, segments=kept)
 
@@ -156,14 +172,11 @@ class WhisperEngine:
         audio: np.ndarray,
         options: TranscribeOptions,
         temperature: float | tuple[float, ...],
-        seconds: float,
         *,
         short_window: bool,
     ) -> tuple[tuple[Segment, ...], str]:
         self._whisper.short_window = short_window
         self._whisper.shortened = None
-        # On a short window a loop is cut off early (and then redone on the full window).
-        most_tokens = int(TOKENS_PER_SECOND * seconds) + 32 if short_window else None
         try:
             segments, info = self._whisper.transcribe(
                 audio,
@@ -173,7 +186,6 @@ class WhisperEngine:
                 beam_size=self.beam_size,
                 vad_filter=True,
                 condition_on_previous_text=False,
-                max_new_tokens=most_tokens,
             )
             return self._segments(segments), info.language
         finally:
@@ -198,52 +210,11 @@ class WhisperEngine:
         )
 
 
-def context_frames(seconds: float) -> int | None:
-    """Mel frames (100 per second) the encoder needs for this much speech; None for the full window."""
-    frames = 100 * math.ceil(max(seconds + CONTEXT_MARGIN_S, CONTEXT_MIN_S))
-    return frames if seconds >= SHORT_WINDOW_MIN_S and frames < 3000 else None
-
-
 def degenerate(segments: tuple[Segment, ...], seconds: float) -> bool:
     """Whether a decode looped: repetitive segments, or more text than ``seconds`` of speech can hold."""
     chars = sum(len(s.text.strip()) for s in segments)
     looping = any(s.compression_ratio > MAX_COMPRESSION_RATIO for s in segments)
     return looping or chars > MAX_CHARS_PER_SECOND * seconds + 20
-
-
-def _short_context_whisper(path: str, threads: int) -> Any:
-    """faster-whisper's model, encoding only :func:`context_frames` of each padded 30 s window while
-    ``short_window`` is set; ``shortened`` then tells the window it used (None: the full one)."""
-    from faster_whisper import WhisperModel
-    from faster_whisper.feature_extractor import FeatureExtractor
-
-    class MeasuringExtractor(FeatureExtractor):
-        """Remembers how long the last features were: the speech the VAD filter let through."""
-
-        frames = 0
-
-        def __call__(self, waveform: np.ndarray, padding: int = 160, chunk_length: int | None = None) -> Any:
-            features = super().__call__(waveform, padding, chunk_length)
-            self.frames = int(features.shape[-1])
-            return features
-
-    class ShortContextWhisper(WhisperModel):
-        short_window = False
-        shortened: int | None = None
-
-        def __init__(self) -> None:
-            super().__init__(path, device="cpu", compute_type="int8", cpu_threads=threads)
-            self.feature_extractor = MeasuringExtractor(**self.feat_kwargs)
-
-        def encode(self, features: np.ndarray) -> Any:
-            if self.short_window:
-                heard = self.feature_extractor.frames / 100
-                self.shortened = context_frames(heard)
-                if self.shortened is not None and features.shape[-1] > self.shortened:
-                    features = np.ascontiguousarray(features[..., : self.shortened])
-            return super().encode(features)
-
-    return ShortContextWhisper()
 
 
 def _pcm_rate(content_type: str | None, filename: str | None, sample_rate: int | None) -> int | None:
@@ -258,6 +229,18 @@ def _pcm_rate(content_type: str | None, filename: str | None, sample_rate: int |
     if match:
         return int(match.group(1))
     raise ApiError(400, "raw PCM needs its sample rate: send a sample_rate field", param="sample_rate")
+
+
+def _pcm_format(rate: int | None) -> AudioFormat | None:
+    """Raw PCM's layout (16-bit mono at ``rate``), checked before the upload is read."""
+    if rate is None:
+        return None
+    try:
+        return AudioFormat.checked(rate, 2, 1, where="sample_rate")
+    except FormatError:
+        raise ApiError(
+            400, f"sample_rate must be {MIN_RATE}..{MAX_RATE} Hz, got {rate}", param="sample_rate"
+        ) from None
 
 
 def build_app(engine: WhisperEngine, on_load_failure: Callable[[], None]) -> FastAPI:
@@ -295,11 +278,8 @@ def build_app(engine: WhisperEngine, on_load_failure: Callable[[], None]) -> Fas
             raise ApiError(400, f"unsupported language {language!r}{hint}", param="language")
         if temperature is not None and not 0.0 <= temperature <= 1.0:
             raise ApiError(400, "temperature must be between 0 and 1", param="temperature")
-        if sample_rate is not None and not 1000 <= sample_rate <= 192_000:
-            raise ApiError(400, "sample_rate must be between 1000 and 192000", param="sample_rate")
+        pcm_format = _pcm_format(_pcm_rate(file.content_type, file.filename, sample_rate))
         data = await file.read()
-        rate = _pcm_rate(file.content_type, file.filename, sample_rate)
-        pcm_format = AudioFormat(rate=rate) if rate else None
         pcm = await asyncio.to_thread(codecs.decode, data, target=SPEECH_FORMAT, pcm_format=pcm_format)
         options = TranscribeOptions(
             language=language, prompt=prompt, temperature=temperature,
@@ -329,7 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     engine = WhisperEngine(
         args.model, args.models_dir or default_models_dir(), beam_size=args.beam_size, threads=args.threads
     )
-    return serve(lambda stop: build_app(engine, stop), host=args.host, port=args.port, engine="whisper")
+    return serve(
+        lambda stop: build_app(engine, stop),
+        host=args.host,
+        port=args.port,
+        engine="whisper",
+        token_file=args.token_file,
+        max_body_bytes=MAX_UPLOAD_BYTES,
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from voicemoded.providers.endpoint import Endpoint
+from voicemoded.providers.endpoint import Endpoint, Source
 from voicemoded.providers.settings import ProviderSettings
 
 if TYPE_CHECKING:
@@ -166,9 +166,12 @@ class EndpointClient:
         return s.local_connect_timeout if endpoint.local else s.remote_connect_timeout
 
     def api_key(self, endpoint: Endpoint) -> str:
-        """The OpenAI key goes to the OpenAI host only; local servers get a placeholder they ignore."""
+        """The OpenAI key goes to the OpenAI host only, the engine token to the local children only;
+        other servers get a placeholder they ignore."""
         if self._settings.openai_api_key and urlsplit(endpoint.url).netloc == self._openai_host:
             return self._settings.openai_api_key
+        if self._settings.engine_token and endpoint.source is Source.LOCAL:
+            return self._settings.engine_token
         return _PLACEHOLDER_KEY
 
     @staticmethod

@@ -27,6 +27,9 @@ class ProviderSettings:
     """User TTS endpoints in order (``VOICEMODE_TTS_BASE_URLS``)."""
     openai_api_key: str = field(default="", repr=False)
     """``OPENAI_API_KEY``: adds the cloud endpoint; sent only to the OpenAI host, never logged."""
+    engine_token: str = field(default="", repr=False)
+    """The per-install token of the built-in engines, sent to the local children only (they require it
+    when bound beyond loopback); never logged."""
     openai_base_url: str = OPENAI_BASE_URL
     """Where the cloud endpoint lives (a proxy or a compatible cloud may replace it)."""
     voices: tuple[str, ...] = ()

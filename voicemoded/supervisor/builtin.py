@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from voicemoded.engines.access import is_loopback_address
 from voicemoded.errors import InvalidArgument
 from voicemoded.supervisor.spec import (
     HttpProbe,
@@ -43,7 +44,7 @@ class BuiltinService:
 
     port: int
     host: str = "127.0.0.1"
-    """Loopback unless the user asks otherwise: these servers have no authentication."""
+    """Loopback unless the user asks otherwise: beyond it, our engines require the per-install token."""
     backend: Backend = "auto"
     """``auto`` prefers the embedded engine and falls back to an external program."""
     path: Path | None = None
@@ -75,6 +76,8 @@ class BuiltinSettings:
     start_timeout: float = 120.0
     """Model loading on a slow laptop is the long part of a start."""
     logs: LogSettings = field(default_factory=LogSettings)
+    engine_token_file: Path | None = None
+    """The per-install token an embedded engine bound beyond loopback requires of every request."""
 
 
 def builtin_specs(
@@ -118,7 +121,7 @@ class _Builder:
                 f"{name}: the embedded engine is not installed (missing {', '.join(missing)})",
                 hint=f"voicemodectl service install {name}",
             )
-        command = (
+        command: tuple[str, ...] = (
             self.s.python,
             "-m",
             f"voicemoded.engines.{name}",
@@ -127,6 +130,8 @@ class _Builder:
             "--port",
             str(svc.port),
         )
+        if self.s.engine_token_file is not None and not is_loopback_address(svc.host):
+            command += ("--token-file", str(self.s.engine_token_file))
         return self.spec(name, svc, command, "embedded", HttpProbe("/health"), problem)
 
     def spec(

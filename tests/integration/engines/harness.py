@@ -29,6 +29,8 @@ class EngineProcess:
     lines: list[str] = field(default_factory=list)
     ready: threading.Event = field(default_factory=threading.Event)
     exited: threading.Event = field(default_factory=threading.Event)
+    logged: threading.Condition = field(default_factory=threading.Condition)
+    """Notified for every line the child writes to stderr."""
 
     @property
     def url(self) -> str:
@@ -48,10 +50,27 @@ class EngineProcess:
         assert self.proc.stderr is not None
         for raw in self.proc.stderr:
             line = raw.decode(errors="replace").rstrip()
-            self.lines.append(line)
+            with self.logged:
+                self.lines.append(line)
+                self.logged.notify_all()
             if '"engine.ready"' in line:
                 self.ready.set()
         self.exited.set()
+        with self.logged:
+            self.logged.notify_all()
+
+    def wait_event(self, name: str, *, after: int = 0, timeout: float = 10.0) -> dict[str, object]:
+        """The first JSON log event ``name`` among the child's events from index ``after`` on."""
+
+        def found() -> dict[str, object] | None:
+            events = [e for e in self.events()[after:] if e.get("event") == name]
+            return events[0] if events else None
+
+        with self.logged:
+            event = self.logged.wait_for(lambda: found() or self.exited.is_set(), timeout)
+        if not isinstance(event, dict):
+            raise AssertionError(f"{self.name} logged no {name} event:\n" + "\n".join(self.lines[-20:]))
+        return event
 
     def wait_ready(self, timeout: float) -> None:
         """Wait for the child's ``engine.ready`` event, then check /health agrees."""

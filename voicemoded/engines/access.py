@@ -1,0 +1,181 @@
+"""Who may talk to an engine's port: loopback names only, no browser pages, a token beyond loopback.
+
+A port on 127.0.0.1 is reachable from every web page the person has open: the page cannot read a
+cross-origin answer, but DNS rebinding (``attacker.example`` re-resolving to 127.0.0.1) makes the
+page same-origin with the engine, and then it could transcribe or speak at will. Such a request still
+says ``Host: attacker.example`` and, from a page, carries an ``Origin``; so an engine answers only
+requests whose Host is a loopback name and whose Origin (when there is one) is a loopback origin, and
+it never sends CORS headers. An engine bound beyond loopback is reachable from other machines, where
+no Host check helps: it takes a per-install token (``Authorization: Bearer``) instead, which a web
+page cannot know. The daemon creates the token once and hands its file to the children it starts.
+
+Standard library only: the daemon imports the token helpers without loading any engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+TOKEN_FILE_NAME = "engine-token"
+"""The per-install token's file under the base dir (0600)."""
+_MAX_TOKEN_FILE_BYTES = 4096
+
+
+class TokenFileError(Exception):
+    """The token file exists but cannot serve as one (empty, unreadable, not a regular file)."""
+
+
+def is_loopback_address(host: str) -> bool:
+    """A bind address or host name that only this machine reaches: ``localhost``, 127/8, ``::1``."""
+    name = host.strip().lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def host_name(header: str) -> str:
+    """The name part of a ``Host`` header: ``[::1]:2022`` -> ``[::1]``, ``localhost:80`` -> ``localhost``."""
+    value = header.strip()
+    if value.startswith("["):
+        end = value.find("]")
+        return value[: end + 1] if end > 0 else value
+    if value.count(":") == 1:
+        name, _, port = value.partition(":")
+        return name if port.isdigit() or not port else value
+    # An IPv6 literal without brackets (``::1:8881``, as some probes write it): the port is the last part.
+    name, _, port = value.rpartition(":")
+    if port.isdigit() and _is_ip(name):
+        return name
+    return value
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_loopback_origin(origin: str) -> bool:
+    """``http://localhost:3000`` is the person's own tool; ``null`` and every other origin is not."""
+    parts = urlsplit(origin.strip())
+    return parts.scheme in ("http", "https") and is_loopback_address(parts.hostname or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status: int
+    message: str
+    code: str
+    type: str = "invalid_request_error"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPolicy:
+    """The checks one engine applies to every HTTP request, before any route sees it."""
+
+    token: str | None = None
+    """Required as ``Authorization: Bearer <token>`` when set; then any Host name is accepted."""
+    open_paths: tuple[str, ...] = ("/health",)
+    """Answered without the token: the supervisor's readiness probe, which learns only "ok"."""
+
+    def refusal(self, path: str, headers: dict[str, str]) -> Refusal | None:
+        """Why this request is refused, or None; ``headers`` have lower-case names."""
+        origin = headers.get("origin")
+        if origin is not None and not is_loopback_origin(origin):
+            return Refusal(
+                403,
+                f"cross-origin requests are refused (Origin {origin[:100]!r}); "
+                "call this server from a local program, not a web page",
+                "cross_origin",
+                "permission_error",
+            )
+        if headers.get("sec-fetch-site") == "cross-site":
+            return Refusal(403, "cross-site requests are refused", "cross_origin", "permission_error")
+        if self.token is not None:
+            if path in self.open_paths or self._authorized(headers.get("authorization", "")):
+                return None
+            return Refusal(
+                401,
+                "this server needs its token: send 'Authorization: Bearer <token>' "
+                f"(the daemon keeps it in {TOKEN_FILE_NAME} in the voicemode base folder)",
+                "token_required",
+                "authentication_error",
+            )
+        host = headers.get("host", "")
+        if not is_loopback_address(host_name(host)):
+            return Refusal(
+                421,
+                f"Host {host[:100]!r} is not served here; use http://127.0.0.1 or http://localhost "
+                "(this server answers loopback names only)",
+                "host_not_allowed",
+            )
+        return None
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, given = header.strip().partition(" ")
+        assert self.token is not None
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
+
+
+def read_token(path: Path) -> str:
+    """The token in ``path``; a file others can read is narrowed to 0600 on the way."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise TokenFileError(f"cannot read the token file {path}: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not (info.st_mode & 0o170000) == 0o100000:
+            raise TokenFileError(f"the token file {path} is not a regular file")
+        if info.st_mode & 0o077:
+            os.fchmod(file.fileno(), 0o600)
+        raw = file.read(_MAX_TOKEN_FILE_BYTES + 1)
+    token = raw.decode("ascii", errors="replace").strip()
+    if (
+        not token
+        or len(raw) > _MAX_TOKEN_FILE_BYTES
+        or any(c.isspace() or not c.isprintable() for c in token)
+    ):
+        raise TokenFileError(f"the token file {path} holds no usable token; delete it to get a new one")
+    return token
+
+
+def ensure_token(path: Path) -> str:
+    """The per-install token, created on first use (0600, written whole before it is visible)."""
+    with contextlib.suppress(FileNotFoundError):
+        return read_token(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = secrets.token_urlsafe(32)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(token + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temp, path)  # fails if another process created it first: theirs wins
+        except FileExistsError:
+            return read_token(path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    return token
