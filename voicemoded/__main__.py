@@ -83,7 +83,7 @@ def build_core(paths: Paths, config: ConfigManager, events: EventBus) -> Core:
         state_dir=paths.services,
         events=events,
     )
-    speech = Speech(wiring.provider_settings(settings), events=events)
+    speech = Speech(wiring.provider_settings(settings, paths), events=events)
     return Core(
         paths=paths,
         config=config,
@@ -124,7 +124,30 @@ def build_audio(core: Core) -> tuple[AudioBackend, Conversation]:
     return audio, conversation
 
 
+#: Everything the daemon writes (recordings, transcripts, logs, pid files) is the user's alone, and the
+#: children inherit it.
+DAEMON_UMASK = 0o077
+
+
 async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Claim the base directory for this daemon, then serve; a second daemon for it stops here."""
+    from voicemoded.instance import BaseDirLock
+    from voicemoded.paths import check_socket_path, storage_error
+
+    check_socket_path(paths.socket)
+    tightened = paths.ensure()
+    lock = BaseDirLock(paths.base)
+    try:
+        lock.acquire(paths.socket)
+    except OSError as exc:
+        raise storage_error(exc, lock.path, "take the daemon's lock") from None
+    try:
+        return await serve(paths, args, env, tightened)
+    finally:
+        lock.release()
+
+
+async def serve(paths: Paths, args: argparse.Namespace, env: Mapping[str, str], tightened: list[Path]) -> int:
     # Heavy imports happen here, after --help/--version had their chance to exit.
     import structlog
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -140,6 +163,7 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
     from voicemoded.config import ConfigManager, Settings
     from voicemoded.events import EventBus
     from voicemoded.health import Health, HealthRegistry
+    from voicemoded.peercred import PeerPolicy, allowed_peer_uids
     from voicemoded.rpc.conversation_service import ConversationService
     from voicemoded.rpc.daemon_service import DaemonService
     from voicemoded.rpc.mcp_service import McpTunnelService
@@ -151,11 +175,18 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
     scrubber = logsetup.configure(args.log_level or "info", args.log_format)
     log = structlog.get_logger("voicemoded")
     started_at = time.time()
-    paths.ensure()
     events = EventBus()
+    if tightened:
+        folders = ", ".join(map(str, tightened))
+        log.warning("paths.tightened", folders=folders, mode="0700")
+        events.publish(
+            "daemon.folders_tightened", "daemon", f"made private (0700): {folders}", level="warning",
+            folders=folders,
+        )  # fmt: skip
     config = ConfigManager(paths, env, events)
     config.load()
     core = build_core(paths, config, events)
+    recover_answers(paths, core)
     loop = asyncio.get_running_loop()
     background: list[asyncio.Task[None]] = []
 
@@ -217,7 +248,9 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
         config.load()
         notifier.ready("configuration reloaded")
 
-    async with SocketServer(paths.socket, register) as server:
+    # Who may connect besides the daemon's own user: read per connection, so a reload applies.
+    policy = PeerPolicy(os.geteuid(), lambda: allowed_peer_uids(config.settings, env))
+    async with SocketServer(paths.socket, register, policy=policy) as server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, request_stop)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
@@ -250,6 +283,22 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
         await core.aclose()
     log.info("daemon.stopped")
     return 0
+
+
+def recover_answers(paths: Paths, core: Core) -> None:
+    """Finish the answers a daemon that died mid-turn left spooled, before anyone asks for ``--last``."""
+    import structlog
+
+    from voicemoded.conversation.journal import recover_interrupted_turns
+
+    log = structlog.get_logger("voicemoded")
+    try:
+        recovered = recover_interrupted_turns(paths.audio, core.journal)
+    except OSError as exc:  # a start is never refused over this: the spools stay for the next one
+        log.warning("conversation.recovery_failed", error=str(exc), folder=str(paths.audio))
+        return
+    for path in recovered:
+        log.info("conversation.answer_recovered", path=str(path))
 
 
 def register_health(registry: HealthRegistry, core: Core) -> None:
@@ -293,6 +342,7 @@ def register_health(registry: HealthRegistry, core: Core) -> None:
     registry.register("supervisor", supervisor_health)
     registry.register("providers", providers_health)
     registry.register("conversation", conversation_health)
+    registry.register("storage", core.journal.storage.health)
 
 
 async def _set_serving(servicer: object, status: int) -> None:
@@ -308,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     paths = Paths.from_env(env, socket=args.socket)
     from voicemoded.errors import AlreadyExists, VoicemodeError
 
+    os.umask(DAEMON_UMASK)
+    # gRPC's fork handlers, run when a child is forked while its threads are busy, crash that child (SIGSEGV
+    # before exec, about one spawn in four under load). Our children exec at once and never use gRPC.
+    os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
     try:
         return asyncio.run(run(paths, args, env))
     except ModuleNotFoundError as exc:
@@ -323,6 +377,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ALREADY_RUNNING
     except VoicemodeError as exc:
         print(f"voicemoded: {exc.message}" + (f"\n  {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        # The machine's state, not a bug in us: say which file and what went wrong, without a traceback.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"voicemoded: cannot start: {exc.strerror or exc}{where}\n"
+            f"  check that {paths.base} and its folders belong to you and are writable",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 0

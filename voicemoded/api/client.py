@@ -2,13 +2,16 @@
 
 A call to a daemon that is not running fails at once with a message saying how to start it; a call to
 a daemon that is still starting (its lock file names a live process) waits for it within a short bound.
+When no socket exists where this front door looks, the base directory's record names the socket of the
+daemon that runs there (see ``voicemoded.instance``), so a front door launched with a trimmed environment
+still reaches the one daemon instead of starting a second.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,7 +19,9 @@ import grpc
 
 from voicemoded.api.context import current_cwd, forwarded_env
 from voicemoded.api.v1 import common_pb2, daemon_pb2, daemon_pb2_grpc
-from voicemoded.paths import default_socket, lock_path
+from voicemoded.errors import VoicemodeError
+from voicemoded.instance import running_daemon
+from voicemoded.paths import base_dir, check_socket_path, default_socket, lock_path, socket_configured
 
 if TYPE_CHECKING:
     # Each front door needs one or two services: their stubs load when first used.
@@ -53,14 +58,27 @@ class DaemonNotRunning(ClientError):
         self.socket = socket
 
 
+def discover_socket(env: Mapping[str, str] | None = None) -> Path:
+    """The socket to talk to: the one the user named, else the standard one when something is there,
+    else the socket recorded by the base directory's running daemon, else the standard one (to start on).
+    """
+    socket = default_socket(env)
+    if socket_configured(env) or socket.exists():
+        return socket
+    record = running_daemon(base_dir(env))
+    return record.socket if record is not None else socket
+
+
 def daemon_pid(socket: Path) -> int | None:
     """The pid in the lock file when that process is alive (the daemon is running or starting)."""
     try:
         text = lock_path(socket).read_text().strip()
     except OSError:
-        return None
+        text = ""
     if not text.isdigit():
-        return None
+        # Not yet bound: the base directory's record may already name it.
+        record = running_daemon(base_dir())
+        return record.pid if record is not None and record.socket == socket else None
     pid = int(text)
     try:
         os.kill(pid, 0)
@@ -88,17 +106,31 @@ def translate(error: grpc.RpcError, socket: Path) -> ClientError:
     return ClientError(code.name, message or code.name)
 
 
+def _from_daemon(error: grpc.RpcError) -> bool:
+    """The daemon itself sent this error (with its ErrorDetail), rather than the transport failing."""
+    metadata = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    return any(key == ERROR_METADATA_KEY for key, _ in metadata or ())
+
+
 class Client:
     """Synchronous client over one channel; cheap to build, the channel connects on first use."""
 
     def __init__(self, socket: Path | None = None, *, client_name: str = "voicemodectl") -> None:
-        self.socket = socket or default_socket()
+        self.socket = socket or discover_socket()
         self.client_name = client_name
         self._channel: grpc.Channel | None = None
+
+    def check_socket(self) -> None:
+        """A path the kernel cannot connect to is the user's to fix, not "daemon not running"."""
+        try:
+            check_socket_path(self.socket)
+        except VoicemodeError as exc:
+            raise ClientError(exc.code.value, exc.message, exc.hint, exc.fields) from None
 
     @property
     def channel(self) -> grpc.Channel:
         if self._channel is None:
+            self.check_socket()
             self._channel = grpc.insecure_channel(
                 f"unix:{self.socket}",
                 options=[
@@ -163,12 +195,16 @@ class Client:
 
     def call(self, method: Callable[..., T], request: Any, timeout: float | None = 30.0) -> T:
         """A unary call; waits for a starting daemon, fails fast when there is none."""
+        self.check_socket()
         if not self.socket.exists() and self._ready_timeout() is None:
             raise DaemonNotRunning(self.socket)
         try:
             return method(request, timeout=timeout)
         except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE or self._ready_timeout() is None:
+            # Only a connection that failed is retried: an UNAVAILABLE the daemon answered with (a service
+            # that did not start, no usable endpoint) is its verdict, and the call must not run twice.
+            answered = _from_daemon(exc)
+            if answered or exc.code() != grpc.StatusCode.UNAVAILABLE or self._ready_timeout() is None:
                 raise translate(exc, self.socket) from None
         try:  # the daemon is starting: let grpc wait for the socket to answer
             return method(request, timeout=STARTUP_WAIT, wait_for_ready=True)
@@ -179,6 +215,7 @@ class Client:
         self, method: Callable[..., Iterator[T]], request: Any, timeout: float | None = None
     ) -> Iterator[T]:
         """A server-streaming call as an iterator of responses, with the same error translation."""
+        self.check_socket()
         if not self.socket.exists() and self._ready_timeout() is None:
             raise DaemonNotRunning(self.socket)
         wait = self._ready_timeout() is not None

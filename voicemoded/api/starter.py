@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voicemoded.api.client import Client, ClientError, DaemonNotRunning
-from voicemoded.paths import Paths
+from voicemoded.errors import VoicemodeError
+from voicemoded.instance import running_daemon
+from voicemoded.paths import Paths, storage_error
 
 SYSTEMD_UNIT = "voicemoded.service"
 LAUNCHD_LABEL = "com.voicemode.voicemoded"
@@ -82,13 +84,45 @@ def _service_manager_start(env: Mapping[str, str]) -> str:
     return how
 
 
-def _spawn(command: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
-    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(log, "ab") as out:
+def _as_client_error(exc: VoicemodeError) -> ClientError:
+    return ClientError(exc.code.value, exc.message, exc.hint, exc.fields)
+
+
+def _open_log(paths: Paths, log: Path) -> int:
+    """The daemon's start-up log, private like everything under the base dir; a clear error if it can't be."""
+    try:
+        paths.ensure((paths.base, log.parent))
+        return os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except VoicemodeError as exc:
+        raise _as_client_error(exc) from None
+    except OSError as exc:
+        raise _as_client_error(storage_error(exc, log, "open the daemon's log")) from None
+
+
+def _spawn(command: Sequence[str], out: int) -> subprocess.Popen[bytes]:
+    try:
         return subprocess.Popen(
             list(command), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
             start_new_session=True, close_fds=True,
         )  # fmt: skip
+    finally:
+        os.close(out)
+
+
+def _check_base_dir(client: Client, env: Mapping[str, str]) -> None:
+    """A daemon already runs for this base dir on another socket: say where, do not start a second."""
+    paths = Paths.from_env(env)
+    record = running_daemon(paths.base)
+    if record is None or record.socket == client.socket:
+        return
+    raise ClientError(
+        "ALREADY_EXISTS",
+        f"voicemoded (pid {record.pid}) already runs for {paths.base} on {record.socket}, "
+        f"not on {client.socket}",
+        f"talk to it with `--socket {record.socket}` (or unset VOICEMODE_SOCKET), "
+        f"or stop it first: `voicemodectl --socket {record.socket} daemon stop`",
+        {"pid": str(record.pid), "socket": str(record.socket), "base_dir": str(paths.base)},
+    )
 
 
 def start(
@@ -110,6 +144,7 @@ def start(
     except DaemonNotRunning:
         pass
     deadline = time.monotonic() + timeout
+    _check_base_dir(client, env)
     how = "" if command else (_service_manager_start(env) if use_service_manager else "")
     if how:
         try:
@@ -126,11 +161,14 @@ def start(
     log = log_file(env)
     argv = list(command) if command else [sys.executable, "-m", "voicemoded", "--socket", str(client.socket),
                                            "--log-format", "json"]  # fmt: skip
+    out = _open_log(Paths.from_env(env), log)
     try:
-        child = _spawn(argv, log)
+        child = _spawn(argv, out)
     except OSError as exc:
         raise ClientError(
-            "UNAVAILABLE", f"could not run {shlex.join(argv)}: {exc}", "check that voicemode is installed"
+            "UNAVAILABLE",
+            f"could not run {shlex.join(argv)}: {exc.strerror or exc}",
+            f"check that {argv[0]} exists and is executable (is voicemode installed in this environment?)",
         ) from None
     try:
         status = client.wait_until_ready(

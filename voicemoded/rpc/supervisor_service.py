@@ -11,7 +11,7 @@ import grpc
 from voicemoded.api.v1 import services_pb2, services_pb2_grpc
 from voicemoded.core import Core
 from voicemoded.engines.install import ModelInfo
-from voicemoded.errors import InvalidArgument, NotFound, VoicemodeError
+from voicemoded.errors import InvalidArgument, NotFound, Unavailable, VoicemodeError
 from voicemoded.rpc.errors import streaming, unary
 from voicemoded.supervisor.stats import ServiceStatus
 from voicemoded.wiring import service_url
@@ -110,22 +110,9 @@ class SupervisorService(services_pb2_grpc.SupervisorServicer):
     async def StartService(
         self, request: services_pb2.ServiceRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ServiceInfo:
-        """Returns once the service is RUNNING (ready), or with the error that stopped it."""
-        from voicemoded.supervisor.states import ServiceState
-
-        supervisor = self._core.supervisor
-        await supervisor.start(request.name)
-        # The first attempt runs in its own task: wait for its outcome, through any retries.
-        state = await supervisor.wait_for(
-            request.name, (ServiceState.RUNNING, ServiceState.FATAL), START_WAIT
-        )
-        status = supervisor.get(request.name)
-        if state is not ServiceState.RUNNING:
-            raise VoicemodeError(
-                f"{request.name} did not start: {status.reason or state.name.lower()}",
-                hint=f"`voicemodectl service logs {request.name}` shows its output",
-            )
-        return self._info(status)
+        """Returns once this start's attempt is RUNNING (ready), or with the error that stopped it."""
+        status = await self._core.supervisor.start_and_wait(request.name, START_WAIT)
+        return self._info(self._outcome(status, "start"))
 
     @unary
     async def StopService(
@@ -137,13 +124,21 @@ class SupervisorService(services_pb2_grpc.SupervisorServicer):
     async def RestartService(
         self, request: services_pb2.ServiceRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ServiceInfo:
+        """Like StartService: a restart that ends anywhere but RUNNING is an error, not a success."""
+        status = await self._core.supervisor.restart_and_wait(request.name, START_WAIT)
+        return self._info(self._outcome(status, "restart"))
+
+    @staticmethod
+    def _outcome(status: ServiceStatus, verb: str) -> ServiceStatus:
         from voicemoded.supervisor.states import ServiceState
 
-        await self._core.supervisor.restart(request.name)
-        await self._core.supervisor.wait_for(
-            request.name, (ServiceState.RUNNING, ServiceState.FATAL), START_WAIT
+        if status.state is ServiceState.RUNNING:
+            return status
+        raise Unavailable(
+            f"{status.name} did not {verb}: {status.reason or status.state.name.lower()}",
+            hint=f"`voicemodectl service logs {status.name}` shows its output",
+            fields={"service": status.name, "state": status.state.name},
         )
-        return self._info(self._core.supervisor.get(request.name))
 
     @unary
     async def SetAutostart(

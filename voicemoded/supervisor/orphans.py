@@ -1,8 +1,9 @@
 """Leftovers of a previous daemon, and ports held by someone else.
 
 Every child gets ``<run_dir>/<service>.pid`` (pid, process group, create time, command line as the kernel
-reports it). A daemon that starts after a crash reads them and ends what is still ours before binding those
-ports again. "Ours" is proved with psutil: same pid *and* create time *and* command line, so a recycled pid
+reports it, and the pid and create time of the daemon that started it). A daemon that starts after a crash
+reads them and ends what is still ours before binding those ports again. A record whose daemon is still
+alive is that daemon's business, never a leftover: it is left alone, child and file. "Ours" is proved with psutil: same pid *and* create time *and* command line, so a recycled pid
 belonging to an unrelated program is never signalled. Group members outlive a leader killed by the
 parent-death signal (that signal reaches only direct children); a process group id cannot be reused while
 any member lives, so members of a recorded group whose leader is gone are ours too.
@@ -36,6 +37,22 @@ class PidRecord:
     pgid: int
     create_time: float
     cmdline: tuple[str, ...]
+    parent_pid: int | None = None
+    """The daemon that started the child (None in files written before this was recorded)."""
+    parent_create_time: float | None = None
+
+    def parent_alive(self, *, besides: int | None = None) -> bool:
+        """The recording daemon still runs (same pid *and* create time), and it is not ``besides``."""
+        if self.parent_pid is None or self.parent_create_time is None or self.parent_pid == besides:
+            return False
+        try:
+            parent = psutil.Process(self.parent_pid)
+            alive = abs(parent.create_time() - self.parent_create_time) <= _CREATE_TIME_SLACK
+            return alive and parent.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+        except psutil.Error:
+            return True  # it exists and we may not look at it: not ours to end
 
 
 class PidFiles:
@@ -43,6 +60,8 @@ class PidFiles:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
+        me = psutil.Process()
+        self._parent = (me.pid, me.create_time())
 
     def path(self, service: str) -> Path:
         return self.run_dir / f"{service}.pid"
@@ -57,13 +76,16 @@ class PidFiles:
             proc = psutil.Process(pid)
             with proc.oneshot():
                 cmdline = tuple(proc.cmdline()) or tuple(argv)
-                record = PidRecord(service, pid, os.getpgid(pid), proc.create_time(), cmdline)
+                record = PidRecord(service, pid, os.getpgid(pid), proc.create_time(), cmdline, *self._parent)
         except (psutil.Error, ProcessLookupError):
             return None  # already gone: nothing to leave behind
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path(service).with_suffix(".pid.tmp")
-        tmp.write_text(json.dumps(asdict(record)))
-        tmp.replace(self.path(service))
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self.path(service).with_suffix(".pid.tmp")
+            tmp.write_text(json.dumps(asdict(record)))
+            tmp.replace(self.path(service))
+        except OSError as exc:  # a full disk must not stop supervision; only the crash clean-up is weaker
+            log.warning("service.pidfile_unwritable", service=service, error=str(exc))
         return record
 
     def remove(self, service: str) -> None:
@@ -81,6 +103,12 @@ class PidFiles:
                         pgid=int(raw["pgid"]),
                         create_time=float(raw["create_time"]),
                         cmdline=tuple(str(a) for a in raw["cmdline"]),
+                        parent_pid=None if raw.get("parent_pid") is None else int(raw["parent_pid"]),
+                        parent_create_time=(
+                            None
+                            if raw.get("parent_create_time") is None
+                            else float(raw["parent_create_time"])
+                        ),
                     )
                 )
             except (OSError, ValueError, KeyError, TypeError):
@@ -118,6 +146,11 @@ async def end_leftovers(pid_files: PidFiles, *, grace: float = 3.0) -> dict[str,
     """
     ended: dict[str, list[int]] = {}
     for record in pid_files.read_all():
+        if record.parent_alive(besides=os.getpid()):
+            log.warning(
+                "service.leftover_kept", service=record.service, pid=record.pid, daemon_pid=record.parent_pid
+            )
+            continue  # another live daemon's child (this process's own records are its own to end)
         procs = await asyncio.to_thread(leftover_processes, record)
         if procs:
             log.warning("service.leftover_found", service=record.service, pids=[p.pid for p in procs])

@@ -94,7 +94,9 @@ class ServiceProcess:
         self._runner: asyncio.Task[None] | None = None
         self._retry: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._waiters: list[tuple[frozenset[ServiceState], asyncio.Future[ServiceState]]] = []
+        self._waiters: list[tuple[frozenset[ServiceState], int, asyncio.Future[ServiceState]]] = []
+        self.transitions = 0
+        """How many state changes so far: a request remembers it to await only what comes after."""
 
     @property
     def name(self) -> str:
@@ -106,18 +108,20 @@ class ServiceProcess:
 
     # -- requests ----------------------------------------------------------------------------------------
 
-    async def start(self, reason: str = "start requested") -> None:
-        """Begin supervising; returns once the first attempt is under way (await RUNNING with wait_for).
+    async def start(self, reason: str = "start requested") -> int:
+        """Begin supervising; returns once the first attempt is under way.
 
-        Starting a service in BACKOFF or FATAL skips the wait; the policies forget past failures.
+        Starting a service in BACKOFF or FATAL skips the wait; the policies forget past failures. Returns
+        the transition count to pass to ``wait_for(after=…)`` so the caller awaits this attempt's outcome,
+        not the state the service was in when asked (FATAL is also where a failed new attempt ends).
         """
         self.check_installed()
         async with self._lock:
             if self.state in (S.STARTING, S.RUNNING):
-                return
+                return self.transitions - 1  # the current state is this request's outcome (or on its way)
             await self._halt(reason)
             self._check_port()
-            self._launch(reason)
+            return self._launch(reason)
 
     async def stop(self, reason: str = "stop requested") -> None:
         """Stop signal to the group, SIGKILL after the stop timeout; returns in STOPPED."""
@@ -132,15 +136,18 @@ class ServiceProcess:
                     )
                 self._set(S.STOPPED, done, escalated=escalated)
 
-    async def restart(self, reason: str = "restart requested") -> None:
-        """Stop (if running) and start at once, without a backoff delay: STOPPING → STARTING."""
+    async def restart(self, reason: str = "restart requested") -> int:
+        """Stop (if running) and start at once, without a backoff delay: STOPPING → STARTING.
+
+        Returns the transition count to await the new attempt's outcome with (see ``start``).
+        """
         self.check_installed()
         async with self._lock:
             had_child = self._child is not None
             await self._halt(reason)
             if not had_child:
                 self._check_port()
-            self._launch(reason)
+            return self._launch(reason)
 
     async def _halt(self, reason: str) -> bool:
         """Take over from the runner and end the child; True when SIGKILL was needed."""
@@ -150,18 +157,26 @@ class ServiceProcess:
             self._set(S.STOPPING, reason)
         return await self._end_child()
 
-    def _launch(self, reason: str) -> None:
+    def _launch(self, reason: str) -> int:
         self._flap.reset()
         self._backoff.reset()
         self._runner = asyncio.create_task(self._run_guarded(reason), name=f"service:{self.name}")
+        return self.transitions
 
-    async def wait_for(self, states: Collection[ServiceState], timeout: float) -> ServiceState:
-        """Until the service enters one of ``states`` (now or later); Timeout names the state it is in."""
+    async def wait_for(
+        self, states: Collection[ServiceState], timeout: float, *, after: int | None = None
+    ) -> ServiceState:
+        """Until the service enters one of ``states``; Timeout names the state it is in.
+
+        With ``after`` (a ``transitions`` count) only a state entered after that change counts: the
+        outcome of an attempt launched then, not a state left over from before it.
+        """
         wanted = frozenset(states)
-        if self.state in wanted:
+        since = -1 if after is None else after
+        if self.state in wanted and self.transitions > since:
             return self.state
         fut: asyncio.Future[ServiceState] = asyncio.get_running_loop().create_future()
-        entry = (wanted, fut)
+        entry = (wanted, since, fut)
         self._waiters.append(entry)
         try:
             async with asyncio.timeout(timeout):
@@ -429,9 +444,10 @@ class ServiceProcess:
         old = self.state
         check_transition(old, new)
         self.state, self.reason, self.since = new, reason, time.time()
+        self.transitions += 1
         log.info("service.state", name=self.name, state=str(new), previous=str(old), reason=reason)
         if self._on_state is not None:
             self._on_state(self, old, reason, fields)
-        for wanted, fut in list(self._waiters):
-            if new in wanted and not fut.done():
+        for wanted, since, fut in list(self._waiters):
+            if new in wanted and self.transitions > since and not fut.done():
                 fut.set_result(new)

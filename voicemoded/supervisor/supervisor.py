@@ -20,6 +20,7 @@ import structlog
 
 from voicemoded.errors import AlreadyExists, NotFound, VoicemodeError
 from voicemoded.events import EventBus, Level
+from voicemoded.paths import storage_error
 from voicemoded.supervisor.logs import LogSink
 from voicemoded.supervisor.orphans import PidFiles, end_leftovers
 from voicemoded.supervisor.process import ServiceProcess
@@ -31,6 +32,8 @@ from voicemoded.supervisor.stats import ServiceStatus
 log = structlog.get_logger(__name__)
 
 SUBSYSTEM = "supervisor"
+#: Where an attempt ends up: ready, given up, exited under its restart policy, or stopped meanwhile.
+OUTCOMES = frozenset({ServiceState.RUNNING, ServiceState.FATAL, ServiceState.EXITED, ServiceState.STOPPED})
 _LEVELS: dict[ServiceState, Level] = {
     ServiceState.BACKOFF: "warning",
     ServiceState.FATAL: "error",
@@ -138,6 +141,26 @@ class Supervisor:
         await proc.restart()
         return self.get(name)
 
+    async def start_and_wait(self, name: str, timeout: float) -> ServiceStatus:
+        """Start, then the status once *this* attempt has an outcome (ready, given up, exited, stopped).
+
+        A service that was FATAL is FATAL again only if the new attempt fails too: the wait counts only
+        the states entered after the request, never the one the service was in when it came.
+        """
+        proc = self._get(name)
+        await self._after_leftovers()
+        after = await proc.start()
+        await proc.wait_for(OUTCOMES, timeout, after=after)
+        return self.get(name)
+
+    async def restart_and_wait(self, name: str, timeout: float) -> ServiceStatus:
+        """Restart, then the status once the new attempt has an outcome (see ``start_and_wait``)."""
+        proc = self._get(name)
+        await self._after_leftovers()
+        after = await proc.restart()
+        await proc.wait_for(OUTCOMES, timeout, after=after)
+        return self.get(name)
+
     async def _after_leftovers(self) -> None:
         """Hold a start until ``startup`` has ended a previous run's children.
 
@@ -153,11 +176,18 @@ class Supervisor:
     def set_autostart(self, name: str, enabled: bool) -> ServiceStatus:
         """Persist whether the service starts with the daemon (does not start or stop it now)."""
         self._get(name)
-        self._autostart[name] = enabled
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        choices = {**self._autostart, name: enabled}
         tmp = self.state_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self._autostart, indent=2, sort_keys=True) + "\n")
-        tmp.replace(self.state_file)
+        try:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp.write_text(json.dumps(choices, indent=2, sort_keys=True) + "\n")
+            tmp.replace(self.state_file)
+        except OSError as exc:
+            # Nothing changed: the choice in memory stays what the file says, so a restart agrees.
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise storage_error(exc, self.state_file, f"save the autostart choice for {name}") from None
+        self._autostart = choices
         log.info("service.autostart", name=name, enabled=enabled)
         return self.get(name)
 

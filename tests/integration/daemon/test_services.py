@@ -99,3 +99,42 @@ def test_changed_endpoint_settings_reach_the_provider_registry(daemon_with_ports
     assert [(p["url"], p["source"]) for p in providers] == [("http://127.0.0.1:9/v1", "user")]
     probed = ctl_json(daemon, "provider", "probe", "--kind", "tts")["providers"]
     assert probed[0]["health"] == "unhealthy" and "refused" in probed[0]["last_error"]
+
+
+def test_start_and_restart_answer_with_the_outcome_of_their_own_attempt(daemon_env: DaemonHandle) -> None:
+    """A start from FATAL awaits the new attempt; a restart that ends FATAL is a failure, not exit 0."""
+    import sys
+
+    from tests.fixtures.children import HERE
+
+    marker = daemon_env.root / "broken"
+    server = daemon_env.root / "whisper-server"
+    server.write_text(
+        f'#!/bin/sh\nexec {sys.executable} -u {HERE / "fails_while.py"} --while {marker} "$@"\n'
+    )
+    server.chmod(0o755)
+    model = daemon_env.root / "ggml-test.bin"
+    model.write_bytes(b"\0")
+    daemon_env.start(
+        {
+            "VOICEMODE_WHISPER_BACKEND": "external",
+            "VOICEMODE_WHISPER_SERVER_PATH": str(server),
+            "VOICEMODE_WHISPER_MODEL_PATH": str(model),
+            "VOICEMODE_WHISPER_PORT": str(free_port()),
+        }
+    )
+    first = ctl_json(daemon_env, "service", "start", "whisper")
+    assert first["state"] == "RUNNING"
+
+    marker.touch()  # every start fails from now on, until the flap policy gives up
+    restarted = daemon_env.ctl("--json", "service", "restart", "whisper", timeout=120)
+    assert restarted.returncode == 6, restarted.stdout + restarted.stderr
+    error = json.loads(restarted.stdout)["error"]
+    assert "did not restart" in error["message"] and "giving up" in error["message"]
+    assert error["state"] == "FATAL"
+
+    marker.unlink()  # fixed: a start from FATAL is judged by the attempt it makes now
+    started = daemon_env.ctl("--json", "service", "start", "whisper", timeout=120)
+    assert started.returncode == 0, started.stdout + started.stderr
+    info = json.loads(started.stdout)
+    assert info["state"] == "RUNNING" and info["pid"] not in (0, first["pid"])

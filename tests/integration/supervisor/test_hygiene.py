@@ -9,7 +9,7 @@ import time
 import psutil
 
 from tests.integration.supervisor.conftest import EventRecorder, MakeSupervisor, make_spec
-from voicemoded.supervisor import BackoffSettings, ServiceState
+from voicemoded.supervisor import BackoffSettings, FlapSettings, ServiceState
 from voicemoded.supervisor.orphans import wait_gone
 
 
@@ -109,3 +109,31 @@ async def test_child_over_its_memory_limit_is_restarted_and_the_event_says_why(
     assert recorder.states("leaky")[:5] == ["STARTING", "RUNNING", "STOPPING", "STARTING", "RUNNING"]
     assert not psutil.pid_exists(int(first.fields["pid"]))
     assert sup.get("leaky").restarts >= 1
+
+
+async def test_a_child_that_keeps_exceeding_its_memory_limit_ends_fatal_as_flapping(
+    make_supervisor: MakeSupervisor, recorder: EventRecorder, port: int
+) -> None:
+    """Memory-limit restarts count against the flap window like crashes do: no endless restart loop."""
+    spec = make_spec(
+        "hog",
+        "leak",
+        "--mb",
+        20,
+        "--every",
+        0.02,
+        port=port,
+        memory_limit_bytes=60 * 1024 * 1024,
+        memory_check_interval=0.05,
+        flapping=FlapSettings(max_restarts=2, window=60.0, retry_after=None),
+    )
+    sup = make_supervisor(spec)
+    await sup.start("hog")
+    fatal = await recorder.wait_state("hog", "FATAL", timeout=30)
+    assert "restarted 2 times within 60 s: giving up" in fatal.fields["reason"]
+    states = recorder.states("hog")
+    assert states == ["STARTING", "RUNNING", "STOPPING"] * 3 + ["FATAL"]
+    reasons = [e.fields["reason"] for e in recorder.state_events("hog") if e.fields["state"] == "STOPPING"]
+    assert all("memory limit exceeded" in r for r in reasons)
+    status = sup.get("hog")
+    assert status.state is ServiceState.FATAL and status.pid is None and status.restarts == 2

@@ -95,3 +95,47 @@ def test_port_owner_names_the_listening_process() -> None:
     assert owner is not None and owner.pid == os.getpid()
     assert "pytest" in owner.name or "python" in owner.name
     assert owner.describe().startswith(f"pid {os.getpid()} (")
+
+
+def _recording_daemon(run_dir: Path, pid: int) -> subprocess.Popen[bytes]:
+    """Another live process that records ``pid`` as its child, the way a running daemon does."""
+    script = (
+        "import sys, time; from pathlib import Path; from voicemoded.supervisor.orphans import PidFiles;"
+        f"PidFiles(Path({str(run_dir)!r})).write('whisper', {pid}); print('up', flush=True); time.sleep(600)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    return proc
+
+
+async def test_a_child_whose_recorded_daemon_is_alive_is_never_ended(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    recorder = _recording_daemon(tmp_path, sleeper.pid)
+    try:
+        (record,) = PidFiles(tmp_path).read_all()
+        assert record.parent_pid == recorder.pid
+        assert record.parent_create_time == psutil.Process(recorder.pid).create_time()
+        assert await end_leftovers(PidFiles(tmp_path), grace=0.5) == {}
+        assert sleeper.poll() is None
+        assert PidFiles(tmp_path).path("whisper").exists(), "the live daemon's pid file is its own"
+    finally:
+        recorder.kill()
+        recorder.wait()
+    # Once that daemon is dead its child is a leftover like any other.
+    assert await end_leftovers(PidFiles(tmp_path), grace=2.0) == {"whisper": [sleeper.pid]}
+    assert sleeper.wait(5) == -15
+
+
+async def test_a_pid_file_without_its_daemon_is_a_leftover(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    """Files written before the daemon was recorded, or naming a daemon whose pid was reused."""
+    files = PidFiles(tmp_path)
+    files.write("piper", sleeper.pid, tuple(SLEEPER))
+    raw = json.loads(files.path("piper").read_text())
+    raw["parent_pid"] = os.getppid()  # alive, but not the process that started the child
+    raw["parent_create_time"] = 1.0
+    files.path("piper").write_text(json.dumps(raw))
+    assert await end_leftovers(files, grace=2.0) == {"piper": [sleeper.pid]}
+    assert sleeper.wait(5) == -15
