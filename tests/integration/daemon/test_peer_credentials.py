@@ -1,0 +1,265 @@
+"""Only the daemon's own user (and the uids it names) gets through, whatever the socket's file mode.
+
+The kernel's record of the connecting process (SO_PEERCRED) decides. As root the tests use a real
+second user (``nobody``) against a real daemon whose socket and folders were widened to 0777/0666;
+the in-process tests give the gate an owner uid other than ours, so they prove a refusal without root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import socket
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from tests.daemon_harness import DaemonHandle
+from voicemoded import socketgate
+from voicemoded.api.client import translate
+from voicemoded.api.v1 import daemon_pb2
+from voicemoded.peercred import PeerCredentials, PeerPolicy, parse_uids, peer_credentials
+from voicemoded.server import SocketServer, private_socket
+
+REPO = Path(__file__).resolve().parents[3]
+NOBODY = pwd.getpwnam("nobody")
+SITE = sysconfig.get_paths()["purelib"]
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="a second real user needs root to switch to")
+
+# What the other user runs: the real client, then a try at grpc's private socket directly.
+OTHER_USER = """
+import json, os, socket, sys
+from pathlib import Path
+import grpc
+from voicemoded.api.client import Client, translate
+from voicemoded.api.v1 import daemon_pb2
+public, private = Path(sys.argv[1]), sys.argv[2]
+out = {"uid": os.geteuid(), "pid": os.getpid()}
+with Client(public, client_name="other-user") as client:
+    try:
+        client.daemon.GetStatus(daemon_pb2.GetStatusRequest(), timeout=10)
+        out["status"] = "OK"
+    except grpc.RpcError as exc:
+        err = translate(exc, public)
+        out.update(status=exc.code().name, message=err.message, hint=err.hint)
+    try:
+        client.daemon.GetConfig(daemon_pb2.GetConfigRequest(), timeout=10)
+        out["config"] = "OK"
+    except grpc.RpcError as exc:
+        out["config"] = exc.code().name
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(private)
+    out["private"] = "connected"
+except OSError as exc:
+    out["private"] = type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+def widen(daemon: DaemonHandle) -> None:
+    """What a careless chmod does: every folder on the way and the socket itself open to all."""
+    for folder in (daemon.root, daemon.socket.parent):
+        os.chmod(folder, 0o777)
+    os.chmod(daemon.socket, 0o666)
+
+
+def as_nobody(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args,
+        user=NOBODY.pw_uid,
+        group=NOBODY.pw_gid,
+        extra_groups=[],
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{REPO}:{SITE}", "HOME": str(cwd)},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def nobody_python(cwd: Path) -> str:
+    """An interpreter of this Python version the other user can run (ours may sit in root's home)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+        try:
+            if as_nobody([candidate, "-c", "import grpc"], cwd).returncode == 0:
+                return candidate
+        except PermissionError:
+            continue
+    pytest.fail(f"no {version} that uid {NOBODY.pw_uid} can run with grpc from {SITE}")
+
+
+def run_as_nobody(daemon: DaemonHandle) -> dict[str, Any]:
+    python = nobody_python(daemon.root)
+    result = as_nobody(
+        [python, "-c", OTHER_USER, str(daemon.socket), str(private_socket(daemon.socket))], daemon.root
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+@as_root
+def test_another_user_is_refused_even_with_the_socket_wide_open(daemon: DaemonHandle) -> None:
+    widen(daemon)
+    seen = run_as_nobody(daemon)
+    assert seen["uid"] == NOBODY.pw_uid
+    assert seen["status"] == "PERMISSION_DENIED", seen
+    assert seen["config"] == "PERMISSION_DENIED", seen
+    assert f"uid {NOBODY.pw_uid}" in seen["message"] and f"serves uid {os.geteuid()}" in seen["message"]
+    assert "VOICEMODE_ALLOWED_UIDS" in seen["hint"]
+    assert seen["private"] == "PermissionError"  # grpc's own socket is out of reach too
+    refused = daemon.log_events("socket.peer_refused")
+    assert refused and refused[0]["uid"] == NOBODY.pw_uid and refused[0]["pid"] == seen["pid"]
+    with daemon.client() as client:  # and we are served as before
+        assert client.daemon.GetStatus(daemon_pb2.GetStatusRequest(), timeout=10).pid > 0
+
+
+@as_root
+def test_allowed_uids_let_a_named_user_in(daemon_env: DaemonHandle) -> None:
+    daemon_env.start({"VOICEMODE_ALLOWED_UIDS": "nobody"})
+    widen(daemon_env)
+    seen = run_as_nobody(daemon_env)
+    assert seen["status"] == "OK" and seen["config"] == "OK", seen
+    assert not daemon_env.log_events("socket.peer_refused")
+
+
+def test_a_bad_allowed_uids_list_is_a_config_error_and_lets_nobody_else_in(daemon_env: DaemonHandle) -> None:
+    """A typo in the list fails closed: the daemon serves its own user only and says which entry is wrong."""
+    daemon_env.start({"VOICEMODE_ALLOWED_UIDS": "1000,no-such-user-here"})
+    with daemon_env.client() as client:
+        status = client.daemon.GetStatus(daemon_pb2.GetStatusRequest(), timeout=10)
+    (error,) = [e for e in status.config_errors if e.key == "VOICEMODE_ALLOWED_UIDS"]
+    assert "no-such-user-here" in error.reason, error
+
+
+def test_parse_uids_takes_numbers_and_names() -> None:
+    assert parse_uids("") == ()
+    assert parse_uids(f" 1001, nobody ,1001,{NOBODY.pw_uid}") == (1001, NOBODY.pw_uid)
+    with pytest.raises(ValueError, match="out of range"):
+        parse_uids(str(2**32))
+
+
+# --- in-process: a real SocketServer and grpc client, with an owner uid that is not ours ------------
+
+
+async def serve(tmp: Path, extra: Callable[[], Collection[int]], owner: int) -> SocketServer:
+    servicer = health.aio.HealthServicer()
+
+    def register(server: grpc.aio.Server) -> None:
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+
+    server = SocketServer(tmp / "run" / "s.sock", register, policy=PeerPolicy(owner, extra))
+    await server.__aenter__()
+    return server
+
+
+async def check(sock: Path) -> grpc.aio.AioRpcError | None:
+    async with grpc.aio.insecure_channel(f"unix:{sock}") as channel:
+        try:
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            return exc
+    return None
+
+
+@pytest.fixture
+def short_tmp() -> Any:
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="vm-peer-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_allowed_uids_excluding_ours_refuse_us_and_a_change_applies_next_connection(short_tmp: Path) -> None:
+    me = os.geteuid()
+    extra: list[int] = []
+
+    async def scenario() -> None:
+        server = await serve(short_tmp, lambda: extra, owner=me + 1)
+        try:
+            refused = await check(server.socket)
+            assert refused is not None and refused.code() == grpc.StatusCode.PERMISSION_DENIED
+            error = translate(refused, server.socket)
+            assert f"comes from uid {me}" in error.message and "VOICEMODE_ALLOWED_UIDS" in error.hint
+            assert error.fields["uid"] == str(me) and error.fields["pid"] == str(os.getpid())
+            extra.append(me)
+            assert await check(server.socket) is None
+        finally:
+            await server.__aexit__(None, None, None)
+
+    asyncio.run(scenario())
+
+
+def test_refused_peers_are_bounded_and_leave_nothing_behind(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(socketgate, "REFUSAL_DEADLINE", 0.3)
+    me = os.geteuid()
+
+    async def raw(path: Path, payload: bytes) -> bytes:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(payload)
+        try:
+            return await asyncio.wait_for(reader.read(), timeout=5)  # read() ends when the gate closes
+        except ConnectionResetError:
+            return b""
+        finally:
+            writer.close()
+
+    async def scenario() -> None:
+        server = await serve(short_tmp, tuple, owner=me + 1)
+        try:
+            silent = await raw(server.socket, b"")  # says nothing: closed at the deadline
+            assert silent.startswith(b"\x00\x00\x00\x04")  # our SETTINGS, nothing more
+            assert (
+                await raw(server.socket, b"GET / HTTP/1.1\r\n\r\n" * 4)
+                == b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+            )
+            flood = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00" * (socketgate.REFUSAL_MAX_BYTES + 1)
+            await raw(server.socket, flood)
+            await asyncio.gather(*(check(server.socket) for _ in range(50)))
+            assert server.gate is not None and not server.gate.connections
+        finally:
+            await server.__aexit__(None, None, None)
+
+    asyncio.run(scenario())
+
+
+def test_grpc_listens_only_in_a_private_folder_and_a_planted_one_is_replaced(short_tmp: Path) -> None:
+    public = short_tmp / "run" / "s.sock"
+    public.parent.mkdir(mode=0o700)
+    decoy = short_tmp / "decoy"
+    decoy.mkdir(mode=0o777)
+    private_socket(public).parent.symlink_to(decoy)  # planted where grpc's folder goes
+
+    async def scenario() -> None:
+        server = await serve(short_tmp, tuple, owner=os.geteuid())
+        try:
+            folder = server.private.parent
+            assert not folder.is_symlink() and folder.stat().st_mode & 0o777 == 0o700
+            assert public.stat().st_mode & 0o777 == 0o600
+            assert list(decoy.iterdir()) == []
+            assert await check(public) is None
+        finally:
+            await server.__aexit__(None, None, None)
+        assert not server.private.parent.exists() and not public.exists()
+
+    asyncio.run(scenario())
+
+
+def test_peer_credentials_name_this_process() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX)
+    with left, right:
+        assert peer_credentials(left) == PeerCredentials(os.getpid(), os.geteuid(), os.getegid())
