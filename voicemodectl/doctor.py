@@ -15,14 +15,18 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from voicemodectl import output
+from voicemodectl.config import _project_file
+from voicemodectl.file_checks import config_file_findings
 from voicemoded.api import starter
 from voicemoded.api.client import Client, ClientError, DaemonNotRunning
 from voicemoded.api.v1 import conversation_pb2, daemon_pb2, providers_pb2, services_pb2
+from voicemoded.paths import Paths
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 _MARK = {OK: "ok", WARN: "warn", FAIL: "FAIL", SKIP: "-"}
@@ -64,7 +68,13 @@ def run(args: argparse.Namespace, client: Client) -> int:
             if c.fix and c.status in (FAIL, WARN):
                 print(f"{'':4}  {'':{width}}  fix: {c.fix}")
         print()
-        print(f"{len(failed)} problem{'s' if len(failed) != 1 else ''} found" if failed else "all good")
+        warned = sum(c.status == WARN for c in checks)
+        if failed:
+            print(f"{len(failed)} problem{'s' if len(failed) != 1 else ''} found")
+        elif warned:
+            print(f"no failures; {warned} warning{'s' if warned != 1 else ''} to look at")
+        else:
+            print("all good")
     return output.ERROR if failed else output.OK
 
 
@@ -82,6 +92,9 @@ def diagnose(client: Client, *, probe: bool = True) -> list[Check]:
     checks += socket_checks(client.socket, running=status is not None)
     checks.append(unit_check())
     checks.append(sound_server_check())
+    base = Path(status.base_dir) if status is not None and status.base_dir else Paths.from_env().base
+    project = _project_file()
+    checks += file_checks(base, [base / "voicemode.env", *([Path(project)] if project else [])])
     if status is None:
         checks.append(portaudio_library_check())
         return checks
@@ -120,6 +133,18 @@ def socket_checks(socket: Path, *, running: bool) -> list[Check]:
         return [Check("socket", FAIL, f"{socket}: {why}", fix) for why, fix in problems]
     where = f"folder {folder_mode:04o}" if ours else f"in shared folder {folder}"
     return [Check("socket", OK, f"{socket} ({mode:04o}, {where})")]
+
+
+def file_checks(base: Path, files: list[Path]) -> list[Check]:
+    """Private state: problems one check each, everything fine as one line."""
+    findings = config_file_findings(base, files)
+    problems = [
+        Check("config files", status, detail, fix) for status, detail, fix in findings if status != OK
+    ]
+    if problems:
+        return problems
+    fine = "; ".join(detail for _, detail, _ in findings)
+    return [Check("config files", OK, fine or f"{base} does not exist yet")]
 
 
 def unit_check() -> Check:
@@ -188,14 +213,49 @@ def sound_server_check() -> Check:
     return _pactl_info(server, source)
 
 
+def _pulse_cookie() -> str:
+    """The cookie libpulse would use, when there is one (a server may require it)."""
+    configured = os.environ.get("PULSE_COOKIE", "")
+    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
+    for candidate in (
+        configured,
+        os.path.join(config_home, "pulse", "cookie"),
+        str(Path.home() / ".pulse-cookie"),
+    ):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return ""
+
+
+def _pactl(server: str) -> subprocess.CompletedProcess[str]:
+    """``pactl info`` that leaves the home folder as it was.
+
+    A libpulse client that finds no cookie writes a new one to ``~/.config/pulse/cookie`` (and creates the
+    folders): a check must not. So pactl runs with a throw-away HOME and config folder, and is handed the
+    person's existing cookie, if any, to read.
+    """
+    with tempfile.TemporaryDirectory(prefix="voicemode-doctor-") as scratch:
+        env = {
+            **os.environ,
+            "PULSE_SERVER": server,  # explicit server: libpulse never autospawns one
+            "HOME": scratch,
+            "XDG_CONFIG_HOME": os.path.join(scratch, ".config"),
+        }
+        cookie = _pulse_cookie()
+        if cookie:
+            env["PULSE_COOKIE"] = cookie
+        else:
+            env.pop("PULSE_COOKIE", None)
+        return subprocess.run(
+            ["pactl", "info"], env=env, capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL
+        )
+
+
 def _pactl_info(server: str, source: str) -> Check:
     if shutil.which("pactl") is None:
         return Check("sound server", OK, f"{server} (socket present; install pulseaudio-utils to query it)")
-    env = {**os.environ, "PULSE_SERVER": server}  # explicit server: libpulse never autospawns one
     try:
-        done = subprocess.run(
-            ["pactl", "info"], env=env, capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL
-        )
+        done = _pactl(server)
     except subprocess.TimeoutExpired:
         return Check("sound server", FAIL, f"{server} does not answer (5 s)", _sound_server_fix())
     if done.returncode != 0:

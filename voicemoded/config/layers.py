@@ -9,6 +9,7 @@ for them only the user file, the daemon's environment and defaults count.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from voicemoded.api.context import FORWARDED_PREFIXES
 from voicemoded.config import envfile
+from voicemoded.config.redaction import mask_shapes, quote_line
 from voicemoded.config.schema import (
     BOOTSTRAP_KEYS,
     BY_ENV,
@@ -23,6 +25,7 @@ from voicemoded.config.schema import (
     SettingInfo,
     Settings,
     build_settings,
+    caution,
     redact,
 )
 from voicemoded.paths import PROJECT_FILE_NAME
@@ -112,6 +115,8 @@ def _parse_entries(
         where = f"{path}:{line}" if path else name
         if info is None:
             if key in BOOTSTRAP_KEYS:
+                if name == "daemon-environment":
+                    continue  # exactly where they belong
                 warnings.append(f"{key} ({where}) is read only from the daemon's environment; ignored here")
             elif strict_unknown or key.startswith("VOICEMODE_"):
                 warnings.append(f"unknown setting {key} ({where}) ignored; {suggest(key)}")
@@ -122,31 +127,49 @@ def _parse_entries(
             errors.append(ConfigError(key, path, line, str(exc)))
             continue
         values[info.name] = (value, Origin(name, path, line))
+        if warning := caution(info.env, value):
+            warnings.append(f"{warning} ({where})")
     secrets = [str(v) for n, (v, _) in values.items() if BY_NAME[n].secret and v]
     return values, scrub_errors(errors, secrets), warnings
 
 
 def scrub_errors(errors: list[ConfigError], secrets: list[str]) -> list[ConfigError]:
-    """Error reasons quote the bad text; a secret written on the same line must not travel with it."""
+    """Error reasons quote the bad text; a secret written on the same line must not travel with it.
+
+    Known secret values are cut to their last characters; anything else shaped like a credential
+    (``sk-…``, a bearer token, a long random run) is masked whatever setting it was written for.
+    """
     out = []
     for error in errors:
         reason = error.reason
         for secret in secrets:
             if len(secret) >= 4:
                 reason = reason.replace(secret, redact(secret))
-        out.append(ConfigError(error.key, error.file, error.line, reason))
+        out.append(ConfigError(error.key, error.file, error.line, mask_shapes(reason)))
     return out
 
 
+def _malformed(path: Path, line: envfile.Malformed, via_link: bool) -> ConfigError:
+    if via_link:
+        # The lines belong to whatever the link points at (a key file, say): say where, never what.
+        return ConfigError(
+            "", str(path), line.line, "not KEY=value (not quoted: the file is a symbolic link)"
+        )
+    return ConfigError("", str(path), line.line, f"not KEY=value: {quote_line(line.text)}")
+
+
 def file_layer(name: str, path: Path) -> Layer:
-    parsed = envfile.read(path)
+    """A file's layer; a file that cannot be configuration is a layer with one error and no values."""
+    try:
+        parsed = envfile.read(path)
+    except envfile.UnreadableFile as exc:
+        return Layer(name, str(path), False, {}, (ConfigError("", str(path), exc.line, exc.reason),))
     if parsed is None:
         return Layer(name=name, path=str(path), loaded=False)
-    entries, malformed = parsed
     values, errors, warnings = _parse_entries(
-        name, str(path), [(e.key, e.value, e.line) for e in entries], strict_unknown=True
+        name, str(path), [(e.key, e.value, e.line) for e in parsed.entries], strict_unknown=True
     )
-    errors += [ConfigError("", str(path), m.line, f"not KEY=value: {m.text[:60]!r}") for m in malformed]
+    errors += [_malformed(path, m, parsed.via_link) for m in parsed.malformed]
     return Layer(name, str(path), True, values, tuple(errors), tuple(warnings))
 
 
@@ -156,14 +179,29 @@ def env_layer(name: str, env: Mapping[str, str]) -> Layer:
     return Layer(name, "", bool(values), values, tuple(errors), tuple(warnings))
 
 
+def trusted_owner(uid: int) -> bool:
+    """A file this user (or root) owns; anyone else's file must not steer where this user's audio goes."""
+    return uid in (os.geteuid(), 0)
+
+
 def find_project_file(cwd: str) -> Path | None:
-    """The nearest ``.voicemode.env`` in ``cwd`` or a folder above it."""
-    if not cwd:
+    """The nearest ``.voicemode.env`` in ``cwd`` or a folder above it.
+
+    Any kind of entry by that name counts (reading it then says what is wrong with a folder or a pipe)
+    except one owned by another user: a ``/tmp/.voicemode.env`` planted by someone else would otherwise
+    apply to everything this user runs below ``/tmp``. A relative ``cwd`` finds nothing (it would be
+    resolved against the daemon's own folder); ``resolve`` refuses it before it gets here.
+    """
+    if not cwd or not os.path.isabs(cwd):
         return None
     folder = Path(cwd)
     for candidate in (folder, *folder.parents):
         path = candidate / PROJECT_FILE_NAME
-        if path.is_file():
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if trusted_owner(info.st_uid):
             return path
     return None
 

@@ -8,13 +8,14 @@ or environment with a bad value fails that call with the same detail.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import structlog
 
-from voicemoded.config import envfile
+from voicemoded.config import editing
 from voicemoded.config.layers import (
     Caller,
     ConfigError,
@@ -28,10 +29,16 @@ from voicemoded.config.layers import (
     scrub_errors,
     suggest,
 )
+from voicemoded.config.redaction import mask_shapes
 from voicemoded.config.schema import SETTINGS, SettingInfo, Settings, format_value
-from voicemoded.errors import InvalidArgument, NotFound
+from voicemoded.errors import InvalidArgument, NotFound, clip, quote
 from voicemoded.events import EventBus
 from voicemoded.paths import PROJECT_FILE_NAME, Paths
+
+#: A project file changed this recently is read again on every call: two edits within one tick of the
+#: file system's clock can leave the same size and modification time (git calls this "racily clean").
+_RACY_SECONDS = 2.0
+_PROJECT_CACHE_SIZE = 256
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +64,8 @@ class ConfigManager:
         self._daemon_layer = env_layer("daemon-environment", daemon_env)
         self._user_layer = Layer(name="user", path=str(paths.user_file))
         self._errors: tuple[ConfigError, ...] = ()
-        self._project_cache: dict[Path, tuple[int, int, Layer]] = {}
+        self._user_warnings: tuple[str, ...] = ()
+        self._project_cache: dict[Path, tuple[tuple[int, ...], Layer]] = {}
         self._callbacks: list[ChangeCallback] = []
         self._resolved = combine(self._base_layers())
 
@@ -80,8 +88,22 @@ class ConfigManager:
         return self._daemon_layer.errors + self._errors
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """Valid but doubtful settings of the daemon's own layers (unknown keys, a non-loopback host)."""
+        return self._daemon_layer.warnings + self._user_warnings
+
+    @property
     def user_file(self) -> Path:
         return self._paths.user_file
+
+    def user_file_allows_endpoint_changes(self) -> bool:
+        """Whether the person's own voicemode.env lets the MCP door change endpoint URLs and keys.
+
+        Only the user file counts: a project file, a caller's environment or the daemon's environment
+        could be written by whoever steers the assistant, so they never grant this.
+        """
+        entry = self._user_layer.values.get("mcp_can_change_endpoints")
+        return bool(entry and entry[0] is True)
 
     def on_change(self, callback: ChangeCallback) -> None:
         self._callbacks.append(callback)
@@ -93,18 +115,32 @@ class ConfigManager:
         try:
             stat = path.stat()
         except OSError:
-            return None
+            stat = None
+        if stat is None:
+            return file_layer("project", path)  # a dangling link: reading it says so
+        key = (stat.st_ino, stat.st_dev, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
         cached = self._project_cache.get(path)
-        if cached and cached[:2] == (stat.st_mtime_ns, stat.st_size):
-            return cached[2]
+        if cached and cached[0] == key and time.time() - stat.st_mtime_ns / 1e9 > _RACY_SECONDS:
+            return cached[1]
         layer = file_layer("project", path)
-        self._project_cache[path] = (stat.st_mtime_ns, stat.st_size, layer)
+        self._project_cache.pop(path, None)
+        self._project_cache[path] = (key, layer)
+        while len(self._project_cache) > _PROJECT_CACHE_SIZE:  # callers choose the paths: bound them
+            del self._project_cache[next(iter(self._project_cache))]
         return layer
 
     def resolve(self, caller: Caller | None = None) -> Resolved:
         """Settings for one call; raises ``InvalidArgument`` naming key, file and line for a bad value."""
         if caller is None or (not caller.cwd and not caller.env):
             return self._resolved
+        if caller.cwd:
+            editing.check_text("caller.cwd", caller.cwd)
+            if not caller.cwd.startswith("/"):
+                raise InvalidArgument(
+                    f"caller.cwd must be an absolute path, got {quote(caller.cwd)}",
+                    hint="front doors send os.getcwd(); a relative path would name a folder of the daemon's",
+                    fields={"field": "caller.cwd"},
+                )
         layers = list(self._base_layers())
         project = self._project_layer(caller.cwd)
         if project is not None:
@@ -127,7 +163,8 @@ class ConfigManager:
         layer = file_layer("user", self._paths.user_file)
         current_secrets = [str(getattr(self.settings, i.name)) for i in SETTINGS if i.secret]
         layer = replace(layer, errors=tuple(scrub_errors(list(layer.errors), current_secrets)))
-        for warning in layer.warnings:
+        self._user_warnings = layer.warnings
+        for warning in self._daemon_layer.warnings + layer.warnings:
             log.warning("config.warning", detail=warning)
             self._publish("config.warning", warning, level="warning")
         if layer.errors:
@@ -188,18 +225,23 @@ class ConfigManager:
     # --- editing ---------------------------------------------------------------------------------
     def _target(self, scope: str, caller: Caller | None) -> Path:
         if scope in ("", "user"):
+            editing.ensure_user_folder(self._paths.user_file)
             return self._paths.user_file
         if scope == "project":
-            if caller is None or not caller.cwd:
-                raise InvalidArgument("project scope needs the caller's working directory")
-            return find_project_file(caller.cwd) or Path(caller.cwd) / PROJECT_FILE_NAME
-        raise InvalidArgument(f"unknown scope {scope!r}", hint="use --scope user or --scope project")
+            folder = editing.project_folder(caller.cwd if caller is not None else "")
+            return find_project_file(str(folder)) or folder / PROJECT_FILE_NAME
+        raise InvalidArgument(
+            f"unknown scope {quote(scope)}",
+            hint="use --scope user or --scope project",
+            fields={"field": "scope"},
+        )
 
     @staticmethod
     def info(key: str) -> SettingInfo:
+        editing.check_text("key", key)
         info = lookup(key)
         if info is None:
-            raise NotFound(f"unknown setting {key!r}", hint=suggest(key))
+            raise NotFound(f"unknown setting {quote(key)}", hint=suggest(key[:200]), fields={"field": "key"})
         return info
 
     def set(
@@ -207,24 +249,26 @@ class ConfigManager:
     ) -> tuple[Path, int]:
         """Validate, write to the file keeping its other lines, and reload."""
         info = self.info(key)
+        editing.check_text("value", value)
         try:
             typed = info.parse(value)
         except ValueError as exc:
-            raise InvalidArgument(f"{info.env}: {exc}", hint=info.doc) from None
+            reason = clip(mask_shapes(str(exc)), 300)
+            raise InvalidArgument(f"{info.env}: {reason}", hint=info.doc, fields={"field": "value"}) from None
         if scope == "project" and info.daemon_wide:
             raise InvalidArgument(
                 f"{info.env} is daemon-wide and cannot differ per project",
-                hint=f"set it for the user: voicemodectl config set {info.env} {value}",
+                hint=f"set it for the user: voicemodectl config set {info.env} {quote(value)}",
             )
         path = self._target(scope, caller)
-        line = envfile.set_key(path, info.env, format_value(typed))
+        line = editing.write(path, info.env, format_value(typed))
         self._after_edit(path)
         return path, line
 
     def unset(self, key: str, scope: str = "user", caller: Caller | None = None) -> Path:
         info = self.info(key)
         path = self._target(scope, caller)
-        envfile.set_key(path, info.env, None)
+        editing.write(path, info.env, None)
         self._after_edit(path)
         return path
 

@@ -8,142 +8,49 @@ with a reason a person can act on.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-Parser = Callable[[str], Any]
+from voicemoded.config.parsers import (
+    SERVICE_NAMES,
+    Parser,
+    caution,
+    float_in,
+    int_in,
+    is_loopback,
+    one_of,
+    parse_bool,
+    parse_device,
+    parse_host,
+    parse_list,
+    parse_path,
+    parse_processing,
+    parse_services,
+    parse_str,
+    parse_turn_model,
+    parse_urls,
+    parse_ws_url,
+)
+from voicemoded.peercred import parse_uids
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def parse_bool(text: str) -> bool:
-    low = text.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def int_in(lo: int, hi: int) -> Parser:
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {text!r}") from None
-        if not lo <= value <= hi:
-            raise ValueError(f"must be between {lo} and {hi}, got {value}")
-        return value
-
-    parse.__name__ = "int"
-    return parse
-
-
-def float_in(lo: float, hi: float) -> Parser:
-    def parse(text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise ValueError(f"expected a number, got {text!r}") from None
-        if not lo <= value <= hi:
-            raise ValueError(f"must be between {lo:g} and {hi:g}, got {value:g}")
-        return value
-
-    parse.__name__ = "float"
-    return parse
-
-
-def one_of(*choices: str) -> Parser:
-    def parse(text: str) -> str:
-        value = text.strip().lower()
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}; got {text!r}")
-        return value
-
-    parse.__name__ = "enum"
-    return parse
-
-
-def parse_str(text: str) -> str:
-    return text.strip()
-
-
-def parse_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-parse_list.__name__ = "list"
-
-
-def parse_urls(text: str) -> tuple[str, ...]:
-    urls = parse_list(text)
-    for url in urls:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"{url!r} is not an http(s) URL like http://127.0.0.1:8880/v1")
-    return tuple(url.rstrip("/") for url in urls)
-
-
-parse_urls.__name__ = "url list"
-
-
-def parse_ws_url(text: str) -> str:
-    url = text.strip()
-    parsed = urlparse(url)
-    if parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.netloc:
-        raise ValueError(f"{url!r} is not a ws(s):// URL like ws://127.0.0.1:7880")
-    return url
-
-
-parse_ws_url.__name__ = "url"
-
-
-def parse_path(text: str) -> str:
-    return str(Path(text.strip()).expanduser()) if text.strip() else ""
-
-
-parse_path.__name__ = "path"
-
-
-def parse_turn_model(text: str) -> str:
-    value = text.strip()
-    if value.lower() in ("auto", "off"):
-        return value.lower()
-    if not value.endswith(".onnx"):
-        raise ValueError(f"expected auto, off or the path of a .onnx file, got {text!r}")
-    return str(Path(value).expanduser())
-
-
-def parse_processing(text: str) -> str:
-    """off, on, or a comma list of ns, hpf, agc (echo cancellation needs the played audio: not here)."""
-    from voicemoded.audio.processing import ProcessingConfig
-
-    config = ProcessingConfig.parse(text)
-    if config.echo_cancellation:
-        raise ValueError("aec (echo cancellation) is not available for the microphone yet; use off, on, or ns,hpf,agc")
-    return config.setting
-
-
-def parse_device(text: str) -> str:
-    """A device is an index or a name (substring match); empty means the system default."""
-    return text.strip()
-
-
-parse_device.__name__ = "device"
-
-
-def parse_host(text: str) -> str:
-    host = text.strip()
-    if not host or any(c.isspace() for c in host):
-        raise ValueError(f"expected a host name or address, got {text!r}")
-    return host
-
-
-parse_host.__name__ = "host"
+__all__ = [
+    "BOOTSTRAP_KEYS",
+    "BY_ENV",
+    "ENDPOINT_KEYS",
+    "SERVICE_NAMES",
+    "SETTINGS",
+    "Parser",
+    "SettingInfo",
+    "Settings",
+    "caution",
+    "format_value",
+    "is_loopback",
+    "parse_bool",
+    "parse_turn_model",
+    "parse_urls",
+    "redact",
+]
 
 
 def setting(
@@ -319,7 +226,7 @@ class Settings:
     autostart_services: tuple[str, ...] = setting(
         "VOICEMODE_AUTOSTART_SERVICES",
         ("whisper", "piper"),
-        parse_list,
+        parse_services,
         "Services started with the daemon when their backend is installed (voicemodectl service enable/"
         "disable overrides per service).",
         daemon_wide=True,
@@ -475,6 +382,22 @@ class Settings:
         "`voicemodectl config reload` reload it either way).",
         daemon_wide=True,
     )
+    mcp_can_change_endpoints: bool = setting(
+        "VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS",
+        False,
+        parse_bool,
+        "Let the MCP door set or unset endpoint URLs and API keys; only honoured from the user's own "
+        "voicemode.env (an assistant steered by text it read must not send recordings elsewhere).",
+        daemon_wide=True,
+    )
+    allowed_uids: tuple[int, ...] = setting(
+        "VOICEMODE_ALLOWED_UIDS",
+        (),
+        parse_uids,
+        "Other users (uids or names, comma-separated) allowed to use the daemon's socket besides its own "
+        "user; checked on every connection from the peer's credentials, not only the socket's file mode.",
+        daemon_wide=True,
+    )
     shutdown_grace: float = setting(
         "VOICEMODE_SHUTDOWN_GRACE",
         5.0,
@@ -514,6 +437,25 @@ SETTINGS: tuple[SettingInfo, ...] = tuple(
     for f in dataclasses.fields(Settings)
 )
 BY_ENV: dict[str, SettingInfo] = {s.env: s for s in SETTINGS}
+
+#: Settings that decide where audio and transcripts are sent, which programs the daemon runs and who may
+#: reach it (and the switch guarding them): the MCP door changes them only when
+#: ``VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS`` is true in the user's own file.
+ENDPOINT_KEYS: frozenset[str] = frozenset(
+    {
+        "VOICEMODE_TTS_BASE_URLS",
+        "VOICEMODE_STT_BASE_URLS",
+        "LIVEKIT_URL",
+        "VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS",
+        "VOICEMODE_SERVICE_HOST",
+        "VOICEMODE_WHISPER_SERVER_PATH",
+        "VOICEMODE_WHISPER_MODEL_PATH",
+        "VOICEMODE_KOKORO_FASTAPI_DIR",
+        "VOICEMODE_LIVEKIT_SERVER_PATH",
+        "VOICEMODE_ALLOWED_UIDS",
+    }
+    | {s.env for s in SETTINGS if s.secret}
+)
 
 #: Environment variables that configure where the daemon lives; read from the process, never from files.
 BOOTSTRAP_KEYS = ("VOICEMODE_BASE_DIR", "VOICEMODE_SOCKET")

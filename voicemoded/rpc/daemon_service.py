@@ -110,12 +110,23 @@ class DaemonService(daemon_pb2_grpc.DaemonServicer):
             config_sources=sources(resolved),
             config_errors=[config_error(e) for e in self._config.errors],
             subsystems=[
-                daemon_pb2.SubsystemHealth(name=h.name, state=_HEALTH[h.state], detail=h.detail)
+                daemon_pb2.SubsystemHealth(
+                    name=h.name, state=_HEALTH[h.state], detail=self._detail(h.name, h.detail)
+                )
                 for h in self._health.report()
             ],
             manager=self._manager,
             resident_bytes=self._process.memory_info().rss,
         )
+
+    def _detail(self, name: str, detail: str) -> str:
+        """The config line of ``status`` also carries the warnings (unknown keys, a non-loopback host),
+        which change nothing in force but are usually a mistake the person wants to see."""
+        warnings = self._config.warnings if name == "config" else ()
+        if not warnings:
+            return detail
+        count = f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
+        return f"{detail}; {count}: " + "; ".join(warnings)
 
     @streaming
     async def WatchEvents(

@@ -57,9 +57,10 @@ def test_each_layer_beats_the_next(daemon_env: DaemonHandle) -> None:
     nested.mkdir(parents=True)
     daemon_env.start()
 
-    assert get(daemon_env, key, cwd=nested) | {} == get(daemon_env, key, cwd=nested)
     value = get(daemon_env, key, cwd=nested)
-    assert (value["value"], value["layer"]) == ("1", "default")
+    assert (value["value"], value["layer"], value["default"]) == ("1", "default", "1")
+    assert (value["file"], value["line"]) == ("", 0), "a default comes from no file"
+    assert value == get(daemon_env, key, cwd=daemon_env.root), "no project file yet: same everywhere"
 
     daemon_env.ctl("config", "set", key, "1.25")
     value = get(daemon_env, key, cwd=nested)

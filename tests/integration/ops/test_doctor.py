@@ -160,3 +160,18 @@ def test_daemon_down_still_checks_what_it_can(daemon_env: DaemonHandle) -> None:
         assert doctor(daemon_env)[1]["checks"][0]["status"] == "ok"
     finally:
         assert daemon_env.ctl("daemon", "stop").returncode == 0
+
+
+def test_doctor_without_a_daemon_writes_nothing_home(daemon_env: DaemonHandle) -> None:
+    """libpulse writes ~/.config/pulse/cookie for a client that finds none; doctor's own query must not."""
+    audio = VirtualAudioRig().start()
+    try:
+        env = {k: v for k, v in audio.env.items() if k != "PULSE_COOKIE"}
+        before = sorted(daemon_env.home.rglob("*"))
+        code, report = doctor(daemon_env, env={**env, "XDG_CONFIG_HOME": ""})
+        by_name = {c["name"]: c for c in report["checks"]}
+        assert code == 1 and by_name["daemon"]["status"] == "fail"
+        assert by_name["sound server"]["status"] == "ok", by_name["sound server"]
+        assert sorted(daemon_env.home.rglob("*")) == before == [], "doctor wrote to the home folder"
+    finally:
+        audio.stop()

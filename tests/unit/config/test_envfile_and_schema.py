@@ -47,11 +47,23 @@ def test_set_key_replaces_in_place_dedupes_and_appends(tmp_path: Path) -> None:
     assert {e.key: e.value for e in entries} == {"A": "has space", "C": "x"}
 
 
-def test_new_file_is_private(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "voicemode.env"
+def test_new_file_is_private_and_no_folder_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "voicemode.env"
     envfile.set_key(path, "OPENAI_API_KEY", "sk-x")
     assert path.stat().st_mode & 0o777 == 0o600
-    assert path.parent.stat().st_mode & 0o777 == 0o700
+    with pytest.raises(FileNotFoundError):
+        envfile.set_key(tmp_path / "missing" / "voicemode.env", "A", "1")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_an_edit_makes_a_readable_file_private(tmp_path: Path) -> None:
+    path = tmp_path / "voicemode.env"
+    path.write_text("# mine\nVOICEMODE_TTS_SPEED=1.1\n")
+    path.chmod(0o644)
+    envfile.set_key(path, "OPENAI_API_KEY", "sk-x")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.read_text() == "# mine\nVOICEMODE_TTS_SPEED=1.1\n\nOPENAI_API_KEY=sk-x\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["voicemode.env"], "no temporary file left behind"
 
 
 @pytest.mark.parametrize(("text", "value"), [("yes", True), ("OFF", False), ("1", True), ("false", False)])
