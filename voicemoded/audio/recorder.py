@@ -8,12 +8,17 @@ result" can be measured honestly.
 Cancelling the task closes the subscription in ``finally``; when it was the last one the stream
 closes and the device is free again at once. A softer stop (``stop`` event) returns what was heard
 with reason ``cancelled``.
+
+Given a :class:`Spool`, the recorder writes the answer to it from the moment speech starts (with the
+pre-roll), so a daemon that dies mid-answer leaves what was said on disk; the caller decides the
+spool's fate once the turn is over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import wave
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +32,7 @@ from voicemoded.audio.endpointing import EndpointConfig, Endpointer, EndpointEve
 from voicemoded.audio.format import SPEECH_FORMAT, AudioChunk, AudioFormat
 from voicemoded.audio.microphone import Microphone, MicSubscription
 from voicemoded.audio.processing import MicProcessor
+from voicemoded.audio.spool import Spool
 from voicemoded.events import EventBus
 
 log = structlog.get_logger(__name__)
@@ -60,6 +66,8 @@ class Utterance:
     ended_by: str = ""
     """Which rule ended the turn: the end of turn's ("words and voice finished", "words finished",
     "opener only", "words unfinished", "silence" for the bound) or, for any other end, the reason."""
+    spool_offset: int | None = None
+    """Where ``audio`` starts in the spool the recorder wrote (None: no spool holds it)."""
 
     @property
     def seconds(self) -> float:
@@ -72,12 +80,19 @@ class Utterance:
 
 
 def write_wav(path: Path, pcm: bytes, fmt: AudioFormat = SPEECH_FORMAT) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(fmt.channels)
-        wav.setsampwidth(fmt.width)
-        wav.setframerate(fmt.rate)
-        wav.writeframes(pcm)
+    """A recording only its owner can read; a write that fails (full disk) leaves no partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with open(fd, "wb") as handle, wave.open(handle, "wb") as wav:
+            wav.setnchannels(fmt.channels)
+            wav.setsampwidth(fmt.width)
+            wav.setframerate(fmt.rate)
+            wav.writeframes(pcm)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
     return path
 
 
@@ -104,19 +119,22 @@ class Listener:
         on_event: EventCallback | None = None,
         stop: asyncio.Event | None = None,
         save_to: Path | None = None,
+        spool: Spool | None = None,
     ) -> Utterance:
         """Listen until the endpointer ends the turn.
 
         ``subscription``: an already-open microphone subscription (kept open afterwards); without it
         the microphone is opened here and released on return. ``not_before`` drops audio captured
         before that monotonic time (the tail of our own playback). ``initial`` is audio already heard
-        (barge-in) that starts the utterance.
+        (barge-in) that starts the utterance. ``spool`` (unopened) receives the answer as it is heard.
         """
         cfg = config or self.config
         own = subscription is None
         sub = subscription or await self.mic.subscribe()
         try:
-            return await self._record(cfg, sub, not_before, initial, predictor, on_event, stop, save_to)
+            return await self._record(
+                cfg, sub, not_before, initial, predictor, on_event, stop, save_to, spool
+            )
         finally:
             if own:
                 await sub.close()
@@ -131,6 +149,7 @@ class Listener:
         on_event: EventCallback | None,
         stop: asyncio.Event | None,
         save_to: Path | None,
+        spool: Spool | None,
     ) -> Utterance:
         ep = Endpointer(cfg, recent_pause_s=self.history.longest)
         # The cleaner learns the room (noise suppression) and the level (gain control) from what was
@@ -146,6 +165,8 @@ class Listener:
         verdict_pause = 0
         pauses: list[float] = []
         end: EndpointEvent | None = None
+        spool_start: int | None = None  # where the spool starts in ``audio``
+        spooled = 0  # how much of ``audio`` the spool has
 
         def emit(kind: str, at: float) -> None:
             log.debug("audio.listen_event", kind=kind, at=at)
@@ -195,6 +216,11 @@ class Listener:
                     for ev in ep.feed(bytes(audio[fed : fed + ep.frame_bytes])):
                         if ev.kind == "speech_start":
                             emit("speech_start", mono(ev.at))
+                            if spool is not None and spool_start is None:
+                                # From the pre-roll the utterance will keep; all of it without endpointing.
+                                pre = _bytes(max(0.0, ev.at - cfg.pre_roll_s)) if cfg.silence_detection else 0
+                                spool_start = spooled = min(pre, len(audio))
+                                spool.open()
                         elif ev.kind == "pause" and predictor is not None:
                             if verdict_task is not None:
                                 verdict_task.cancel()
@@ -213,6 +239,9 @@ class Listener:
                         elif ev.kind == "end":
                             end = ev
                     fed += ep.frame_bytes
+                if spool is not None and spool_start is not None and spooled < len(audio):
+                    spool.write(bytes(audio[spooled:]))
+                    spooled = len(audio)
                 if end is None and verdict_task is not None and verdict_task.done():
                     task, verdict_task = verdict_task, None
                     if not task.cancelled() and task.exception() is None:
@@ -231,12 +260,13 @@ class Listener:
         reason = end.reason if end and end.reason else EndReason.CANCELLED
         if reason is EndReason.SILENCE:
             self.history.add(pauses)
-        pcm = self._slice(bytes(audio), ep, cfg, reason)
+        cut, cut_end = self._slice(len(audio), ep, cfg, reason)
         utt = Utterance(
-            audio=pcm, reason=reason,
+            audio=bytes(audio[cut:cut_end]), reason=reason,
             listening_at=t0, ended_at=ended_at, speech_start=speech_start, speech_end=speech_end,
             turn_payload=ep.turn.payload if reason is EndReason.SILENCE else None, pauses=pauses,
             ended_by=ep.ended_by or str(reason),
+            spool_offset=cut - spool_start if spool_start is not None and cut >= spool_start else None,
         )  # fmt: skip
         if save_to is not None and utt.audio:
             utt.path = await asyncio.to_thread(write_wav, save_to, utt.audio)
@@ -271,14 +301,15 @@ class Listener:
         return None
 
     @staticmethod
-    def _slice(audio: bytes, ep: Endpointer, cfg: EndpointConfig, reason: EndReason) -> bytes:
+    def _slice(size: int, ep: Endpointer, cfg: EndpointConfig, reason: EndReason) -> tuple[int, int]:
+        """The part of the ``size`` bytes heard that is the answer, as (start, end) offsets."""
         if reason == EndReason.NO_SPEECH or ep.speech_start is None:
-            return b"" if reason == EndReason.NO_SPEECH else audio
+            return (0, 0) if reason == EndReason.NO_SPEECH else (0, size)
         if not cfg.silence_detection:
-            return audio
+            return 0, size
         start = _bytes(max(0.0, ep.speech_start - cfg.pre_roll_s))
         end = _bytes((ep.last_voiced_end or ep.elapsed) + cfg.tail_s)
-        return audio[start : min(end, len(audio))]
+        return min(start, size), min(end, size)
 
 
 def _bytes(seconds: float) -> int:

@@ -5,8 +5,14 @@ One turn at a time owns the devices (:class:`AudioOwner`, FIFO with a wait bound
 subscribed while the message is still playing, and the recorder keeps only audio captured after the
 last sample left the speaker, so the answer window opens exactly when playback ends. A cancelled call
 (client gone, MCP cancellation) unwinds through ``finally`` blocks that stop playback, close the
-microphone and release the devices. The recording is on disk before STT when saving is on, and always
-when STT fails, so no answer is ever lost.
+microphone and release the devices.
+
+No answer is ever lost: from the moment the person starts speaking the answer is spooled to disk as it
+is heard (:mod:`voicemoded.audio.spool`), so a daemon stopped or killed mid-answer leaves a recording.
+The spool becomes the saved recording (saving on, or STT failed, or the turn was cut short before a
+transcript existed) or is deleted once the transcript exists. A write that fails (full disk, read-only
+folder) costs nothing but the file: the transcript is still returned, with a warning saying what could
+not be written, and ``status`` shows the failure.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,7 +35,8 @@ from voicemoded.audio.format import AudioChunk
 from voicemoded.audio.microphone import Microphone, MicSubscription
 from voicemoded.audio.owner import AudioOwner
 from voicemoded.audio.playback import BargeIn, PlaybackResult, Speaker
-from voicemoded.audio.recorder import Listener, Utterance, write_wav
+from voicemoded.audio.recorder import Listener, Utterance
+from voicemoded.audio.spool import RECORDING, Spool
 from voicemoded.audio.turn import ACOUSTIC_CHECK_S, TurnModels, judge
 from voicemoded.conversation.journal import Journal, Timings, TurnRecord
 from voicemoded.conversation.params import TurnParams
@@ -52,12 +60,15 @@ class TurnResult:
     recording_path: str = ""
     speech_seconds: float = 0.0
     timings: Timings = field(default_factory=Timings)
+    warnings: list[str] = field(default_factory=list)
+    """What could not be written (the recording, the journal line): the turn succeeded without it."""
 
 
 @dataclass(frozen=True, slots=True)
 class TurnEvent:
     """``kind``: queued, tts_start, first_audio, playback_end, listening, speech_start, speech_end,
-    barge_in, transcript, done. ``t`` is seconds since the call arrived; ``at`` wall-clock time."""
+    barge_in, transcript, progress (a warning: what could not be written), done (its ``detail``: the
+    warnings). ``t`` is seconds since the call arrived; ``at`` wall-clock time."""
 
     kind: str
     t: float
@@ -145,6 +156,15 @@ class Conversation:
         result = TurnResult(turn_id)
         record = TurnRecord(turn_id, time.time(), mode, message=params.message, client=client, cwd=cwd)
         timings = result.timings
+        meta = {
+            "turn_id": turn_id,
+            "mode": mode,
+            "client": client,
+            "cwd": cwd,
+            "started": f"{record.time:.3f}",
+        }
+        spool = Spool(self.audio_dir / f"{turn_id}.wav", meta={**meta, "message": params.message[:1000]},
+                      storage=self.journal.storage)  # fmt: skip
         try:
             holder = self.owner.holder
             if holder is not None and not params.no_wait:
@@ -153,13 +173,19 @@ class Conversation:
                 client or "a caller", wait=not params.no_wait, timeout=params.queue_timeout
             ):
                 timings.queue_wait = time.monotonic() - t_call
-                await self._run(params, result, event, t_call)
-        except asyncio.CancelledError:
-            record.error = "cancelled"
-            result.end_reason = "cancelled"
-            raise
-        except VoicemodeError as exc:
-            record.error = exc.message
+                await self._run(params, result, event, spool)
+        except BaseException as exc:
+            # Cut short (cancelled, the daemon stopping, a failure) before any transcript existed:
+            # what was heard is kept whatever the saving setting says.
+            # Synchronous (a header fix-up, one fsync, a rename): a cancelled task must not await here.
+            kept = spool.keep()
+            if kept is not None:
+                result.recording_path = str(kept)
+            if isinstance(exc, asyncio.CancelledError):
+                record.error = "cancelled" + (f"; what was heard is kept in {kept}" if kept else "")
+                result.end_reason = "cancelled"
+            elif isinstance(exc, VoicemodeError):
+                record.error = exc.message
             raise
         finally:
             timings.total = time.monotonic() - t_call
@@ -170,17 +196,21 @@ class Conversation:
                 result.stt_provider,
             )
             record.recording = result.recording_path or None
-            self.journal.append(record)
+            record.warnings = list(result.warnings)
+            if (failed := self.journal.append(record)) is not None:
+                result.warnings.append(failed)
             if self._events is not None:
                 self._events.publish(
                     "conversation.turn", "conversation", f"{mode} turn {turn_id}: {record.error or result.end_reason}",
                     level="warning" if record.error else "info", turn_id=turn_id, total=f"{timings.total:.3f}",
                 )  # fmt: skip
-        event("done", result=result)
+        for warning in result.warnings:
+            event("progress", detail=f"warning: {warning}")
+        event("done", result=result, detail="; ".join(result.warnings))
         return result
 
     async def _run(
-        self, params: TurnParams, result: TurnResult, event: Callable[..., None], t_call: float
+        self, params: TurnParams, result: TurnResult, event: Callable[..., None], spool: Spool
     ) -> None:
         sub: MicSubscription | None = None
         try:
@@ -196,7 +226,7 @@ class Conversation:
                 result.end_reason = "spoken"
                 return
             assert sub is not None
-            await self._listen(params, result, event, sub, playback)
+            await self._listen(params, result, event, sub, playback, spool)
         finally:
             if sub is not None:
                 await sub.close()
@@ -255,6 +285,7 @@ class Conversation:
         event: Callable[..., None],
         sub: MicSubscription,
         playback: PlaybackResult | None,
+        spool: Spool,
     ) -> None:
         timings = result.timings
         playback_end = playback.ended_at if playback is not None else None
@@ -306,6 +337,7 @@ class Conversation:
                 initial=playback.barge_in if playback is not None and barged else (),
                 predictor=predictor if predicting else None,
                 on_event=on_event,
+                spool=spool,
             )
             reusable = next(
                 (t for a, t in reversed(pending) if utterance.audio and a.endswith(utterance.audio)), None
@@ -320,26 +352,29 @@ class Conversation:
         if utterance.endpoint_delay is not None:
             timings.endpoint_delay = utterance.endpoint_delay
         if params.save_audio and utterance.audio:
-            result.recording_path = str(await self._save(utterance, result.turn_id, params.audio_format))
+            result.recording_path = await self._save(utterance, spool, params.audio_format, result)
         if utterance.reason is EndReason.NO_SPEECH or not utterance.audio:
             result.end_reason = (
                 "no_speech" if utterance.reason is not EndReason.CANCELLED else result.end_reason
             )
+            await asyncio.to_thread(spool.discard)
             return
         stt_started = time.monotonic()
         try:
             tr = await self._final_transcript(params, utterance, reusable)
         except VoicemodeError as exc:
-            path = result.recording_path or str(
-                await self._save(utterance, result.turn_id, params.audio_format)
-            )
+            path = result.recording_path or await self._save(utterance, spool, params.audio_format, result)
             result.recording_path = path
+            kept = f"your answer is saved in {path}" if path else "your answer could not be saved"
+            if not path and result.warnings:
+                kept += f" ({result.warnings[-1]})"
             raise TurnFailed(
-                f"speech to text failed; your answer is saved in {path}: {exc.message}",
+                f"speech to text failed; {kept}: {exc.message}",
                 hint="retry it with `voicemodectl transcribe --last` once an STT endpoint is up "
                 "(`voicemodectl provider list` shows their health)",
-                fields={"recording": str(path)},
+                fields={"recording": path} if path else {},
             ) from exc
+        await asyncio.to_thread(spool.discard)  # the transcript exists: an unsaved answer goes
         timings.stt = time.monotonic() - stt_started
         if utterance.speech_end is not None:
             timings.endpoint_delay = time.monotonic() - utterance.speech_end
@@ -358,27 +393,26 @@ class Conversation:
                 return await reusable
         return await self._transcribe(params, utterance.audio)
 
-    async def _save(self, utterance: Utterance, turn_id: str, audio_format: str) -> Path:
-        """Write the answer in the asked format; WAV needs no encoder, so it is also the fallback."""
-        path = self.audio_dir / f"{turn_id}.{audio_format}"
-        if audio_format == "wav":
-            return await asyncio.to_thread(write_wav, path, utterance.audio, utterance.format)
-
-        def encode() -> Path:
-            from voicemoded.audio.codecs import Encoder
-
-            encoder = Encoder(audio_format, utterance.format)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(encoder.encode(utterance.audio) + encoder.finish())
-            return path
-
-        try:
-            return await asyncio.to_thread(encode)
-        except Exception as exc:
-            log.warning("conversation.encode_failed", format=audio_format, error=str(exc))
-            return await asyncio.to_thread(
-                write_wav, path.with_suffix(".wav"), utterance.audio, utterance.format
-            )
+    async def _save(self, utterance: Utterance, spool: Spool, audio_format: str, result: TurnResult) -> str:
+        """Keep the answer in the asked format: a WAV is the spool itself, finished; another format is
+        encoded and the spool deleted (WAV needs no encoder, so it is also the fallback). "" when it
+        could not be written: the warning is in ``result``."""
+        if audio_format != "wav":
+            path = self.audio_dir / f"{result.turn_id}.{audio_format}"
+            try:
+                saved = await asyncio.to_thread(_encode, path, utterance)
+            except OSError as exc:
+                result.warnings.append(self.journal.storage.failed(RECORDING, path, exc))
+            except Exception as exc:
+                log.warning("conversation.encode_failed", format=audio_format, error=str(exc))
+            else:
+                self.journal.storage.wrote(RECORDING)
+                await asyncio.to_thread(spool.discard)
+                return str(saved)
+        kept = await asyncio.to_thread(spool.commit, utterance.audio, utterance.spool_offset)
+        if kept is None and spool.failure is not None and spool.failure not in result.warnings:
+            result.warnings.append(spool.failure)
+        return str(kept) if kept is not None else ""
 
     async def _transcribe(self, params: TurnParams, audio: bytes) -> Transcription:
         return await self.speech.transcribe(
@@ -387,3 +421,20 @@ class Conversation:
             model=params.stt_model or None,
             provider=params.stt_provider or None,
         )
+
+
+def _encode(path: Path, utterance: Utterance) -> Path:
+    """The answer in a compressed format; a write that fails leaves no partial file."""
+    from voicemoded.audio.codecs import Encoder
+
+    encoder = Encoder(path.suffix.lstrip("."), utterance.format)
+    data = encoder.encode(utterance.audio) + encoder.finish()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        with open(path, "wb", opener=lambda p, flags: os.open(p, flags | os.O_CLOEXEC, 0o600)) as handle:
+            handle.write(data)
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+    return path

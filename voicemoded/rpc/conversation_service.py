@@ -50,9 +50,10 @@ def request_params(request: conversation_pb2.ConverseRequest) -> dict[str, Any]:
     has = request.HasField
     given: dict[str, Any] = {name: getattr(request, name) for name in OPTIONAL if has(name)}  # type: ignore[arg-type]
     given.update({name: getattr(request, name) for name in PLAIN if getattr(request, name)})
-    if request.queue_timeout > 0:
+    # 0 means "the configured default"; anything else (negative, NaN) is the caller's and gets checked.
+    if request.queue_timeout != 0:
         given["queue_timeout"] = request.queue_timeout
-    if request.silence_threshold > 0:
+    if request.silence_threshold != 0:
         given["silence_threshold"] = request.silence_threshold
     return given
 
@@ -84,6 +85,7 @@ def turn_result(r: TurnResult) -> conversation_pb2.TurnResult:
         recording_path=r.recording_path,
         speech_seconds=r.speech_seconds,
         voice_mapping=r.voice_mapping,
+        warnings=r.warnings,
     )
 
 

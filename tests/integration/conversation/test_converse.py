@@ -174,7 +174,9 @@ def test_never_transcribing_at_pauses_ends_by_the_silence_bound_with_one_transcr
     assert turn.result is not None
     assert overlap(ANSWER, turn.result.text) >= 0.9, turn.result.text
     assert turn.details["transcript"] == "turn ended: silence"
-    assert rig.daemon.log_text().count('"conversation.turn_verdict"') == verdicts, "nothing was asked at pauses"
+    assert rig.daemon.log_text().count('"conversation.turn_verdict"') == verdicts, (
+        "nothing was asked at pauses"
+    )
 
 
 def test_bad_parameters_are_refused_before_audio(rig: Rig) -> None:
@@ -186,34 +188,36 @@ def test_bad_parameters_are_refused_before_audio(rig: Rig) -> None:
     assert "en_US-joe-medium" in (turn.error.details() or ""), "the error names the voices there are"
 
 
+def speak_holding_the_devices(rig: Rig, message: str, turns: list[Turn]) -> threading.Thread:
+    """Speak ``message`` in a thread; returns once that call holds the devices (its speech started)."""
+    holding = threading.Event()
+
+    def on_event(kind: str, _turn: Turn) -> None:
+        if kind == "tts_start":  # sent from inside the devices' hold
+            holding.set()
+
+    def speak() -> None:
+        request = conversation_pb2.ConverseRequest(message=message)
+        turns.append(rig.converse(request, method="Speak", on_event=on_event))
+        holding.set()  # an error before the hold must not leave the test waiting
+
+    thread = threading.Thread(target=speak)
+    thread.start()
+    assert holding.wait(60), "the first call never started speaking"
+    return thread
+
+
 def test_two_callers_take_turns(rig: Rig) -> None:
     turns: list[Turn] = []
-
-    def first() -> None:
-        turns.append(
-            rig.converse(
-                conversation_pb2.ConverseRequest(message="This is the first caller speaking now."),
-                method="Speak",
-            )
-        )
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    time.sleep(0.3)  # let the first call take the devices (the second must then queue)
+    thread = speak_holding_the_devices(rig, "This is the first caller speaking now.", turns)
+    assert not turns, "the first call still holds the devices"
     second = rig.converse(conversation_pb2.ConverseRequest(message="Second caller."), method="Speak")
     thread.join(60)
     assert second.result is not None and turns and turns[0].result is not None
     assert second.kinds()[0] == "queued", second.kinds()
     assert second.result.timings.queue_wait > 0.5
 
-    def hold() -> None:
-        rig.converse(
-            conversation_pb2.ConverseRequest(message="Holding the speaker for a moment."), method="Speak"
-        )
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    time.sleep(0.3)
+    holder = speak_holding_the_devices(rig, "Holding the speaker for a moment.", turns)
     busy = rig.converse(conversation_pb2.ConverseRequest(message="Busy?", no_wait=True), method="Speak")
     holder.join(60)
     assert busy.error is not None and busy.error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -203,6 +203,7 @@ class TurnResult(_message.Message):
     RECORDING_PATH_FIELD_NUMBER: _builtins.int
     SPEECH_SECONDS_FIELD_NUMBER: _builtins.int
     VOICE_MAPPING_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     text: _builtins.str
     tts_provider: _builtins.str
@@ -216,6 +217,12 @@ class TurnResult(_message.Message):
     voice_mapping: _builtins.str
     @_builtins.property
     def timings(self) -> Global___TurnTimings: ...
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What could not be written (a full disk, a folder without write permission): the transcript is
+        returned all the same, and each warning names the file and what to do.
+        """
+
     def __init__(
         self,
         *,
@@ -230,10 +237,11 @@ class TurnResult(_message.Message):
         recording_path: _builtins.str = ...,
         speech_seconds: _builtins.float = ...,
         voice_mapping: _builtins.str = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_reason", b"end_reason", "recording_path", b"recording_path", "speech_seconds", b"speech_seconds", "stt_provider", b"stt_provider", "text", b"text", "timings", b"timings", "tts_model", b"tts_model", "tts_provider", b"tts_provider", "turn_id", b"turn_id", "voice", b"voice", "voice_mapping", b"voice_mapping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_reason", b"end_reason", "recording_path", b"recording_path", "speech_seconds", b"speech_seconds", "stt_provider", b"stt_provider", "text", b"text", "timings", b"timings", "tts_model", b"tts_model", "tts_provider", b"tts_provider", "turn_id", b"turn_id", "voice", b"voice", "voice_mapping", b"voice_mapping", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
