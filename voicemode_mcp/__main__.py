@@ -7,17 +7,32 @@ copies JSON-RPC between stdio and that stream. The MCP server itself runs in the
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from voicemoded import __version__
+from voicemoded import __version__, safe_env
+from voicemoded.api.context import FORWARDED_PREFIXES
+
+if TYPE_CHECKING:
+    from voicemoded.api.client import ClientError
 
 START_TIMEOUT = 20.0
 
 
+class ArgumentError(Exception):
+    """Bad arguments: answered over JSON-RPC too, since the person reads them in the MCP client."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ArgumentError(message)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="voicemode-mcp",
         description="MCP server for voice conversations over stdio. A thin tunnel to the voicemoded daemon, "
         "which it starts when none is running (through its systemd/launchd user unit when installed).",
@@ -41,15 +56,67 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def context_problems(argv: list[str]) -> list[str]:
+    """Report the caller's context that is not valid UTF-8 and set it aside, so the tunnel still starts.
+
+    A bad ``VOICEMODE_*`` override is dropped (the daemon's own value applies), a bad working directory
+    means no project file; both are said on stderr, where MCP clients show a server's messages.
+    """
+    bad = safe_env.drop_bad_environment(os.environ, FORWARDED_PREFIXES)
+    bad += safe_env.bad_arguments(argv)
+    cwd = safe_env.bad_cwd()
+    if cwd is not None:
+        bad.append(cwd)
+    return [b.message() for b in bad]
+
+
+def unusable(socket: Path, given: bool) -> ClientError | None:
+    """The tunnel cannot work when the daemon's socket path is not valid UTF-8 (gRPC names it as text)."""
+    from voicemoded.api.client import ClientError
+
+    if safe_env.is_utf8(str(socket)):
+        return None
+    sources = [k for k in safe_env.LOCATION_KEYS if not safe_env.is_utf8(os.environ.get(k, ""))]
+    name = "--socket" if given else (sources[0] if sources else "the socket path")
+    return ClientError(
+        "INVALID_ARGUMENT",
+        f"{name} is not valid UTF-8 ('{safe_env.shown(str(socket))}'), so the daemon cannot be reached",
+        "give voicemode-mcp a UTF-8 socket path (`--socket` or VOICEMODE_SOCKET) in the MCP client's "
+        "configuration",
+        {"field": name},
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from voicemode_mcp.tunnel import Tunnel, Wire, answer_with_error, start_reader
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parse_args(argv)
+    except ArgumentError as exc:
+        from voicemode_mcp.tunnel import Wire, answer_with_error, start_reader
+        from voicemoded.api.client import ClientError
+
+        wire = Wire()
+        return answer_with_error(
+            wire,
+            start_reader(wire),
+            ClientError(
+                "INVALID_ARGUMENT",
+                f"bad arguments: {exc}",
+                "fix the voicemode-mcp command in the MCP client's configuration (`voicemode-mcp --help`)",
+            ),
+        )
+    from voicemode_mcp.tunnel import Tunnel, Wire, answer_with_error, start_reader, warn
 
     wire = Wire()
-    inbox = start_reader()  # read stdin from the start: a failed start still answers `initialize`
+    inbox = start_reader(wire)  # read stdin from the start: a failed start still answers `initialize`
+    for problem in context_problems(argv):
+        warn(problem)
     from voicemoded.api.client import Client, ClientError, DaemonNotRunning
 
     client = Client(args.socket, client_name="voicemode-mcp")
+    blocker = unusable(client.socket, args.socket is not None)
+    if blocker is not None:
+        return answer_with_error(wire, inbox, blocker)
     try:
         try:
             if args.no_start:

@@ -1,13 +1,15 @@
 """Copy MCP JSON-RPC between stdio and one McpTunnel stream; answer with an error when there is no daemon.
 
-Two threads: one reads stdin (one JSON-RPC message per line, per the MCP stdio transport) into a queue
-that feeds the gRPC request stream; the main thread writes each message the daemon sends to the private
+Two threads: one reads stdin (one JSON-RPC message per line, per the MCP stdio transport), answers the
+lines that are not JSON-RPC messages itself (see ``framing``) and queues the others for the gRPC
+request stream; the main thread writes each message the daemon sends to the private
 copy of fd 1. fd 1 itself points at stderr while the tunnel runs, so nothing but JSON-RPC can reach the
 client, whatever a library prints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -18,6 +20,7 @@ from typing import Any
 
 import grpc
 
+from voicemode_mcp import framing
 from voicemoded import __version__
 from voicemoded.api.client import Client, ClientError, translate
 from voicemoded.api.v1 import mcp_pb2
@@ -27,6 +30,8 @@ EOF = b""
 CLOSE_GRACE = 5.0
 #: JSON-RPC "server error" range; the message says what failed and the data says how to fix it.
 DAEMON_ERROR = -32000
+#: Messages read ahead of the daemon; beyond that the client's writes wait in the pipe.
+INBOX = 64
 
 
 def warn(message: str) -> None:
@@ -49,34 +54,42 @@ class Wire:
                 data = data[os.write(self._fd, data) :]
 
 
-def read_stdin(inbox: queue.Queue[bytes]) -> None:
-    """Queue each non-empty line of stdin (without its line end); EOF when stdin closes."""
-    stdin = sys.stdin.buffer
+def read_stdin(inbox: queue.Queue[bytes], wire: Wire, fd: int = 0) -> None:
+    """Queue each well-formed message of stdin; answer every other line at once; EOF when stdin closes.
+
+    The framing is checked here, before anything crosses to the daemon, so a broken line costs its
+    sender one error reply and nothing else: the session and the calls in flight go on.
+    """
     try:
-        for line in stdin:
-            line = line.strip()
-            if line:
+        for line in framing.read_lines(fd):
+            if isinstance(line, framing.Oversize):
+                warn(f"refused a message of {line.size} bytes (limit {framing.MAX_LINE_BYTES})")
+                wire.send(framing.oversize_reply(line))
+                continue
+            refusal = framing.check(line)
+            if refusal is not None:
+                wire.send(refusal)
+            else:
                 inbox.put(line)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         warn(f"reading stdin failed: {exc}")
     finally:
         inbox.put(EOF)
 
 
-def start_reader() -> queue.Queue[bytes]:
-    inbox: queue.Queue[bytes] = queue.Queue()
-    threading.Thread(target=read_stdin, args=(inbox,), name="stdin", daemon=True).start()
+def start_reader(wire: Wire) -> queue.Queue[bytes]:
+    # Bounded: a client writing faster than the daemon answers is held back by the pipe, not by memory.
+    inbox: queue.Queue[bytes] = queue.Queue(maxsize=INBOX)
+    threading.Thread(target=read_stdin, args=(inbox, wire), name="stdin", daemon=True).start()
     return inbox
 
 
 def error_reply(raw: bytes, error: ClientError) -> bytes | None:
     """A JSON-RPC error answering ``raw`` when it is a request; None for notifications and responses."""
-    try:
-        message: Any = json.loads(raw)
-    except ValueError:
-        return json.dumps(
-            {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
-        ).encode()
+    refusal = framing.check(raw)
+    if refusal is not None:
+        return refusal
+    message: Any = json.loads(raw)
     if not isinstance(message, dict) or "method" not in message or "id" not in message:
         return None
     text = f"voicemode is not available: {error.message.rstrip('.')}."
@@ -160,7 +173,8 @@ class Tunnel:
             return 1
         finally:
             self.stopping.set()
-            self.inbox.put(EOF)  # unblock the request iterator if it still waits
+            with contextlib.suppress(queue.Full):  # a full inbox has something for the iterator to see
+                self.inbox.put_nowait(EOF)  # unblock the request iterator if it still waits
             call.cancel()
 
     def _close_after_stdin(self, call: grpc.Future) -> None:

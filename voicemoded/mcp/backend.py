@@ -20,8 +20,9 @@ from typing import Any, Protocol
 import structlog
 
 from voicemoded import __version__
-from voicemoded.config import SETTINGS, Caller, ConfigManager, format_value, redact
-from voicemoded.errors import FailedPrecondition, InvalidArgument
+from voicemoded.config import SETTINGS, Caller, ConfigManager, SettingInfo, format_value, redact
+from voicemoded.config.schema import ENDPOINT_KEYS
+from voicemoded.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 
 log = structlog.get_logger(__name__)
 
@@ -267,15 +268,40 @@ class DaemonBackend:
 
     async def config_set(self, key: str, value: str, scope: str, caller: Caller) -> JSON:
         info = ConfigManager.info(key)
-        if info.secret:
-            raise InvalidArgument(
-                f"{info.env} is a secret and cannot be set through the assistant",
-                hint=f"put it in {self._config.user_file} yourself (or `voicemodectl config set {info.env} …`)",
-            )
+        self._check_door_may_change(info)
         path, line = self._config.set(info.env, value, scope or "user", caller)
         log.info("mcp.config_set", key=info.env, scope=scope or "user", file=str(path))
         effective = await self.config_get([info.env], caller)
         return {"key": info.env, "written": f"{path}:{line}", "effective": effective["values"][info.env]}
+
+    def _check_door_may_change(self, info: SettingInfo) -> None:
+        """Where audio goes (endpoint URLs) and the keys for it change only if the person allowed it.
+
+        An assistant can be steered by text it read; it must not be able to send the person's recordings
+        to a server of someone else's choosing. Only the user's own file grants it: a project file or
+        a caller's environment could have been written by whoever steers the assistant.
+        """
+        if not sends_audio_elsewhere(info) or self._config.user_file_allows_endpoint_changes():
+            return
+        what = "a secret" if info.secret else "where audio goes, what programs run or who may connect"
+        raise PermissionDenied(
+            f"{info.env} decides {what} and cannot be changed through the assistant",
+            hint=f"change it yourself (`voicemodectl config set {info.env} …` or edit "
+            f"{self._config.user_file}); to let the assistant change endpoints and keys, put "
+            f"VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS=true in {self._config.user_file}",
+            fields={"key": info.env},
+        )
+
+
+def sends_audio_elsewhere(info: SettingInfo) -> bool:
+    """Endpoint URLs, secrets, program paths, who may connect, and the switch that guards them (an
+    assistant must not grant itself)."""
+    return (
+        info.secret
+        or info.env in ENDPOINT_KEYS
+        or info.env.endswith(("_URL", "_URLS"))
+        or info.env == "VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS"
+    )
 
 
 def turn_summary(result: Any) -> JSON:
@@ -287,6 +313,7 @@ def turn_summary(result: Any) -> JSON:
         "tts_provider": getattr(result, "tts_provider", ""),
         "stt_provider": getattr(result, "stt_provider", ""),
         "recording": getattr(result, "recording_path", ""),
+        "warnings": "; ".join(getattr(result, "warnings", ())),  # what could not be written (full disk)
         "timings": plain(getattr(result, "timings", {})),
     }
     return {k: v for k, v in out.items() if v not in ("", None, {})}

@@ -5,12 +5,15 @@ are fed from a gRPC stream of JSON-RPC messages instead of stdio. Each session c
 ``VOICEMODE_*`` environment, pid), so config resolves per session. Cancellation and progress are the
 SDK's own: ``notifications/cancelled`` cancels the handler, and the handler cancels the daemon operation
 it started. A session whose tunnel breaks is cancelled as a whole, so nothing it started outlives it.
+A message the SDK cannot read is answered with a JSON-RPC error here (the SDK drops it silently, which
+would leave the client waiting); voicemode-mcp refuses those already, other tunnels may not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ import mcp_types as types
 import structlog
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 
 from voicemoded import __version__
@@ -29,7 +33,8 @@ from voicemoded.errors import VoicemodeError
 from voicemoded.events import EventBus
 from voicemoded.mcp import resources
 from voicemoded.mcp.backend import JSON, Backend
-from voicemoded.mcp.tools import TOOLS, ToolCall, dispatch, error_result, text_result
+from voicemoded.mcp.tools import TOOL_NAMES, TOOLS, ToolCall, dispatch, error_result, text_result
+from voicemoded.safe_env import is_utf8
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +76,26 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def refusal(raw: bytes) -> types.JSONRPCError:
+    """The JSON-RPC 2.0 answer to a message the SDK cannot read (no reply would leave the client waiting)."""
+    try:
+        message: Any = json.loads(raw)
+    except (ValueError, RecursionError):
+        return types.JSONRPCError(
+            jsonrpc="2.0", id=None, error=types.ErrorData(code=types.PARSE_ERROR, message="parse error")
+        )
+    id_ = message.get("id") if isinstance(message, dict) and "method" in message else None
+    if isinstance(id_, bool) or not isinstance(id_, int | str) or not is_utf8(str(id_)):
+        id_ = None
+    return types.JSONRPCError(
+        jsonrpc="2.0",
+        id=id_,
+        error=types.ErrorData(
+            code=types.INVALID_REQUEST, message="invalid request: not a JSON-RPC 2.0 message"
+        ),
+    )
+
+
 @dataclass
 class SessionInfo:
     id: int
@@ -108,6 +133,13 @@ class McpHost:
             ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
         ) -> types.CallToolResult:
             info.calls += 1
+            if params.name not in TOOL_NAMES:
+                # The specs (2025-06-18, 2025-11-25) make an unknown tool a protocol error, not a result.
+                raise MCPError(
+                    types.INVALID_PARAMS,
+                    f"Unknown tool: {params.name}",
+                    {"known": sorted(TOOL_NAMES)},
+                )
 
             async def progress(done: float, total: float | None, message: str) -> None:
                 await ctx.session.report_progress(done, total, message or None)
@@ -141,6 +173,11 @@ class McpHost:
         ) -> types.ReadResourceResult:
             return await isolated(resources.read_resource(backend, info.caller, str(params.uri)))
 
+        async def list_templates(
+            ctx: ServerRequestContext[Any], params: Any
+        ) -> types.ListResourceTemplatesResult:
+            return types.ListResourceTemplatesResult(resource_templates=[])
+
         async def list_prompts(ctx: ServerRequestContext[Any], params: Any) -> types.ListPromptsResult:
             return resources.list_prompts()
 
@@ -157,6 +194,7 @@ class McpHost:
             on_call_tool=call_tool,
             on_list_resources=list_resources,
             on_read_resource=read_resource,
+            on_list_resource_templates=list_templates,
             on_list_prompts=list_prompts,
             on_get_prompt=get_prompt,
         )
@@ -192,13 +230,19 @@ class McpHost:
         to_server, server_in = anyio.create_memory_object_stream[SessionMessage | Exception](BUFFER)
         server_out, from_server = anyio.create_memory_object_stream[SessionMessage](BUFFER)
 
+        answer = server_out.clone()  # refusals go out beside the server's own messages
+
         async def pump_in() -> None:
-            async with to_server:
+            async with to_server, answer:
                 async for raw in incoming:
                     try:
                         message = types.jsonrpc_message_adapter.validate_json(raw, by_name=False)
                     except Exception as exc:
-                        await to_server.send(exc)
+                        # voicemode-mcp refuses these itself; any other tunnel's still get an answer.
+                        log.info(
+                            "mcp.message_refused", session=info.id, size=len(raw), error=type(exc).__name__
+                        )
+                        await answer.send(SessionMessage(refusal(raw)))
                         continue
                     await to_server.send(SessionMessage(message))
 

@@ -2,8 +2,9 @@
 
 Schemas are written by hand rather than derived from function signatures so their size is a choice:
 one line per parameter, defaults stated where they are fixed. Arguments are checked against the schema
-before anything runs, and every failure is an ``isError`` result that says what went wrong and what
-to do next, never a success that hides it.
+before anything runs, and every failure of a known tool is an ``isError`` result that says what went
+wrong and what to do next (the assistant reads it and can correct itself), never a success that hides
+it. An unknown tool name is the one protocol error (-32602), as the 2025-06-18 and 2025-11-25 specs say.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ TOOLS: list[types.Tool] = [
     ),
 ]
 
+TOOL_NAMES = frozenset(t.name for t in TOOLS)
 _VALIDATORS = {t.name: jsonschema.Draft202012Validator(t.input_schema) for t in TOOLS}
 
 

@@ -53,14 +53,22 @@ async def test_converse_tool_end_to_end(rig: Rig) -> None:
 
 
 async def test_cancelling_the_converse_tool_stops_the_audio(rig: Rig) -> None:
+    playing = asyncio.Event()
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        if message and message.startswith("first_audio"):
+            playing.set()
+
     async with stdio_client(params(rig)) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         call = asyncio.ensure_future(
             session.call_tool(
-                "converse", {"message": "This message is long. " * 10, "wait_for_response": False}
+                "converse",
+                {"message": "This message is long. " * 10, "wait_for_response": False},
+                progress_callback=on_progress,
             )
         )
-        await asyncio.sleep(1.5)  # well into playback
+        await asyncio.wait_for(playing.wait(), 30)  # the speaker is playing the message
         cancelled_at = time.monotonic()
         call.cancel()
         # The devices are free again soon after: a no-wait turn through gRPC gets them.

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import queue
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -30,6 +34,97 @@ INITIALIZE = {
         "clientInfo": {"name": "voicemode-tests", "version": "1"},
     },
 }
+
+
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+def call(id_: int | str, name: str, arguments: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"name": name, "arguments": arguments}
+    if meta:
+        params["_meta"] = meta
+    return {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": params}
+
+
+class RawTunnel:
+    """The tunnel as a plain child process: bytes in, bytes out, nothing interpreted on the way.
+
+    Its stdout and stderr are drained by threads, so a test waits for a line with a timeout (a tunnel
+    that never answers fails the test instead of hanging it) and a chatty stderr never blocks the tunnel.
+    """
+
+    def __init__(
+        self,
+        handle: DaemonHandle,
+        *args: str | bytes,
+        env: Mapping[str, str] | Mapping[bytes, bytes] | None = None,
+        cwd: Path | bytes | None = None,
+    ) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "voicemode_mcp", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=handle.env if env is None else env,  # bytes keys and values are fine on POSIX
+            cwd=cwd or handle.root,
+        )
+        self.lines: list[bytes] = []
+        self._out: queue.Queue[bytes] = queue.Queue()
+        self._err = bytearray()
+        self._threads = [
+            threading.Thread(target=self._drain_out, daemon=True),
+            threading.Thread(target=self._drain_err, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _drain_out(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._out.put(line)
+        self._out.put(b"")
+
+    def _drain_err(self) -> None:
+        assert self.proc.stderr is not None
+        while chunk := os.read(self.proc.stderr.fileno(), 65536):
+            self._err += chunk
+
+    @property
+    def stderr(self) -> str:
+        return self._err.decode(errors="replace")
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_raw(json.dumps(message).encode())
+
+    def send_raw(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data + b"\n")
+        self.proc.stdin.flush()
+
+    def read(self, timeout: float = 15.0) -> dict[str, Any]:
+        try:
+            line = self._out.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no reply within {timeout} s; stderr: {self.stderr}") from None
+        assert line, f"tunnel closed stdout (exit {self.proc.poll()}); stderr: {self.stderr}"
+        self.lines.append(line)
+        return json.loads(line)
+
+    def read_until(self, id_: int | str, timeout: float = 15.0) -> dict[str, Any]:
+        while "id" not in (message := self.read(timeout)) or message["id"] != id_:
+            pass
+        return message
+
+    def finish(self, timeout: float = 15.0) -> tuple[bytes, str]:
+        """Close stdin and collect the rest of stdout and all of stderr."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
+        while line := self._out.get_nowait() if not self._out.empty() else b"":
+            self.lines.append(line)
+        return b"".join(self.lines), self.stderr
 
 
 def host_command(socket: Path) -> list[str]:

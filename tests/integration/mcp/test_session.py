@@ -9,6 +9,8 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+import pytest
+from mcp.shared.exceptions import MCPError
 
 from tests.daemon_harness import DaemonHandle
 from tests.integration.mcp.conftest import EventWatcher, mcp_session
@@ -113,6 +115,72 @@ async def test_config_set_applies_to_the_project(host: DaemonHandle, tmp_path: P
         assert (tmp_path / ".voicemode.env").read_text().strip() == "VOICEMODE_VOICES=bm_lewis"
         got = payload(await session.call_tool("config", {"key": "VOICEMODE_VOICES"}))
         assert got["values"]["VOICEMODE_VOICES"] == "bm_lewis"
+
+
+ENDPOINT_SETS = [
+    {"key": "VOICEMODE_STT_BASE_URLS", "value": "http://127.0.0.1:9/v1"},
+    {"key": "VOICEMODE_TTS_BASE_URLS", "value": "http://127.0.0.1:9/v1", "scope": "project"},
+    {"key": "LIVEKIT_URL", "value": "ws://127.0.0.1:9"},
+    {"key": "OPENAI_API_KEY", "value": "sk-chosen-by-someone-else"},
+    {"key": "LIVEKIT_API_SECRET", "value": "x"},
+    {"key": "VOICEMODE_STT_BASE_URLS", "value": ""},  # clearing one is a change too
+    {"key": "VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS", "value": "true"},  # the assistant cannot allow itself
+    # A program the daemon would run, engines reachable from the network, another user on the socket.
+    {"key": "VOICEMODE_WHISPER_SERVER_PATH", "value": "/tmp/x"},
+    {"key": "VOICEMODE_LIVEKIT_SERVER_PATH", "value": "/tmp/x"},
+    {"key": "VOICEMODE_SERVICE_HOST", "value": "0.0.0.0"},
+    {"key": "VOICEMODE_ALLOWED_UIDS", "value": "65534"},
+]
+
+
+async def test_the_assistant_cannot_change_where_audio_goes(host: DaemonHandle, tmp_path: Path) -> None:
+    # Text the assistant read may have written the project file, and the client's environment is not
+    # the person's own file: neither allows it.
+    (tmp_path / ".voicemode.env").write_text("VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS=true\n")
+    before = host.user_file.read_text() if host.user_file.exists() else ""
+    env = {"VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS": "true"}
+    async with mcp_session(host, cwd=tmp_path, env=env) as session:
+        await session.initialize()
+        for arguments in ENDPOINT_SETS:
+            text = error_text(await session.call_tool("config", {"action": "set", **arguments}))
+            assert "PERMISSION_DENIED" in text and arguments["key"] in text, text
+            assert f"VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS=true in {host.user_file}" in text, text
+        assert payload(await session.call_tool("config", {"key": "VOICEMODE_STT_BASE_URLS"}))
+    assert (host.user_file.read_text() if host.user_file.exists() else "") == before
+    assert (tmp_path / ".voicemode.env").read_text() == "VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS=true\n"
+
+
+async def test_the_persons_own_file_can_allow_endpoint_changes(host: DaemonHandle) -> None:
+    allowed = host.ctl("config", "set", "VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS", "true")
+    assert allowed.returncode == 0, allowed.stderr
+    try:
+        async with mcp_session(host) as session:
+            await session.initialize()
+            url = "http://127.0.0.1:9/v1"
+            result = payload(
+                await session.call_tool(
+                    "config", {"action": "set", "key": "VOICEMODE_STT_BASE_URLS", "value": url}
+                )
+            )
+            assert result["effective"] == url
+        assert f"VOICEMODE_STT_BASE_URLS={url}" in host.user_file.read_text()
+    finally:
+        for key in ("VOICEMODE_STT_BASE_URLS", "VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS"):
+            host.ctl("config", "unset", key)
+
+
+async def test_templates_list_is_empty_and_an_unknown_tool_is_a_protocol_error(host: DaemonHandle) -> None:
+    async with mcp_session(host) as session:
+        init = await session.initialize()
+        assert init.capabilities.resources is not None
+        templates = await session.list_resource_templates()
+        assert templates.resource_templates == []
+        with pytest.raises(MCPError) as caught:
+            await session.call_tool("no_such_tool", {})
+        assert caught.value.error.code == types.INVALID_PARAMS
+        assert "Unknown tool: no_such_tool" in caught.value.error.message
+        # A known tool with bad arguments stays a tool error the assistant can read and fix (2025-11-25).
+        assert "message" in error_text(await session.call_tool("converse", {}))
 
 
 async def test_two_sessions_see_their_own_project_and_environment(host: DaemonHandle, tmp_path: Path) -> None:

@@ -6,11 +6,9 @@ import json
 import os
 import shlex
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -18,7 +16,10 @@ from mcp.shared.exceptions import MCPError
 from tests.daemon_harness import DaemonHandle, daemon_handle
 from tests.integration.mcp.conftest import (
     INITIALIZE,
+    INITIALIZED,
     EventWatcher,
+    RawTunnel,
+    call,
     host_command,
     mcp_session,
     tunnel_stderr,
@@ -26,52 +27,6 @@ from tests.integration.mcp.conftest import (
 from voicemoded import __version__
 from voicemoded.api.client import daemon_pid
 from voicemoded.api.v1 import daemon_pb2
-
-INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-
-
-def call(id_: int, name: str, arguments: dict[str, Any], **meta: Any) -> dict[str, Any]:
-    params: dict[str, Any] = {"name": name, "arguments": arguments}
-    if meta:
-        params["_meta"] = meta
-    return {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": params}
-
-
-class RawTunnel:
-    """The tunnel as a plain child process: bytes in, bytes out, nothing interpreted on the way."""
-
-    def __init__(self, handle: DaemonHandle, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voicemode_mcp", *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=handle.env,
-            cwd=handle.root,
-        )
-        self.lines: list[bytes] = []
-
-    def send(self, message: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(message).encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line, f"tunnel closed stdout; stderr: {self.finish()[1]}"
-        self.lines.append(line)
-        return json.loads(line)
-
-    def read_until(self, id_: int) -> dict[str, Any]:
-        while "id" not in (message := self.read()) or message["id"] != id_:
-            pass
-        return message
-
-    def finish(self, timeout: float = 15.0) -> tuple[bytes, str]:
-        """Close stdin and collect the rest of stdout and all of stderr."""
-        out, err = self.proc.communicate(timeout=timeout)
-        return b"".join(self.lines) + out, err.decode(errors="replace")
 
 
 @pytest.fixture
