@@ -4,13 +4,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Callable
 
 from voicemodectl import output
 from voicemoded.api.client import Client
 from voicemoded.api.v1 import conversation_pb2
 
 KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
+
+#: The daemon's ranges (``voicemoded.conversation.params.RANGES``, which the CLI does not import: it
+#: pulls in the audio stack). Checked here too so a bad value is a usage error naming the option.
+RANGES: dict[str, tuple[float, float]] = {
+    "listen_duration_max": (0.5, 3600.0),
+    "listen_duration_min": (0.0, 3600.0),
+    "speed": (0.25, 4.0),
+    "silence_threshold": (0.1, 10.0),
+}
+
+
+def number_in(name: str) -> Callable[[str], float]:
+    """An argparse type: a finite number within the parameter's range (``float`` takes nan and inf)."""
+    low, high = RANGES[name]
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a number between {low:g} and {high:g}, not {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -24,14 +52,28 @@ def _speaking(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tts-provider", default="", help="endpoint URL or name (kokoro, piper, openai)")
     parser.add_argument("--tts-model", default="")
     parser.add_argument("--tts-instructions", default="")
-    parser.add_argument("--speed", type=float)
+    parser.add_argument("--speed", type=number_in("speed"), help="speech rate, 0.25 to 4")
 
 
 def _listening(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max", dest="listen_duration_max", type=float, help="longest answer, seconds")
-    parser.add_argument("--min", dest="listen_duration_min", type=float, help="never stop before, seconds")
+    parser.add_argument(
+        "--max",
+        dest="listen_duration_max",
+        type=number_in("listen_duration_max"),
+        help="longest answer, seconds (0.5 to 3600)",
+    )
+    parser.add_argument(
+        "--min",
+        dest="listen_duration_min",
+        type=number_in("listen_duration_min"),
+        help="never stop before, seconds (0 to 3600)",
+    )
     parser.add_argument("--vad-aggressiveness", type=int, choices=[0, 1, 2, 3])
-    parser.add_argument("--silence-threshold", type=float, help="seconds of silence that end the answer")
+    parser.add_argument(
+        "--silence-threshold",
+        type=number_in("silence_threshold"),
+        help="seconds of silence that end the answer (0.1 to 10)",
+    )
     parser.add_argument("--no-silence-detection", action="store_true", help="record until --max")
     parser.add_argument("--no-chime", action="store_true")
     parser.add_argument(
@@ -79,11 +121,15 @@ def build_request(
     ):
         if getattr(args, name, ""):
             setattr(request, name, getattr(args, name))
-    for name in ("speed", "listen_duration_max", "listen_duration_min", "vad_aggressiveness"):
+    for name in (
+        "speed",
+        "listen_duration_max",
+        "listen_duration_min",
+        "vad_aggressiveness",
+        "silence_threshold",
+    ):
         if getattr(args, name, None) is not None:
             setattr(request, name, getattr(args, name))
-    if getattr(args, "silence_threshold", None):
-        request.silence_threshold = args.silence_threshold
     if getattr(args, "no_silence_detection", False):
         request.disable_silence_detection = True
     if getattr(args, "no_chime", False):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,12 +20,16 @@ INVALID = 5
 UNAVAILABLE = 6
 BUSY = 7
 TIMEOUT = 8
+TOO_LARGE = 9
+NO_PERMISSION = 10
+NO_SPACE = 11
 INTERRUPTED = 130
 
 EXIT_CODES_HELP = """exit codes:
   0 success            1 error                 2 usage error
   3 daemon not running 4 not found             5 invalid value or config
-  6 unavailable        7 busy (audio in use)   8 timed out   130 interrupted"""
+  6 unavailable        7 busy (audio in use)   8 timed out
+  9 too large          10 permission denied    11 disk full    130 interrupted"""
 
 _BY_STATUS = {
     "NOT_FOUND": NOT_FOUND,
@@ -32,20 +37,43 @@ _BY_STATUS = {
     "FAILED_PRECONDITION": UNAVAILABLE,
     "UNAVAILABLE": UNAVAILABLE,
     "RESOURCE_EXHAUSTED": BUSY,
+    "TOO_LARGE": TOO_LARGE,
+    "PERMISSION_DENIED": NO_PERMISSION,
+    "NO_SPACE": NO_SPACE,
     "DEADLINE_EXCEEDED": TIMEOUT,
     "ALREADY_EXISTS": ERROR,
     "CANCELLED": INTERRUPTED,
 }
 
 
+# gRPC's own refusal of a message over its size limit, e.g. "Sent message larger than max (75 vs. 64)".
+_GRPC_TOO_LARGE = re.compile(r"message larger than max \((\d+) vs\. (\d+)\)")
+
+
+def plain(error: ClientError) -> ClientError:
+    """gRPC's own size refusal says RESOURCE_EXHAUSTED, which from the daemon means "busy": say what it
+    is instead, with the size and the limit."""
+    found = _GRPC_TOO_LARGE.search(error.message) if error.code == "RESOURCE_EXHAUSTED" else None
+    if found is None:
+        return error
+    size, limit = (int(n) for n in found.groups())
+    return ClientError(
+        "TOO_LARGE",
+        f"request too large: {human_bytes(size)}, the limit is {human_bytes(limit)}",
+        "send less at once (a file to transcribe is read by the daemon from its path)",
+        {"size_bytes": str(size), "limit_bytes": str(limit)},
+    )
+
+
 def exit_code(error: ClientError) -> int:
     if isinstance(error, DaemonNotRunning):
         return NOT_RUNNING
-    return _BY_STATUS.get(error.code, ERROR)
+    return _BY_STATUS.get(plain(error).code, ERROR)
 
 
 def print_error(error: ClientError, as_json: bool) -> int:
     code = exit_code(error)
+    error = plain(error)
     if as_json:
         payload = {
             "error": {"code": error.code, "message": error.message, "hint": error.hint, **error.fields}

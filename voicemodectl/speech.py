@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import stat
 import sys
 import wave
 from pathlib import Path
 
 from voicemodectl import output
-from voicemoded.api.client import Client
+from voicemodectl.converse import number_in
+from voicemoded import safe_env
+from voicemoded.api.client import MAX_MESSAGE_BYTES, Client, ClientError
 from voicemoded.api.v1 import providers_pb2
+from voicemoded.errors import mebibytes
+
+#: The largest file the daemon transcribes (``voicemoded.rpc.providers_service.MAX_FILE_BYTES``; a test
+#: keeps them equal). A larger one is refused here, before a byte of it is read.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+#: Bytes sent inside a request (only for a file the daemon cannot open itself) leave room for the rest
+#: of the message under gRPC's limit.
+MAX_INLINE_BYTES = MAX_MESSAGE_BYTES - 1024 * 1024
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     say.add_argument("--voice", default="")
     say.add_argument("--model", default="")
     say.add_argument("--provider", default="", help="endpoint URL or name (kokoro, piper, openai)")
-    say.add_argument("--speed", type=float)
+    say.add_argument("--speed", type=number_in("speed"), help="speech rate, 0.25 to 4")
     say.add_argument("--instructions", default="")
     say.add_argument("--out", type=Path, help="write audio here (.wav, or .pcm for raw 24 kHz s16le)")
     say.set_defaults(func=say_cmd)
@@ -43,6 +56,9 @@ def say_cmd(args: argparse.Namespace, client: Client) -> int:
             args.instructions,
         )
         return run_turn(args, client, mode="speak", message=args.text)
+    problem = _out_problem(args.out)
+    if problem is not None:
+        raise problem
     request = providers_pb2.SynthesizeRequest(
         caller=client.caller(),
         text=args.text,
@@ -64,14 +80,10 @@ def say_cmd(args: argparse.Namespace, client: Client) -> int:
     audio = b"".join(chunks)
     fmt = info.audio_format if info is not None else None
     rate, width, channels = (fmt.rate, fmt.width, fmt.channels) if fmt and fmt.rate else (24000, 2, 1)
-    if args.out.suffix.lower() == ".pcm":
-        args.out.write_bytes(audio)
-    else:
-        with wave.open(str(args.out), "wb") as handle:
-            handle.setnchannels(channels)
-            handle.setsampwidth(width)
-            handle.setframerate(rate)
-            handle.writeframes(audio)
+    try:
+        _write_audio(args.out, audio, rate, width, channels)
+    except OSError as exc:
+        raise _os_error(exc, args.out, "write") from None
     seconds = len(audio) / (rate * width * channels)
     if args.json:
         data = output.to_dict(info) if info is not None else {}
@@ -79,8 +91,110 @@ def say_cmd(args: argparse.Namespace, client: Client) -> int:
     else:
         where = f" by {info.provider_name or info.provider_url} voice {info.voice}" if info else ""
         mapped = f" ({info.mapping})" if info and info.mapping else ""
-        print(f"wrote {args.out}: {seconds:.2f} s{where}{mapped}")
+        print(f"wrote {safe_env.shown(str(args.out), 4096)}: {seconds:.2f} s{where}{mapped}")
     return output.OK
+
+
+def _write_audio(out: Path, audio: bytes, rate: int, width: int, channels: int) -> None:
+    if out.suffix.lower() == ".pcm":
+        out.write_bytes(audio)
+        return
+    with open(out, "wb") as file, wave.open(file, "wb") as handle:
+        handle.setnchannels(channels)
+        handle.setsampwidth(width)
+        handle.setframerate(rate)
+        handle.writeframes(audio)
+
+
+def _out_problem(out: Path) -> ClientError | None:
+    """Why ``--out`` cannot be written, found before the daemon synthesizes anything."""
+    name = safe_env.shown(str(out), 4096)
+    folder = out.parent
+    if out.is_dir():
+        return ClientError("INVALID_ARGUMENT", f"{name} is a directory", "give a file name, e.g. speech.wav")
+    if not folder.exists():
+        return ClientError(
+            "NOT_FOUND",
+            f"the folder {safe_env.shown(str(folder), 4096)} does not exist",
+            "create it first, or write somewhere else",
+        )
+    if not folder.is_dir():
+        return ClientError("INVALID_ARGUMENT", f"{safe_env.shown(str(folder), 4096)} is not a folder", "")
+    if not os.access(folder, os.W_OK):
+        return ClientError(
+            "PERMISSION_DENIED",
+            f"cannot write in the folder {safe_env.shown(str(folder), 4096)}",
+            "write somewhere you own",
+        )
+    return None
+
+
+def _os_error(exc: OSError, path: Path, doing: str) -> ClientError:
+    code = "PERMISSION_DENIED" if isinstance(exc, PermissionError) else "ERROR"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        code = "NO_SPACE"
+    return ClientError(code, f"cannot {doing} {safe_env.shown(str(path), 4096)}: {exc.strerror or exc}")
+
+
+def _audio_file(file: Path) -> os.stat_result:
+    """The file's status when it is a regular file within the daemon's limit; else the error saying so.
+    Nothing is opened: a device (/dev/zero) or a pipe is refused by its type, never read."""
+    name = safe_env.shown(str(file), 4096)
+    try:
+        info = file.stat()
+    except FileNotFoundError:
+        raise ClientError("NOT_FOUND", f"no such file: {name}", "check the path") from None
+    except OSError as exc:
+        raise _os_error(exc, file, "read") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ClientError(
+            "INVALID_ARGUMENT",
+            f"{name} is not a regular file",
+            "give an audio file (wav, mp3, ogg, webm, flac); save a stream to a file first",
+        )
+    if info.st_size > MAX_FILE_BYTES:
+        raise _too_large(name, info.st_size, MAX_FILE_BYTES)
+    return info
+
+
+def _too_large(name: str, size: int, limit: int) -> ClientError:
+    return ClientError(
+        "TOO_LARGE",
+        f"{name} is too large: {mebibytes(size)}, the limit is {mebibytes(limit)}",
+        "use a shorter recording, or split it",
+        {"size_bytes": str(size), "limit_bytes": str(limit)},
+    )
+
+
+def _read_inline(file: Path) -> bytes:
+    """The file's bytes for a request, read once and at most up to the limit (a file that grows while
+    it is read is refused, not followed)."""
+    name = safe_env.shown(str(file), 4096)
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _os_error(exc, file, "read") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ClientError("INVALID_ARGUMENT", f"{name} is not a regular file")
+        if info.st_size > MAX_INLINE_BYTES:
+            raise _too_large(name, info.st_size, MAX_INLINE_BYTES)
+        data = handle.read(MAX_INLINE_BYTES + 1)
+    if len(data) > MAX_INLINE_BYTES:
+        raise _too_large(name, len(data), MAX_INLINE_BYTES)
+    return data
+
+
+def _send_inline(request: providers_pb2.TranscribeRequest, file: Path) -> None:
+    request.ClearField("path")
+    request.audio = _read_inline(file)
+    name = (
+        file.name
+        if safe_env.is_utf8(file.name)
+        else "audio" + (file.suffix if safe_env.is_utf8(file.suffix) else "")
+    )
+    request.filename = name
 
 
 def transcribe_cmd(args: argparse.Namespace, client: Client) -> int:
@@ -95,14 +209,23 @@ def transcribe_cmd(args: argparse.Namespace, client: Client) -> int:
         provider=args.provider,
         prompt=args.prompt,
     )
-    if args.file is not None:
-        try:
-            request.audio = args.file.read_bytes()
-        except OSError as exc:
-            print(f"voicemodectl: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-            return output.NOT_FOUND
-        request.filename = args.file.name
-    response = client.call(client.providers.Transcribe, request, timeout=600)
+    file = Path(os.path.abspath(args.file)) if args.file is not None else None
+    if file is not None:
+        _audio_file(file)
+        # The daemon reads the file itself (same user, same machine): no copy of it crosses the socket.
+        if safe_env.is_utf8(str(file)):
+            request.path = str(file)
+        else:  # a path protobuf cannot carry: its bytes go instead
+            _send_inline(request, file)
+    try:
+        response = client.call(client.providers.Transcribe, request, timeout=600)
+    except ClientError as exc:
+        # A daemon that cannot see or open the file (a private /tmp, another user) gets its bytes.
+        unseen = exc.code in ("NOT_FOUND", "PERMISSION_DENIED") and exc.fields.get("path") == request.path
+        if file is None or not request.path or not unseen:
+            raise
+        _send_inline(request, file)
+        response = client.call(client.providers.Transcribe, request, timeout=600)
     if args.json:
         output.print_json(response)
     else:

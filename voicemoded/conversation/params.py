@@ -6,6 +6,8 @@ the caller's configuration; a value that cannot be honoured is refused here, bef
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +15,33 @@ from voicemoded.audio.end_of_turn import TurnPolicy
 from voicemoded.audio.endpointing import EndpointConfig
 from voicemoded.audio.processing import ProcessingConfig
 from voicemoded.config import Settings
-from voicemoded.errors import InvalidArgument
+from voicemoded.errors import InvalidArgument, quote
 
 AUDIO_FORMATS = ("wav", "flac", "mp3", "opus")
+
+#: The closed range of every numeric turn parameter (seconds, or a rate for speed). voicemodectl checks
+#: its options against the same figures (a unit test keeps the two tables equal).
+RANGES: dict[str, tuple[float, float]] = {
+    "listen_duration_max": (0.5, 3600.0),
+    "listen_duration_min": (0.0, 3600.0),
+    "speed": (0.25, 4.0),
+    "silence_threshold": (0.1, 10.0),
+    "queue_timeout": (0.0, 3600.0),
+}
+
+#: The longest value of each text parameter, in characters: a name nobody could mean is refused before
+#: it reaches an endpoint (or is echoed back in an error listing what is valid).
+MAX_CHARS: dict[str, int] = {
+    "message": 20_000,
+    "voice": 200,
+    "tts_provider": 2048,
+    "tts_model": 200,
+    "tts_instructions": 4000,
+    "language": 64,
+    "stt_provider": 2048,
+    "stt_model": 200,
+    "audio_format": 16,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +100,42 @@ def _check(ok: bool, name: str, reason: str) -> None:
         raise InvalidArgument(f"{name}: {reason}", hint=f"fix the {name} parameter", fields={"param": name})
 
 
+def speakable(text: str) -> bool:
+    """Whether ``text`` has anything a voice can say: a letter, digit, mark, punctuation or symbol.
+    Control, format and private-use characters alone would reach the TTS engine as an empty input,
+    and its refusal would read as the engine's fault."""
+    return any(unicodedata.category(c)[0] not in ("C", "Z") for c in text)
+
+
+def check_text(name: str, value: str, label: str = "") -> None:
+    """A text parameter within its length (the error quotes only the start of what was sent);
+    ``label`` names the field where the request calls it otherwise (``model`` for ``tts_model``)."""
+    limit = MAX_CHARS[name]
+    if len(value) > limit:
+        _check(False, label or name, f"{quote(value)} is longer than {limit:,} characters")
+
+
+def check_number(name: str, value: object) -> float:
+    """A numeric parameter as a finite float within :data:`RANGES` (NaN compares false with every bound,
+    so each comparison is written to refuse it)."""
+    low, high = RANGES[name]
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None or not math.isfinite(number) or not low <= number <= high:
+        _check(False, name, f"must be a number between {low:g} and {high:g}, not {quote(value)}")
+    return float(number)  # type: ignore[arg-type]
+
+
 def resolve(settings: Settings, given: dict[str, Any]) -> TurnParams:
     """Fill unset parameters from the caller's settings; validate everything that was given."""
     message = str(given.get("message") or "")
     skip_tts = bool(given.get("skip_tts", False))
     wait = given.get("wait_for_response")
+    _check_given(given)
+    _check(
+        skip_tts or not message.strip() or speakable(message),
+        "message",
+        "the text has nothing to speak (only control or invisible characters)",
+    )
     params = TurnParams(
         message=message,
         wait_for_response=True if wait is None else bool(wait),
@@ -114,19 +171,34 @@ def resolve(settings: Settings, given: dict[str, Any]) -> TurnParams:
         "skip_tts",
         "skip_tts with wait_for_response=false does nothing",
     )
-    _check(0.5 <= params.listen_duration_max <= 3600, "listen_duration_max", "must be between 0.5 and 3600 s")
+    check_number("listen_duration_max", params.listen_duration_max)
     _check(
         0 <= params.listen_duration_min <= params.listen_duration_max,
         "listen_duration_min",
         "must be between 0 and listen_duration_max",
     )
-    _check(params.speed is None or 0.25 <= params.speed <= 4.0, "speed", "must be between 0.25 and 4.0")
-    _check(0 <= params.vad_aggressiveness <= 3, "vad_aggressiveness", "must be 0, 1, 2 or 3")
-    _check(0.1 <= params.silence_threshold <= 10, "silence_threshold", "must be between 0.1 and 10 s")
+    _check(params.vad_aggressiveness in (0, 1, 2, 3), "vad_aggressiveness", "must be 0, 1, 2 or 3")
     _check(params.audio_format in AUDIO_FORMATS, "audio_format", f"must be one of {', '.join(AUDIO_FORMATS)}")
-    _check(params.queue_timeout >= 0, "queue_timeout", "must not be negative")
-    _check(len(message) <= 20_000, "message", "longer than 20,000 characters")
+    for name in ("speed", "silence_threshold", "queue_timeout"):
+        value = getattr(params, name)
+        if value is not None:
+            check_number(name, value)
     return params
+
+
+def _check_given(given: dict[str, Any]) -> None:
+    """What the caller sent, checked before any of it is converted (``int(nan)`` would raise)."""
+    for name in MAX_CHARS:
+        check_text(name, str(given.get(name) or ""))
+    for name in RANGES:
+        if given.get(name) is not None:
+            check_number(name, given[name])
+    aggressiveness = given.get("vad_aggressiveness")
+    _check(
+        aggressiveness is None or (not isinstance(aggressiveness, bool) and aggressiveness in (0, 1, 2, 3)),
+        "vad_aggressiveness",
+        "must be 0, 1, 2 or 3",
+    )
 
 
 def _pick(given: dict[str, Any], name: str, default: Any) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import stat
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,14 +13,16 @@ from pathlib import Path
 import grpc
 
 from voicemoded.api.v1 import common_pb2, providers_pb2, providers_pb2_grpc
-from voicemoded.audio.format import AudioChunk, AudioFormat
+from voicemoded.audio.format import AudioChunk
 from voicemoded.conversation.journal import last_recording
 from voicemoded.core import Core
-from voicemoded.errors import InvalidArgument, NotFound
+from voicemoded.errors import InvalidArgument, NotFound, quote, too_large
 from voicemoded.providers import EndpointStatus, SpeechInfo
 from voicemoded.rpc import convert
 from voicemoded.rpc.errors import streaming, unary
 
+#: The largest audio file transcribed, read from disk or sent inline (voicemodectl refuses a larger one
+#: before reading it). An hour of 16 kHz mono s16le is 110 MiB; speech worth one request is far less.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
@@ -85,6 +89,7 @@ class ProvidersService(providers_pb2_grpc.ProvidersServicer):
                 f"format {request.format!r} is not streamed by the daemon",
                 hint="ask for pcm (24 kHz mono s16le) and encode on your side, or use --out file.wav",
             )
+        _check_synthesis(request)
         settings = self._core.config.resolve(convert.caller(request.caller)).settings
         voice = request.voice or (settings.voices[0] if settings.voices else "")
         speed = (
@@ -111,12 +116,14 @@ class ProvidersService(providers_pb2_grpc.ProvidersServicer):
     async def Transcribe(
         self, request: providers_pb2.TranscribeRequest, context: grpc.aio.ServicerContext
     ) -> providers_pb2.TranscribeResponse:
-        settings = self._core.config.resolve(convert.caller(request.caller)).settings
-        path, audio = await asyncio.to_thread(self._source, request)
-        upload: bytes | AudioChunk = audio
-        if request.HasField("pcm_format") and request.pcm_format.rate:
-            fmt = request.pcm_format
-            upload = AudioChunk(audio, AudioFormat(fmt.rate, fmt.width or 2, fmt.channels or 1))
+        caller = convert.caller(request.caller)
+        settings = self._core.config.resolve(caller).settings
+        # The declared layout is checked before any audio is read or sized from it.
+        pcm = (
+            convert.audio_format(request.pcm_format, "pcm_format") if request.HasField("pcm_format") else None
+        )
+        path, audio = await asyncio.to_thread(self._source, request, caller.cwd)
+        upload: bytes | AudioChunk = audio if pcm is None else AudioChunk(audio, pcm)
         started = time.monotonic()
         result = await self._core.speech.transcribe(
             upload,
@@ -135,7 +142,7 @@ class ProvidersService(providers_pb2_grpc.ProvidersServicer):
             path=path,
         )
 
-    def _source(self, request: providers_pb2.TranscribeRequest) -> tuple[str, bytes]:
+    def _source(self, request: providers_pb2.TranscribeRequest, cwd: str) -> tuple[str, bytes]:
         """The file (and its path) or bytes to transcribe; runs in a worker thread (disk reads)."""
         if request.last:
             found = last_recording(self._core.paths.audio)
@@ -144,15 +151,92 @@ class ProvidersService(providers_pb2_grpc.ProvidersServicer):
                     f"no kept recording in {self._core.paths.audio}",
                     hint="recordings are kept when STT fails or VOICEMODE_SAVE_AUDIO=true",
                 )
-            return str(found), found.read_bytes()
+            return str(found), read_audio_file(found)
         if request.path:
-            file = Path(request.path)
-            if not file.is_file():
-                raise NotFound(f"no such file: {file}", hint="give a path the daemon can read")
-            return str(file), file.read_bytes()
-        if request.audio:
-            return "", request.audio
+            file = caller_path(request.path, cwd)
+            return str(file), read_audio_file(file)
+        audio = request.audio  # each read of a bytes field is a fresh copy: read it once
+        if audio:
+            if len(audio) > MAX_FILE_BYTES:
+                raise too_large("audio", len(audio), MAX_FILE_BYTES)
+            return "", audio
         raise InvalidArgument("no audio given", hint="send audio bytes, a path, or last=true")
+
+
+def _check_synthesis(request: providers_pb2.SynthesizeRequest) -> None:
+    """The same bounds as a spoken turn, before any endpoint is asked (its refusal would blame it)."""
+    # Imported here: the turn parameters pull in the audio stack, which the daemon loads on first use.
+    from voicemoded.conversation.params import check_number, check_text, speakable
+
+    for name, value, label in (
+        ("message", request.text, "text"),
+        ("voice", request.voice, "voice"),
+        ("tts_model", request.model, "model"),
+        ("tts_provider", request.provider, "provider"),
+        ("tts_instructions", request.instructions, "instructions"),
+    ):
+        check_text(name, value, label)
+    if not speakable(request.text):
+        raise InvalidArgument(
+            "the text has nothing to speak"
+            + (" (only control or invisible characters)" if request.text.strip() else ""),
+            hint="give some words to say",
+            fields={"param": "text"},
+        )
+    if request.HasField("speed"):
+        check_number("speed", request.speed)
+
+
+def caller_path(path: str, cwd: str) -> Path:
+    """A path the caller gave, as the caller meant it: a relative one is relative to the caller's folder,
+    never to the daemon's (which is wherever it was started)."""
+    file = Path(path)
+    if file.is_absolute():
+        return file
+    if not cwd or not Path(cwd).is_absolute():
+        raise InvalidArgument(
+            f"path {quote(path)} is relative and the call did not say which folder it is relative to",
+            hint="give an absolute path",
+            fields={"path": path},
+        )
+    return Path(cwd) / file
+
+
+_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFIFO: "a pipe", stat.S_IFSOCK: "a socket"}  # fmt: skip
+
+
+def read_audio_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file of at most ``limit`` bytes, read once. Opened without blocking (a FIFO would wait
+    for a writer forever), checked on the open descriptor (no swap between check and read), and read
+    at most ``limit + 1`` bytes (a file growing meanwhile is refused, not read without end)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise NotFound(
+            f"no such file: {quote(path)}", hint="check the path", fields={"path": str(path)}
+        ) from None
+    # The descriptor is checked before it becomes a file object: Python refuses to wrap a directory
+    # (IsADirectoryError), which must read as "not an audio file" like any other kind.
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+            raise InvalidArgument(
+                f"{quote(path)} is {kind}, not an audio file",
+                hint="give a regular file (wav, mp3, ogg, webm, flac)",
+                fields={"path": str(path)},
+            )
+        if info.st_size > limit:
+            raise too_large(f"file {quote(path)} is", info.st_size, limit)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise too_large(f"file {quote(path)} is", len(data), limit)
+    return data
 
 
 def _encoded_seconds(data: bytes) -> float:

@@ -192,18 +192,21 @@ def test_client_import_stays_light() -> None:
 
 
 def test_help_version_and_read_only_commands_write_nothing_home(daemon_env: DaemonHandle) -> None:
+    # Each command with the exit code it must give: a crash (1) writes nothing either, so it counts too.
     commands = [
-        [sys.executable, "-m", "voicemoded", "--help"],
-        [sys.executable, "-m", "voicemoded", "--version"],
-        [sys.executable, "-m", "voicemodectl", "--help"],
-        [sys.executable, "-m", "voicemodectl", "--version"],
-        [sys.executable, "-m", "voicemodectl", "config", "path"],
-        [sys.executable, "-m", "voicemodectl", "status"],
-        [sys.executable, "-m", "voicemodectl", "config", "show"],
+        ([sys.executable, "-m", "voicemoded", "--help"], 0),
+        ([sys.executable, "-m", "voicemoded", "--version"], 0),
+        ([sys.executable, "-m", "voicemodectl", "--help"], 0),
+        ([sys.executable, "-m", "voicemodectl", "--version"], 0),
+        ([sys.executable, "-m", "voicemodectl", "config", "path"], 0),
+        ([sys.executable, "-m", "voicemodectl", "status"], 3),
+        ([sys.executable, "-m", "voicemodectl", "config", "show"], 3),
     ]
     env = {k: v for k, v in daemon_env.env.items() if k not in ("VOICEMODE_BASE_DIR", "VOICEMODE_SOCKET")}
-    for cmd in commands:
-        subprocess.run(cmd, env=env, capture_output=True, timeout=30, cwd=daemon_env.root)
+    for cmd, expected in commands:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30, cwd=daemon_env.root)
+        assert done.returncode == expected, (cmd[2:], done.returncode, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
     assert list(daemon_env.home.iterdir()) == []
 
 
