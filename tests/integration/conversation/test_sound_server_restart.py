@@ -60,17 +60,21 @@ def test_a_sound_server_restart_mid_playback_ends_the_turn_clearly(rig: Rig) -> 
     ready = rig.converse(conversation_pb2.ConverseRequest(message="Ready."), method="Speak")
     assert ready.result is not None, ready.error
     started = threading.Event()
+    restarting: list[threading.Thread] = []
 
     def on_event(kind: str, _turn: Turn) -> None:
         if kind == "first_audio" and not started.is_set():
             started.set()
-            threading.Thread(target=rig.audio.restart, daemon=True).start()
+            restarting.append(threading.Thread(target=rig.audio.restart, daemon=True))
+            restarting[-1].start()
 
     long_text = "This is a long sentence that keeps the speaker busy for a while, " * 3
     turn = rig.converse(
         conversation_pb2.ConverseRequest(message=long_text), method="Speak", on_event=on_event
     )
     assert started.is_set()
+    for thread in restarting:  # the new server is up (and the rig knows its pid) before anything else
+        thread.join(30)
     if turn.error is not None:
         details = turn.error.details() or ""
         assert "this is a bug" not in details, details
