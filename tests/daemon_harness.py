@@ -110,7 +110,7 @@ class DaemonHandle:
         return found
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
 
     def signal(self, sig: int) -> None:
         assert self.process is not None

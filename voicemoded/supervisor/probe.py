@@ -21,8 +21,9 @@ async def probe_once(probe: Probe, host: str, port: int) -> bool:
             try:
                 if isinstance(probe, TcpProbe):
                     return True
+                name = f"[{host}]" if ":" in host else host  # an IPv6 literal is bracketed in Host
                 writer.write(
-                    f"GET {probe.path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+                    f"GET {probe.path} HTTP/1.1\r\nHost: {name}:{port}\r\nConnection: close\r\n\r\n".encode()
                 )
                 await writer.drain()
                 status = (await reader.readline()).split()

@@ -40,3 +40,25 @@ async def test_probes_fail_on_a_closed_port(http_server: int) -> None:
     assert not await probe_once(HttpProbe(), "127.0.0.1", closed)
     assert not await probe_once(TcpProbe(), "127.0.0.1", closed)
     assert await probe_once(TcpProbe(), "127.0.0.1", http_server)
+
+
+async def test_an_ipv6_probe_brackets_the_host_name() -> None:
+    """Engines serve only well-formed loopback Host names; ``::1:2022`` is not one, ``[::1]:2022`` is."""
+    hosts: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"host:"):
+                hosts.append(line.split(b":", 1)[1].strip())
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "::1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        assert await probe_once(HttpProbe("/health"), "::1", port)
+    finally:
+        server.close()
+    assert hosts == [f"[::1]:{port}".encode()]
