@@ -20,8 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.daemon_harness import DaemonHandle, free_port
-from tests.fixtures.children import HERE
+from tests.daemon_harness import DaemonHandle
+from tests.fixtures.children import stand_in_whisper_server
 
 _PR_CAPBSET_DROP = 24
 _CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH, _CAP_FOWNER = 1, 2, 3
@@ -82,19 +82,7 @@ def assert_not_a_bug(text: str) -> None:
 
 def fake_whisper_server(daemon: DaemonHandle) -> dict[str, str]:
     """A cheap real child: an executable that serves like whisper-server (see fails_while.py)."""
-    server = daemon.root / "whisper-server"
-    server.write_text(
-        f'#!/bin/sh\nexec {sys.executable} -u {HERE / "fails_while.py"} --while {daemon.root / "no"} "$@"\n'
-    )
-    server.chmod(0o755)
-    model = daemon.root / "ggml-test.bin"
-    model.write_bytes(b"\0")
-    return {
-        "VOICEMODE_WHISPER_BACKEND": "external",
-        "VOICEMODE_WHISPER_SERVER_PATH": str(server),
-        "VOICEMODE_WHISPER_MODEL_PATH": str(model),
-        "VOICEMODE_WHISPER_PORT": str(free_port()),
-    }
+    return stand_in_whisper_server(daemon.root, broken_while=daemon.root / "no")
 
 
 @contextlib.contextmanager

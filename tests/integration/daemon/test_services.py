@@ -103,26 +103,10 @@ def test_changed_endpoint_settings_reach_the_provider_registry(daemon_with_ports
 
 def test_start_and_restart_answer_with_the_outcome_of_their_own_attempt(daemon_env: DaemonHandle) -> None:
     """A start from FATAL awaits the new attempt; a restart that ends FATAL is a failure, not exit 0."""
-    import sys
-
-    from tests.fixtures.children import HERE
+    from tests.fixtures.children import stand_in_whisper_server
 
     marker = daemon_env.root / "broken"
-    server = daemon_env.root / "whisper-server"
-    server.write_text(
-        f'#!/bin/sh\nexec {sys.executable} -u {HERE / "fails_while.py"} --while {marker} "$@"\n'
-    )
-    server.chmod(0o755)
-    model = daemon_env.root / "ggml-test.bin"
-    model.write_bytes(b"\0")
-    daemon_env.start(
-        {
-            "VOICEMODE_WHISPER_BACKEND": "external",
-            "VOICEMODE_WHISPER_SERVER_PATH": str(server),
-            "VOICEMODE_WHISPER_MODEL_PATH": str(model),
-            "VOICEMODE_WHISPER_PORT": str(free_port()),
-        }
-    )
+    daemon_env.start(stand_in_whisper_server(daemon_env.root, broken_while=marker))
     first = ctl_json(daemon_env, "service", "start", "whisper")
     assert first["state"] == "RUNNING"
 

@@ -20,7 +20,7 @@ import grpc
 import psutil
 
 from tests.daemon_harness import DaemonHandle
-from tests.fixtures.children import HERE, free_port
+from tests.fixtures.children import HERE, free_port, stand_in_whisper_server
 from voicemoded.api.v1 import daemon_pb2
 from voicemoded.supervisor.orphans import is_gone, wait_gone
 
@@ -162,21 +162,8 @@ class HeldSpeechEndpoint:
 
 def _whisper_with_grandchild(daemon: DaemonHandle) -> dict[str, str]:
     """A cheap real engine child (see fails_while.py) that forks a grandchild, as worker pools do."""
-    server = daemon.root / "whisper-server"
-    script = HERE / "fails_while.py"
-    server.write_text(
-        f'#!/bin/sh\nexec {sys.executable} -u {script} --grandchild --while {daemon.root / "no"} "$@"\n'
-    )
-    server.chmod(0o755)
-    model = daemon.root / "ggml-test.bin"
-    model.write_bytes(b"\0")
-    return {
-        "VOICEMODE_WHISPER_BACKEND": "external",
-        "VOICEMODE_WHISPER_SERVER_PATH": str(server),
-        "VOICEMODE_WHISPER_MODEL_PATH": str(model),
-        "VOICEMODE_WHISPER_PORT": str(free_port()),
-        "VOICEMODE_AUTOSTART_SERVICES": "whisper",
-    }
+    env = stand_in_whisper_server(daemon.root, broken_while=daemon.root / "no", grandchild=True)
+    return {**env, "VOICEMODE_AUTOSTART_SERVICES": "whisper"}
 
 
 def _processes_of(root: Path) -> list[psutil.Process]:
@@ -240,7 +227,7 @@ def test_children_killed_at_random_are_restarted_and_the_daemon_stays_healthy(
     events = ServiceEvents(daemon_env)
     seen: list[psutil.Process] = []
     pid: int | None = None
-    kills = 5
+    kills = 3
     try:
         with daemon_env.client() as client:
             for _ in range(kills):
