@@ -14,7 +14,6 @@ import pwd
 import socket
 import subprocess
 import sys
-import sysconfig
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -32,17 +31,21 @@ from voicemoded.server import SocketServer, private_socket
 
 REPO = Path(__file__).resolve().parents[3]
 NOBODY = pwd.getpwnam("nobody")
-SITE = sysconfig.get_paths()["purelib"]
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="a second real user needs root to switch to")
 
-# What the other user runs: the real client, then a try at grpc's private socket directly.
+# What the other user runs: the real client, then a try at grpc's private socket directly. Everything is
+# imported first and the process becomes the other user only then, so it needs no read access to this
+# checkout or its venv (which may sit in root's 0700 home).
 OTHER_USER = """
 import json, os, socket, sys
 from pathlib import Path
 import grpc
 from voicemoded.api.client import Client, translate
 from voicemoded.api.v1 import daemon_pb2
-public, private = Path(sys.argv[1]), sys.argv[2]
+public, private, uid, gid = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+os.setgroups([])
+os.setgid(gid)
+os.setuid(uid)
 out = {"uid": os.geteuid(), "pid": os.getpid()}
 with Client(public, client_name="other-user") as client:
     try:
@@ -73,37 +76,13 @@ def widen(daemon: DaemonHandle) -> None:
     os.chmod(daemon.socket, 0o666)
 
 
-def as_nobody(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args,
-        user=NOBODY.pw_uid,
-        group=NOBODY.pw_gid,
-        extra_groups=[],
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{REPO}:{SITE}", "HOME": str(cwd)},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def nobody_python(cwd: Path) -> str:
-    """An interpreter of this Python version the other user can run (ours may sit in root's home)."""
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
-        try:
-            if as_nobody([candidate, "-c", "import grpc"], cwd).returncode == 0:
-                return candidate
-        except PermissionError:
-            continue
-    pytest.fail(f"no {version} that uid {NOBODY.pw_uid} can run with grpc from {SITE}")
-
-
 def run_as_nobody(daemon: DaemonHandle) -> dict[str, Any]:
-    python = nobody_python(daemon.root)
-    result = as_nobody(
-        [python, "-c", OTHER_USER, str(daemon.socket), str(private_socket(daemon.socket))], daemon.root
-    )
+    result = subprocess.run(
+        [sys.executable, "-c", OTHER_USER, str(daemon.socket), str(private_socket(daemon.socket)),
+         str(NOBODY.pw_uid), str(NOBODY.pw_gid)],
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "HOME": str(daemon.root)},
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
 
