@@ -260,6 +260,9 @@ def test_a_folder_that_may_not_be_written_is_a_clear_error_naming_the_file() -> 
         "from pathlib import Path\n"
         "from voicemoded.config.manager import ConfigManager\n"
         "from voicemoded.paths import Paths\n"
+        "import os\n"
+        "if sys.argv[2] == 'other':  # imports done first: the other user needs no access to this checkout\n"
+        "    os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
         "base = Path(sys.argv[1])\n"
         "config = ConfigManager(Paths(base=base, socket=base / 's'), {})\n"
         "config.load()\n"
@@ -269,11 +272,10 @@ def test_a_folder_that_may_not_be_written_is_a_clear_error_naming_the_file() -> 
         "    print(json.dumps([type(exc).__name__, str(getattr(exc, 'code', '')), exc.args[0],"
         " getattr(exc, 'hint', '')]))\n"
     )
-    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if as_other else []
     repo = str(Path(__file__).resolve().parents[3])
     try:
         done = subprocess.run(
-            [*prefix, sys.executable, "-c", script, str(base)],
+            [sys.executable, "-c", script, str(base), "other" if as_other else "self"],
             env={**os.environ, "PYTHONPATH": repo},
             cwd=root,
             capture_output=True,
