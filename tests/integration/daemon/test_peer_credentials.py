@@ -43,19 +43,21 @@ import grpc
 from voicemoded.api.client import Client, translate
 from voicemoded.api.v1 import daemon_pb2
 public, private, uid, gid = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+client = Client(public, client_name="other-user")
+daemon = client.daemon  # grpc imports its channel code lazily: built now, it connects at the first call
 os.setgroups([])
 os.setgid(gid)
 os.setuid(uid)
 out = {"uid": os.geteuid(), "pid": os.getpid()}
-with Client(public, client_name="other-user") as client:
+with client:
     try:
-        client.daemon.GetStatus(daemon_pb2.GetStatusRequest(), timeout=10)
+        daemon.GetStatus(daemon_pb2.GetStatusRequest(), timeout=10)
         out["status"] = "OK"
     except grpc.RpcError as exc:
         err = translate(exc, public)
         out.update(status=exc.code().name, message=err.message, hint=err.hint)
     try:
-        client.daemon.GetConfig(daemon_pb2.GetConfigRequest(), timeout=10)
+        daemon.GetConfig(daemon_pb2.GetConfigRequest(), timeout=10)
         out["config"] = "OK"
     except grpc.RpcError as exc:
         out["config"] = exc.code().name

@@ -66,8 +66,10 @@ def test_no_error_or_warning_quotes_a_secret(lines: list[tuple[str, str]]) -> No
         path = Path(folder) / "voicemode.env"
         path.write_text("\n".join(line for line, _ in lines) + "\n", encoding="utf-8")
         shown = _all_text(path)
-        # Lines without a secret may be quoted, and they may happen to contain a secret's characters.
-        plain = "\n".join(line for line, secret in lines if not secret)
+        # What is not a secret may be quoted, and it may happen to contain a secret's characters.
+        plain = "\n".join(line for line, _ in lines)
+        for _, secret in lines:
+            plain = plain.replace(secret, "\n") if secret else plain
         for _, secret in lines:
             if secret:
                 assert secret not in shown
