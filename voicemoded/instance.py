@@ -101,46 +101,69 @@ def running_daemon(base: Path) -> DaemonRecord | None:
     return record
 
 
-class BaseDirLock:
-    """``flock`` on ``<base>/run/voicemoded.lock`` for the daemon's whole life; released by the kernel on death."""
+class HeldLock:
+    """An exclusive ``flock`` on a file that holds its owner's record, for the owner's whole life.
 
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.path = record_path(base)
+    The kernel lets go when the owner dies, however it dies; on a clean release the record is emptied
+    first, so nobody follows a record of a process that stopped.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._fd: int | None = None
 
-    def acquire(self, socket: Path) -> None:
-        """Take the lock and record ``socket``; AlreadyExists names the daemon that holds it."""
+    def acquire(self, record: str) -> str | None:
+        """Take the lock and write ``record``; None when taken, else what the holder wrote (not taken)."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            owner = _parse(os.pread(fd, _MAX_RECORD_BYTES, 0).decode(errors="replace"))
+            held = os.pread(fd, _MAX_RECORD_BYTES, 0).decode(errors="replace")
             os.close(fd)
-            pid = str(owner.pid) if owner else "unknown"
-            where = f" {owner.socket}" if owner else " its socket"
-            raise AlreadyExists(
-                f"another voicemoded (pid {pid}) is already serving{where} for {self.base}",
-                hint=(f"talk to it with `voicemodectl --socket {owner.socket} status`, " if owner else "")
-                + "or stop it first with `voicemodectl daemon stop`",
-                fields={"pid": pid, "socket": str(owner.socket) if owner else "", "base_dir": str(self.base)},
-            ) from None
+            return held
         except BaseException:
             os.close(fd)
             raise
         os.fchmod(fd, 0o600)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps({"pid": os.getpid(), "socket": str(socket)}) + "\n").encode(), 0)
+        os.pwrite(fd, record.encode(), 0)
         self._fd = fd
+        return None
 
     def release(self) -> None:
-        """Empty the record, then let go: a front door never follows a record of a daemon that stopped."""
         if self._fd is None:
             return
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
         os.close(self._fd)
         self._fd = None
+
+
+class BaseDirLock:
+    """``<base>/run/voicemoded.lock``, recording the daemon's pid and socket as JSON for front doors."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.path = record_path(base)
+        self._lock = HeldLock(self.path)
+
+    def acquire(self, socket: Path) -> None:
+        """Take the lock and record ``socket``; AlreadyExists names the daemon that holds it."""
+        held = self._lock.acquire(json.dumps({"pid": os.getpid(), "socket": str(socket)}) + "\n")
+        if held is None:
+            return
+        owner = _parse(held)
+        pid = str(owner.pid) if owner else "unknown"
+        where = f" {owner.socket}" if owner else " its socket"
+        raise AlreadyExists(
+            f"another voicemoded (pid {pid}) is already serving{where} for {self.base}",
+            hint=(f"talk to it with `voicemodectl --socket {owner.socket} status`, " if owner else "")
+            + "or stop it first with `voicemodectl daemon stop`",
+            fields={"pid": pid, "socket": str(owner.socket) if owner else "", "base_dir": str(self.base)},
+        )
+
+    def release(self) -> None:
+        self._lock.release()
 
     def __enter__(self) -> BaseDirLock:
         return self

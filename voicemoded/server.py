@@ -11,7 +11,6 @@ splicing it through. A widened mode on the public socket or its folder therefore
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import stat
@@ -23,6 +22,7 @@ import grpc
 import structlog
 
 from voicemoded.errors import AlreadyExists, FailedPrecondition
+from voicemoded.instance import HeldLock
 from voicemoded.paths import SOCKET_NAME, lock_path
 from voicemoded.peercred import PeerPolicy
 from voicemoded.socketgate import SocketGate
@@ -38,31 +38,20 @@ class InstanceLock:
 
     def __init__(self, socket: Path) -> None:
         self.path = lock_path(socket)
-        self._fd: int | None = None
+        self._lock = HeldLock(self.path)
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+        held = self._lock.acquire(f"{os.getpid()}\n")
+        if held is not None:
+            owner = held.strip()[:32] or "unknown"
             raise AlreadyExists(
                 f"another voicemoded (pid {owner}) is already serving {self.path.with_suffix('')}",
                 hint="use `voicemodectl status` to talk to it, or `voicemodectl daemon stop` first",
                 fields={"pid": owner},
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+            )
 
     def release(self) -> None:
-        if self._fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)
-        os.close(self._fd)
-        self._fd = None
+        self._lock.release()
 
 
 def prepare_socket_dir(socket: Path, own_dir_names: tuple[str, ...] = ("voicemode", "run")) -> None:
