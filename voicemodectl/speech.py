@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import stat
 import sys
@@ -15,7 +14,7 @@ from voicemodectl.converse import number_in
 from voicemoded import safe_env
 from voicemoded.api.client import MAX_MESSAGE_BYTES, Client, ClientError
 from voicemoded.api.v1 import providers_pb2
-from voicemoded.errors import mebibytes
+from voicemoded.errors import NO_SPACE_ERRNOS, mebibytes
 
 #: The largest file the daemon transcribes (``voicemoded.rpc.providers_service.MAX_FILE_BYTES``; a test
 #: keeps them equal). A larger one is refused here, before a byte of it is read.
@@ -131,7 +130,7 @@ def _out_problem(out: Path) -> ClientError | None:
 
 def _os_error(exc: OSError, path: Path, doing: str) -> ClientError:
     code = "PERMISSION_DENIED" if isinstance(exc, PermissionError) else "ERROR"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if exc.errno in NO_SPACE_ERRNOS:
         code = "NO_SPACE"
     return ClientError(code, f"cannot {doing} {safe_env.shown(str(path), 4096)}: {exc.strerror or exc}")
 

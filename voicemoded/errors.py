@@ -117,8 +117,10 @@ def too_large(what: str, size: int, limit: int, hint: str = "") -> TooLarge:
     )
 
 
-_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-_DENIED = {errno.EACCES, errno.EPERM}
+#: errno values that mean "the disk is full" (EFBIG: a file-size limit, which to the person is the same).
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: errno values that mean "not allowed" (EROFS, a read-only file system, is told apart where it matters).
+DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 
 
 def from_os_error(exc: OSError) -> VoicemodeError | None:
@@ -127,7 +129,7 @@ def from_os_error(exc: OSError) -> VoicemodeError | None:
     path = quote(exc.filename) if exc.filename is not None else "a file"
     fields = {"path": str(exc.filename)} if exc.filename is not None else {}
     reason = exc.strerror or type(exc).__name__
-    if exc.errno in _NO_SPACE:
+    if exc.errno in NO_SPACE_ERRNOS:
         return NoSpace(
             f"cannot write {path}: {reason}",
             hint="free some disk space (or raise the quota), then try again",
@@ -139,7 +141,7 @@ def from_os_error(exc: OSError) -> VoicemodeError | None:
             hint="point VOICEMODE_BASE_DIR (or the path you gave) at a writable folder",
             fields=fields,
         )
-    if exc.errno in _DENIED:
+    if exc.errno in DENIED_ERRNOS:
         return PermissionDenied(
             f"no permission for {path}: {reason}",
             hint="check the owner and mode of the file and its folders (ls -ld)",

@@ -11,6 +11,8 @@ from typing import Literal
 
 import structlog
 
+from voicemoded.errors import DENIED_ERRNOS, NO_SPACE_ERRNOS
+
 log = structlog.get_logger(__name__)
 
 State = Literal["ok", "degraded", "down", "disabled"]
@@ -46,18 +48,13 @@ class HealthRegistry:
         return out
 
 
-#: errno values that mean "the disk is full" (EFBIG: a file-size limit, which to the person is the same).
-_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
-
-
 def write_failure(what: str, path: Path, exc: OSError) -> str:
     """One sentence for a failed write: what was lost, where, why, and what the person can do."""
     name = errno.errorcode.get(exc.errno or 0, "")
     why = f"{exc.strerror or exc}" + (f" ({name})" if name else "")
-    if exc.errno in _FULL:
+    if exc.errno in NO_SPACE_ERRNOS:
         step = f"free some space on the disk that holds {path.parent}"
-    elif exc.errno in _DENIED:
+    elif exc.errno in DENIED_ERRNOS or exc.errno == errno.EROFS:
         step = f"check that {path.parent} is writable by the daemon's user"
     else:
         step = f"check {path.parent}"

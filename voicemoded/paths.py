@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from voicemoded.errors import FailedPrecondition, NoSpace, PermissionDenied, VoicemodeError
+from voicemoded.errors import (
+    DENIED_ERRNOS,
+    NO_SPACE_ERRNOS,
+    FailedPrecondition,
+    NoSpace,
+    PermissionDenied,
+    VoicemodeError,
+)
 
 SOCKET_NAME = "voicemoded.sock"
 USER_FILE_NAME = "voicemode.env"
@@ -95,7 +102,7 @@ def storage_error(exc: OSError, path: Path, doing: str) -> VoicemodeError:
     """
     target = Path(exc.filename) if isinstance(exc.filename, str) else path
     fields = {"path": str(target), "errno": errno.errorcode.get(exc.errno or 0, str(exc.errno))}
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if exc.errno in DENIED_ERRNOS or exc.errno == errno.EROFS:
         why = "read-only file system" if exc.errno == errno.EROFS else "permission denied"
         folder = target if target.is_dir() else target.parent
         return PermissionDenied(
@@ -104,7 +111,7 @@ def storage_error(exc: OSError, path: Path, doing: str) -> VoicemodeError:
             "or point VOICEMODE_BASE_DIR at a folder you own",
             fields=fields,
         )
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    if exc.errno in NO_SPACE_ERRNOS:
         return NoSpace(
             f"cannot {doing}: no space left on the device holding {target}",
             hint=f"free some space there (`df -h {target.parent}` shows how much is left) and try again",

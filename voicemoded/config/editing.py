@@ -16,6 +16,8 @@ from pathlib import Path
 from voicemoded.config import envfile
 from voicemoded.config.layers import trusted_owner
 from voicemoded.errors import (
+    DENIED_ERRNOS,
+    NO_SPACE_ERRNOS,
     FailedPrecondition,
     InvalidArgument,
     VoicemodeError,
@@ -115,13 +117,13 @@ def _os_error(exc: OSError, path: Path, doing: str) -> VoicemodeError:
         return FailedPrecondition(
             f"cannot {doing} {path}: {reason}", hint="check the file and its folder", fields=fields
         )
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    if exc.errno in NO_SPACE_ERRNOS:
         hint = (
             f"free some disk space where {path.parent} is, then run the command again; the file is unchanged"
         )
     elif exc.errno == errno.EROFS:
         hint = f"{path.parent} is on a read-only file system; set VOICEMODE_BASE_DIR to a writable folder"
-    elif exc.errno in (errno.EACCES, errno.EPERM):
+    elif exc.errno in DENIED_ERRNOS:
         hint = f"make {path.parent} and {path.name} yours and writable (ls -ld {path.parent}; chmod u+w)"
     else:
         hint = typed.hint

@@ -22,6 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from voicemoded.errors import DENIED_ERRNOS
+
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
 MAX_BYTES = 1 << 20
@@ -120,7 +122,7 @@ def _describe(mode: int) -> str:
 
 
 def _oserror(exc: OSError, doing: str) -> UnreadableFile:
-    if exc.errno in (errno.EACCES, errno.EPERM):
+    if exc.errno in DENIED_ERRNOS:
         return UnreadableFile(f"cannot {doing} it: permission denied; make it yours and readable (chmod 600)")
     if exc.errno == errno.ELOOP:
         return UnreadableFile("its symbolic links go round in a loop; replace it with a regular file")
