@@ -15,6 +15,7 @@ from voicemoded import safe_env
 from voicemoded.api.client import MAX_MESSAGE_BYTES, Client, ClientError
 from voicemoded.api.v1 import providers_pb2
 from voicemoded.errors import NO_SPACE_ERRNOS, mebibytes
+from voicemoded.files import NotRegular, OverLimit, read_bounded
 
 #: The largest file the daemon transcribes (``voicemoded.rpc.providers_service.MAX_FILE_BYTES``; a test
 #: keeps them equal). A larger one is refused here, before a byte of it is read.
@@ -170,19 +171,13 @@ def _read_inline(file: Path) -> bytes:
     it is read is refused, not followed)."""
     name = safe_env.shown(str(file), 4096)
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        return read_bounded(file, MAX_INLINE_BYTES)
+    except NotRegular:
+        raise ClientError("INVALID_ARGUMENT", f"{name} is not a regular file") from None
+    except OverLimit as exc:
+        raise _too_large(name, exc.size, MAX_INLINE_BYTES) from None
     except OSError as exc:
         raise _os_error(exc, file, "read") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ClientError("INVALID_ARGUMENT", f"{name} is not a regular file")
-        if info.st_size > MAX_INLINE_BYTES:
-            raise _too_large(name, info.st_size, MAX_INLINE_BYTES)
-        data = handle.read(MAX_INLINE_BYTES + 1)
-    if len(data) > MAX_INLINE_BYTES:
-        raise _too_large(name, len(data), MAX_INLINE_BYTES)
-    return data
 
 
 def _send_inline(request: providers_pb2.TranscribeRequest, file: Path) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voicemoded.errors import DENIED_ERRNOS
+from voicemoded.files import NotRegular, OverLimit, read_bounded
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
@@ -142,32 +143,17 @@ def read_bytes(path: Path) -> tuple[bytes, bool] | None:
         # Never opened: opening a FIFO waits for a writer, reading a device never ends.
         raise UnreadableFile(f"it is {_describe(before.st_mode)}; it must be a regular text file")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        return read_bounded(path, MAX_BYTES), via_link
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise _oserror(exc, "open") from None
-    try:
-        after = os.fstat(fd)
-        if not stat.S_ISREG(after.st_mode):  # swapped between the check and the open
-            raise UnreadableFile(f"it is {_describe(after.st_mode)}; it must be a regular text file")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_BYTES:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise _oserror(exc, "read") from None
-    finally:
-        os.close(fd)
-    if size > MAX_BYTES:
+    except NotRegular as exc:  # swapped between the check and the open
+        raise UnreadableFile(f"it is {_describe(exc.mode)}; it must be a regular text file") from None
+    except OverLimit:
         raise UnreadableFile(
             f"it is larger than {MAX_BYTES // 1024} KiB; a configuration file is a few lines"
-        )
-    return b"".join(chunks), via_link
+        ) from None
+    except OSError as exc:
+        raise _oserror(exc, "read") from None
 
 
 def decode(data: bytes) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import stat
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ from voicemoded.audio.format import AudioChunk
 from voicemoded.conversation.journal import last_recording
 from voicemoded.core import Core
 from voicemoded.errors import InvalidArgument, NotFound, quote, too_large
+from voicemoded.files import NotRegular, OverLimit, read_bounded
 from voicemoded.providers import EndpointStatus, SpeechInfo
 from voicemoded.rpc import convert
 from voicemoded.rpc.errors import streaming, unary
@@ -207,36 +207,22 @@ _KINDS = {stat.S_IFDIR: "a folder", stat.S_IFCHR: "a character device", stat.S_I
 
 
 def read_audio_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """A regular file of at most ``limit`` bytes, read once. Opened without blocking (a FIFO would wait
-    for a writer forever), checked on the open descriptor (no swap between check and read), and read
-    at most ``limit + 1`` bytes (a file growing meanwhile is refused, not read without end)."""
+    """A regular file of at most ``limit`` bytes, read once and bounded (see :mod:`voicemoded.files`)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        return read_bounded(path, limit)
     except FileNotFoundError:
         raise NotFound(
             f"no such file: {quote(path)}", hint="check the path", fields={"path": str(path)}
         ) from None
-    # The descriptor is checked before it becomes a file object: Python refuses to wrap a directory
-    # (IsADirectoryError), which must read as "not an audio file" like any other kind.
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
-            raise InvalidArgument(
-                f"{quote(path)} is {kind}, not an audio file",
-                hint="give a regular file (wav, mp3, ogg, webm, flac)",
-                fields={"path": str(path)},
-            )
-        if info.st_size > limit:
-            raise too_large(f"file {quote(path)} is", info.st_size, limit)
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise too_large(f"file {quote(path)} is", len(data), limit)
-    return data
+    except NotRegular as exc:
+        kind = _KINDS.get(stat.S_IFMT(exc.mode), "not a regular file")
+        raise InvalidArgument(
+            f"{quote(path)} is {kind}, not an audio file",
+            hint="give a regular file (wav, mp3, ogg, webm, flac)",
+            fields={"path": str(path)},
+        ) from None
+    except OverLimit as exc:
+        raise too_large(f"file {quote(path)} is", exc.size, limit) from None
 
 
 def _encoded_seconds(data: bytes) -> float:
