@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from tests.daemon_harness import DaemonHandle, free_port, make_env
+from tests.integration.mcp.conftest import INITIALIZE
 
 MCP_CLIENT_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")
 
@@ -92,16 +93,6 @@ def voicemoded_processes(root: Path) -> list[psutil.Process]:
 
 def mcp_initialize(env: dict[str, str], cwd: Path) -> tuple[dict[str, object], str]:
     """One real ``initialize`` through the real voicemode-mcp; returns the reply and its stderr."""
-    request = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "trimmed-env-client", "version": "1"},
-        },
-    }
     tunnel = subprocess.Popen(
         ["voicemode-mcp"],
         env=env,
@@ -112,7 +103,7 @@ def mcp_initialize(env: dict[str, str], cwd: Path) -> tuple[dict[str, object], s
         text=True,
     )
     assert tunnel.stdin is not None and tunnel.stdout is not None
-    tunnel.stdin.write(json.dumps(request) + "\n")
+    tunnel.stdin.write(json.dumps(INITIALIZE) + "\n")
     tunnel.stdin.flush()
     reply = json.loads(tunnel.stdout.readline())
     tunnel.stdin.close()

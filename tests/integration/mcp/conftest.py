@@ -235,3 +235,14 @@ async def mcp_session(
 def tunnel_stderr(handle: DaemonHandle) -> str:
     path = handle.root / "tunnel-stderr.log"
     return path.read_text() if path.exists() else ""
+
+
+def open_tunnel(host: DaemonHandle) -> Iterator[RawTunnel]:
+    """A raw tunnel past ``initialize``; when the test is done it must end cleanly."""
+    raw = RawTunnel(host)
+    raw.send(INITIALIZE)
+    raw.read_until(1)
+    raw.send(INITIALIZED)
+    yield raw
+    _out, err = raw.finish()
+    assert raw.proc.returncode == 0, err

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.daemon_harness import DaemonHandle
-from tests.integration.mcp.conftest import INITIALIZE, INITIALIZED, RawTunnel, call
+from tests.integration.mcp.conftest import INITIALIZE, INITIALIZED, RawTunnel, call, open_tunnel
 from voicemode_mcp.framing import MAX_LINE_BYTES
 from voicemoded.api.v1 import mcp_pb2
 
@@ -38,16 +38,6 @@ MALFORMED: list[tuple[str, bytes, int, Any]] = [
     ("params not an object", b'{"jsonrpc":"2.0","id":"p1","method":"tools/list","params":"x"}', -32600, "p1"),
     ("a bare number", b"42", -32600, None),
 ]  # fmt: skip
-
-
-def open_tunnel(host: DaemonHandle) -> Iterator[RawTunnel]:
-    raw = RawTunnel(host)
-    raw.send(INITIALIZE)
-    raw.read_until(1)
-    raw.send(INITIALIZED)
-    yield raw
-    _out, err = raw.finish()
-    assert raw.proc.returncode == 0, err
 
 
 @pytest.fixture

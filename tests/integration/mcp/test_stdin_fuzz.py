@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.daemon_harness import DaemonHandle
-from tests.integration.mcp.conftest import INITIALIZE, INITIALIZED, RawTunnel
+from tests.integration.mcp.conftest import RawTunnel, open_tunnel
 
 #: Methods that answer at once (no tool call: a scripted turn could block).
 METHODS = ["ping", "tools/list", "resources/list", "resources/templates/list", "prompts/list",
@@ -147,13 +147,7 @@ def expected(raw: bytes) -> tuple[int, Any]:
 
 @pytest.fixture(scope="module")
 def fuzz_tunnel(host: DaemonHandle) -> Iterator[RawTunnel]:
-    tunnel = RawTunnel(host)
-    tunnel.send(INITIALIZE)
-    tunnel.read_until(1)
-    tunnel.send(INITIALIZED)
-    yield tunnel
-    _out, err = tunnel.finish()
-    assert tunnel.proc.returncode == 0, err
+    yield from open_tunnel(host)
 
 
 markers = itertools.count()
