@@ -21,9 +21,10 @@ import contextlib
 import os
 import time
 import wave
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 
@@ -79,20 +80,27 @@ class Utterance:
         return None if self.speech_end is None else self.ended_at - self.speech_end
 
 
-def write_wav(path: Path, pcm: bytes, fmt: AudioFormat = SPEECH_FORMAT) -> Path:
-    """A recording only its owner can read; a write that fails (full disk) leaves no partial file."""
+@contextlib.contextmanager
+def private_file(path: Path) -> Iterator[BinaryIO]:
+    """A new file only its owner can read; a write that fails (full disk) leaves no partial file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        with open(fd, "wb") as handle, wave.open(handle, "wb") as wav:
-            wav.setnchannels(fmt.channels)
-            wav.setsampwidth(fmt.width)
-            wav.setframerate(fmt.rate)
-            wav.writeframes(pcm)
+        with open(fd, "wb") as handle:
+            yield handle
     except BaseException:
         with contextlib.suppress(OSError):
             path.unlink()
         raise
+
+
+def write_wav(path: Path, pcm: bytes, fmt: AudioFormat = SPEECH_FORMAT) -> Path:
+    """A recording only its owner can read; a write that fails (full disk) leaves no partial file."""
+    with private_file(path) as handle, wave.open(handle, "wb") as wav:
+        wav.setnchannels(fmt.channels)
+        wav.setsampwidth(fmt.width)
+        wav.setframerate(fmt.rate)
+        wav.writeframes(pcm)
     return path
 
 

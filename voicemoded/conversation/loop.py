@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from voicemoded.audio.format import AudioChunk
 from voicemoded.audio.microphone import Microphone, MicSubscription
 from voicemoded.audio.owner import AudioOwner
 from voicemoded.audio.playback import BargeIn, PlaybackResult, Speaker
-from voicemoded.audio.recorder import Listener, Utterance
+from voicemoded.audio.recorder import Listener, Utterance, private_file
 from voicemoded.audio.spool import RECORDING, Spool
 from voicemoded.audio.turn import ACOUSTIC_CHECK_S, TurnModels, judge
 from voicemoded.conversation.journal import Journal, Timings, TurnRecord
@@ -429,12 +428,6 @@ def _encode(path: Path, utterance: Utterance) -> Path:
 
     encoder = Encoder(path.suffix.lstrip("."), utterance.format)
     data = encoder.encode(utterance.audio) + encoder.finish()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        with open(path, "wb", opener=lambda p, flags: os.open(p, flags | os.O_CLOEXEC, 0o600)) as handle:
-            handle.write(data)
-    except OSError:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        raise
+    with private_file(path) as handle:
+        handle.write(data)
     return path
