@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from voicemoded.loopback import is_loopback_address as is_loopback
+
 Parser = Callable[[str], Any]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -158,19 +160,6 @@ def parse_services(text: str) -> tuple[str, ...]:
 
 
 parse_services.__name__ = "service list"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
-    import ipaddress
-
-    name = host.strip().strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def caution(env: str, value: Any) -> str:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from voicemoded.loopback import is_loopback_address
+
 TOKEN_FILE_NAME = "engine-token"
 """The per-install token's file under the base dir (0600)."""
 _MAX_TOKEN_FILE_BYTES = 4096
@@ -30,21 +32,6 @@ _MAX_TOKEN_FILE_BYTES = 4096
 
 class TokenFileError(Exception):
     """The token file exists but cannot serve as one (empty, unreadable, not a regular file)."""
-
-
-def is_loopback_address(host: str) -> bool:
-    """A bind address or host name that only this machine reaches: ``localhost``, 127/8, ``::1``."""
-    name = host.strip().lower()
-    if name.startswith("[") and name.endswith("]"):
-        name = name[1:-1]
-    if name == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def host_name(header: str) -> str:

@@ -12,6 +12,7 @@ from enum import IntEnum, StrEnum
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from voicemoded.loopback import is_loopback_address
 from voicemoded.providers.breaker import Breaker, BreakerState
 
 Kind = Literal["stt", "tts"]
@@ -50,8 +51,7 @@ def normalize_url(url: str) -> str:
 
 
 def is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
+    return is_loopback_address(urlsplit(url).hostname or "")
 
 
 @dataclass(frozen=True, slots=True)
