@@ -14,7 +14,7 @@ from voicemodectl.converse import number_in
 from voicemoded import safe_env
 from voicemoded.api.client import MAX_MESSAGE_BYTES, Client, ClientError
 from voicemoded.api.v1 import providers_pb2
-from voicemoded.errors import NO_SPACE_ERRNOS, mebibytes
+from voicemoded.errors import NO_SPACE_ERRNOS, too_large
 from voicemoded.files import NotRegular, OverLimit, read_bounded
 
 #: The largest file the daemon transcribes (``voicemoded.rpc.providers_service.MAX_FILE_BYTES``; a test
@@ -158,12 +158,7 @@ def _audio_file(file: Path) -> os.stat_result:
 
 
 def _too_large(name: str, size: int, limit: int) -> ClientError:
-    return ClientError(
-        "TOO_LARGE",
-        f"{name} is too large: {mebibytes(size)}, the limit is {mebibytes(limit)}",
-        "use a shorter recording, or split it",
-        {"size_bytes": str(size), "limit_bytes": str(limit)},
-    )
+    return ClientError.of(too_large(f"{name} is", size, limit))
 
 
 def _read_inline(file: Path) -> bytes:

@@ -47,6 +47,11 @@ class ClientError(Exception):
     def __str__(self) -> str:
         return self.message + (f"\n  {self.hint}" if self.hint else "")
 
+    @classmethod
+    def of(cls, error: VoicemodeError) -> ClientError:
+        """The same error met on the client's side, before any call (a bad path, a file too large)."""
+        return cls(error.code.value, error.message, error.hint, error.fields)
+
 
 class DaemonNotRunning(ClientError):
     def __init__(self, socket: Path, detail: str = "") -> None:
@@ -125,7 +130,7 @@ class Client:
         try:
             check_socket_path(self.socket)
         except VoicemodeError as exc:
-            raise ClientError(exc.code.value, exc.message, exc.hint, exc.fields) from None
+            raise ClientError.of(exc) from None
 
     @property
     def channel(self) -> grpc.Channel:

@@ -84,19 +84,15 @@ def _service_manager_start(env: Mapping[str, str]) -> str:
     return how
 
 
-def _as_client_error(exc: VoicemodeError) -> ClientError:
-    return ClientError(exc.code.value, exc.message, exc.hint, exc.fields)
-
-
 def _open_log(paths: Paths, log: Path) -> int:
     """The daemon's start-up log, private like everything under the base dir; a clear error if it can't be."""
     try:
         paths.ensure((paths.base, log.parent))
         return os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except VoicemodeError as exc:
-        raise _as_client_error(exc) from None
+        raise ClientError.of(exc) from None
     except OSError as exc:
-        raise _as_client_error(storage_error(exc, log, "open the daemon's log")) from None
+        raise ClientError.of(storage_error(exc, log, "open the daemon's log")) from None
 
 
 def _spawn(command: Sequence[str], out: int) -> subprocess.Popen[bytes]:
