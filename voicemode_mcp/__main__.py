@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from voicemoded import __version__, safe_env
+from voicemoded import __version__
+from voicemoded.api import safe_env
 from voicemoded.api.context import FORWARDED_PREFIXES
 
 if TYPE_CHECKING:

@@ -24,7 +24,8 @@ from voicemodectl import (
     speech,
     status,
 )
-from voicemoded import __version__, safe_env
+from voicemoded import __version__
+from voicemoded.api import safe_env
 from voicemoded.api.context import FORWARDED_PREFIXES
 
 if TYPE_CHECKING:

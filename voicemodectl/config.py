@@ -10,8 +10,8 @@ import subprocess
 from voicemodectl import output
 from voicemoded.api.client import Client
 from voicemoded.api.context import current_cwd
+from voicemoded.api.paths import PROJECT_FILE_NAME, Paths
 from voicemoded.api.v1 import daemon_pb2
-from voicemoded.paths import PROJECT_FILE_NAME, Paths
 
 _HEADER = """# voicemode user configuration: KEY=value, one per line.
 # `voicemodectl config show` lists every setting with its current value and where it came from.

@@ -25,8 +25,8 @@ from voicemodectl.config import _project_file
 from voicemodectl.file_checks import config_file_findings
 from voicemoded.api import starter
 from voicemoded.api.client import Client, ClientError, DaemonNotRunning
+from voicemoded.api.paths import Paths
 from voicemoded.api.v1 import conversation_pb2, daemon_pb2, providers_pb2, services_pb2
-from voicemoded.paths import Paths
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 _MARK = {OK: "ok", WARN: "warn", FAIL: "FAIL", SKIP: "-"}

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from voicemodectl import output
 from voicemodectl.converse import number_in
-from voicemoded import safe_env
+from voicemoded.api import safe_env
 from voicemoded.api.client import MAX_MESSAGE_BYTES, Client, ClientError
+from voicemoded.api.errors import NO_SPACE_ERRNOS, too_large
+from voicemoded.api.files import NotRegular, OverLimit, read_bounded
 from voicemoded.api.v1 import providers_pb2
-from voicemoded.errors import NO_SPACE_ERRNOS, too_large
-from voicemoded.files import NotRegular, OverLimit, read_bounded
 
 #: The largest file the daemon transcribes (``voicemoded.rpc.providers_service.MAX_FILE_BYTES``; a test
 #: keeps them equal). A larger one is refused here, before a byte of it is read.

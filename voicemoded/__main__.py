@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicemoded import __version__
-from voicemoded.paths import Paths
+from voicemoded.api.paths import Paths
 
 if TYPE_CHECKING:
     from voicemoded.audio.devices import AudioBackend
@@ -131,8 +131,8 @@ DAEMON_UMASK = 0o077
 
 async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Claim the base directory for this daemon, then serve; a second daemon for it stops here."""
-    from voicemoded.instance import BaseDirLock
-    from voicemoded.paths import check_socket_path, storage_error
+    from voicemoded.api.instance import BaseDirLock
+    from voicemoded.api.paths import check_socket_path, storage_error
 
     check_socket_path(paths.socket)
     tightened = paths.ensure()
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.base_dir:
         env["VOICEMODE_BASE_DIR"] = str(args.base_dir)
     paths = Paths.from_env(env, socket=args.socket)
-    from voicemoded.errors import AlreadyExists, VoicemodeError
+    from voicemoded.api.errors import AlreadyExists, VoicemodeError
 
     os.umask(DAEMON_UMASK)
     # gRPC's fork handlers, run when a child is forked while its threads are busy, crash that child (SIGSEGV

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from voicemoded import wiring
+from voicemoded.api.paths import Paths
 from voicemoded.config import ConfigManager, Settings
 from voicemoded.events import EventBus
-from voicemoded.paths import Paths
 
 if TYPE_CHECKING:
     from voicemoded.audio.devices import AudioBackend

@@ -11,7 +11,7 @@ from typing import Literal
 
 import structlog
 
-from voicemoded.errors import DENIED_ERRNOS, NO_SPACE_ERRNOS
+from voicemoded.api.errors import DENIED_ERRNOS, NO_SPACE_ERRNOS
 
 log = structlog.get_logger(__name__)
 

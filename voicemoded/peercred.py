@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from voicemoded.errors import FailedPrecondition
+from voicemoded.api.errors import FailedPrecondition
 
 log = structlog.get_logger(__name__)
 

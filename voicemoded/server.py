@@ -21,9 +21,9 @@ from types import TracebackType
 import grpc
 import structlog
 
-from voicemoded.errors import AlreadyExists, FailedPrecondition
-from voicemoded.instance import HeldLock
-from voicemoded.paths import SOCKET_NAME, lock_path
+from voicemoded.api.errors import AlreadyExists, FailedPrecondition
+from voicemoded.api.instance import HeldLock
+from voicemoded.api.paths import SOCKET_NAME, lock_path
 from voicemoded.peercred import PeerPolicy
 from voicemoded.socketgate import SocketGate
 

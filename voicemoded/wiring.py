@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
+from voicemoded.api.errors import FailedPrecondition
+from voicemoded.api.paths import Paths
 from voicemoded.config import Settings
 from voicemoded.engines.access import TOKEN_FILE_NAME, TokenFileError, ensure_token, is_loopback_address
-from voicemoded.errors import FailedPrecondition
-from voicemoded.paths import Paths
 from voicemoded.providers import ProviderSettings
 from voicemoded.supervisor.builtin import Backend, BuiltinService, BuiltinSettings, builtin_specs
 from voicemoded.supervisor.spec import LogSettings, ServiceSpec

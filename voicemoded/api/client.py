@@ -3,7 +3,7 @@
 A call to a daemon that is not running fails at once with a message saying how to start it; a call to
 a daemon that is still starting (its lock file names a live process) waits for it within a short bound.
 When no socket exists where this front door looks, the base directory's record names the socket of the
-daemon that runs there (see ``voicemoded.instance``), so a front door launched with a trimmed environment
+daemon that runs there (see ``voicemoded.api.instance``), so a front door launched with a trimmed environment
 still reaches the one daemon instead of starting a second.
 """
 
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from voicemoded.api.context import current_cwd, forwarded_env
+from voicemoded.api.errors import VoicemodeError
+from voicemoded.api.instance import running_daemon
+from voicemoded.api.paths import base_dir, check_socket_path, default_socket, lock_path, socket_configured
 from voicemoded.api.v1 import common_pb2, daemon_pb2, daemon_pb2_grpc
-from voicemoded.errors import VoicemodeError
-from voicemoded.instance import running_daemon
-from voicemoded.paths import base_dir, check_socket_path, default_socket, lock_path, socket_configured
 
 if TYPE_CHECKING:
     # Each front door needs one or two services: their stubs load when first used.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from voicemoded.safe_env import text_cwd
+from voicemoded.api.safe_env import text_cwd
 
 #: Caller environment variables forwarded with each call (the daemon ignores names it does not know).
 FORWARDED_PREFIXES = ("VOICEMODE_", "OPENAI_", "LIVEKIT_")

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voicemoded.api.client import Client, ClientError, DaemonNotRunning
-from voicemoded.errors import VoicemodeError
-from voicemoded.instance import running_daemon
-from voicemoded.paths import Paths, storage_error
+from voicemoded.api.errors import VoicemodeError
+from voicemoded.api.instance import running_daemon
+from voicemoded.api.paths import Paths, storage_error
 
 SYSTEMD_UNIT = "voicemoded.service"
 LAUNCHD_LABEL = "com.voicemode.voicemoded"

@@ -17,9 +17,9 @@ from typing import Final
 import av
 import numpy as np
 
+from voicemoded.api.errors import InvalidArgument
 from voicemoded.audio.format import SPEECH_FORMAT, AudioFormat, check_format
 from voicemoded.audio.resample import Resampler
-from voicemoded.errors import InvalidArgument
 
 #: Formats an encoder can produce, in the order OpenAI lists them.
 ENCODE_FORMATS: Final = ("mp3", "opus", "aac", "flac", "wav", "pcm")

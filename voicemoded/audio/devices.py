@@ -24,8 +24,8 @@ import pyaudio
 import soxr
 import structlog
 
+from voicemoded.api.errors import FailedPrecondition, NotFound
 from voicemoded.audio.format import AudioFormat
-from voicemoded.errors import FailedPrecondition, NotFound
 
 log = structlog.get_logger(__name__)
 

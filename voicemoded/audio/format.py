@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from voicemoded.errors import InvalidArgument
+from voicemoded.api.errors import InvalidArgument
 
 #: Whisper and webrtcvad both want 16 kHz mono 16-bit: the daemon's working format for speech input.
 SPEECH_RATE = 16_000

@@ -21,9 +21,9 @@ from typing import Any
 import pyaudio
 import structlog
 
+from voicemoded.api.errors import NotFound, Unavailable, VoicemodeError
 from voicemoded.audio.devices import AudioBackend, DeviceInfo, RateConverter, open_format
 from voicemoded.audio.format import SPEECH_FORMAT, AudioChunk, AudioFormat
-from voicemoded.errors import NotFound, Unavailable, VoicemodeError
 from voicemoded.events import EventBus, Level
 
 log = structlog.get_logger(__name__)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from voicemoded.errors import Busy, Timeout
+from voicemoded.api.errors import Busy, Timeout
 from voicemoded.events import EventBus
 
 log = structlog.get_logger(__name__)

@@ -29,12 +29,12 @@ from typing import Any, Literal
 import pyaudio
 import structlog
 
+from voicemoded.api.errors import Unavailable, VoicemodeError
 from voicemoded.audio.chimes import Overlay, end_chime, mix, start_chime
 from voicemoded.audio.devices import AudioBackend, DeviceInfo, RateConverter, open_format
 from voicemoded.audio.endpointing import EndpointConfig, Endpointer
 from voicemoded.audio.format import AudioChunk, AudioFormat
 from voicemoded.audio.microphone import MicSubscription
-from voicemoded.errors import Unavailable, VoicemodeError
 from voicemoded.events import EventBus
 
 log = structlog.get_logger(__name__)

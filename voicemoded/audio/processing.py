@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from voicemoded.api.errors import FailedPrecondition
 from voicemoded.audio.format import SPEECH_RATE
-from voicemoded.errors import FailedPrecondition
 
 if TYPE_CHECKING:
     from livekit import rtc

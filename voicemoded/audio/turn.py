@@ -31,9 +31,9 @@ from typing import TypeVar
 import numpy as np
 import structlog
 
+from voicemoded.api.errors import FailedPrecondition
 from voicemoded.audio.end_of_turn import TurnPolicy, TurnVerdict
 from voicemoded.audio.format import SPEECH_RATE
-from voicemoded.errors import FailedPrecondition
 from voicemoded.events import EventBus
 
 log = structlog.get_logger(__name__)
@@ -277,8 +277,8 @@ def fetch_model(models_dir: Path, *, python: str = sys.executable, timeout: floa
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m voicemoded.audio.turn [MODELS_DIR]``: fetch the model (setup scripts call this)."""
-    from voicemoded.errors import VoicemodeError
-    from voicemoded.paths import Paths
+    from voicemoded.api.errors import VoicemodeError
+    from voicemoded.api.paths import Paths
 
     args = sys.argv[1:] if argv is None else argv
     models_dir = Path(args[0]) if args else Paths.from_env().models

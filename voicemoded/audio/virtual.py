@@ -31,8 +31,8 @@ from types import TracebackType
 import psutil
 import structlog
 
+from voicemoded.api.errors import FailedPrecondition, Unavailable
 from voicemoded.audio.format import SPEECH_FORMAT, AudioFormat
-from voicemoded.errors import FailedPrecondition, Unavailable
 
 log = structlog.get_logger(__name__)
 

@@ -13,9 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from voicemoded.config import envfile
-from voicemoded.config.layers import trusted_owner
-from voicemoded.errors import (
+from voicemoded.api.errors import (
     DENIED_ERRNOS,
     NO_SPACE_ERRNOS,
     FailedPrecondition,
@@ -24,6 +22,8 @@ from voicemoded.errors import (
     from_os_error,
     quote,
 )
+from voicemoded.config import envfile
+from voicemoded.config.layers import trusted_owner
 
 
 def check_text(field: str, text: str) -> None:

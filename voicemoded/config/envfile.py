@@ -22,8 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from voicemoded.errors import DENIED_ERRNOS
-from voicemoded.files import NotRegular, OverLimit, read_bounded
+from voicemoded.api.errors import DENIED_ERRNOS
+from voicemoded.api.files import NotRegular, OverLimit, read_bounded
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from voicemoded.api.context import FORWARDED_PREFIXES
+from voicemoded.api.paths import PROJECT_FILE_NAME
 from voicemoded.config import envfile
 from voicemoded.config.redaction import mask_shapes, quote_line
 from voicemoded.config.schema import (
@@ -28,7 +29,6 @@ from voicemoded.config.schema import (
     caution,
     redact,
 )
-from voicemoded.paths import PROJECT_FILE_NAME
 
 
 @dataclass(frozen=True, slots=True)

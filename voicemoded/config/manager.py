@@ -15,6 +15,8 @@ from pathlib import Path
 
 import structlog
 
+from voicemoded.api.errors import InvalidArgument, NotFound, clip, quote
+from voicemoded.api.paths import PROJECT_FILE_NAME, Paths
 from voicemoded.config import editing
 from voicemoded.config.layers import (
     Caller,
@@ -31,9 +33,7 @@ from voicemoded.config.layers import (
 )
 from voicemoded.config.redaction import mask_shapes
 from voicemoded.config.schema import SETTINGS, SettingInfo, Settings, format_value
-from voicemoded.errors import InvalidArgument, NotFound, clip, quote
 from voicemoded.events import EventBus
-from voicemoded.paths import PROJECT_FILE_NAME, Paths
 
 #: A project file changed this recently is read again on every call: two edits within one tick of the
 #: file system's clock can leave the same size and modification time (git calls this "racily clean").

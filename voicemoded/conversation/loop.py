@@ -28,6 +28,7 @@ from typing import Protocol
 
 import structlog
 
+from voicemoded.api.errors import Unavailable, VoicemodeError
 from voicemoded.audio.end_of_turn import TurnVerdict
 from voicemoded.audio.endpointing import EndReason
 from voicemoded.audio.format import AudioChunk
@@ -39,7 +40,6 @@ from voicemoded.audio.spool import RECORDING, Spool
 from voicemoded.audio.turn import ACOUSTIC_CHECK_S, TurnModels, judge
 from voicemoded.conversation.journal import Journal, Timings, TurnRecord
 from voicemoded.conversation.params import TurnParams
-from voicemoded.errors import Unavailable, VoicemodeError
 from voicemoded.events import EventBus
 from voicemoded.providers.failover import TTS_FORMAT, Speech, SpeechInfo, Transcription
 

@@ -11,11 +11,11 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from voicemoded.api.errors import InvalidArgument, quote
 from voicemoded.audio.end_of_turn import TurnPolicy
 from voicemoded.audio.endpointing import EndpointConfig
 from voicemoded.audio.processing import ProcessingConfig
 from voicemoded.config import Settings
-from voicemoded.errors import InvalidArgument, quote
 
 AUDIO_FORMATS = ("wav", "flac", "mp3", "opus")
 

@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from voicemoded.api.errors import NotFound
 from voicemoded.engines import models
-from voicemoded.errors import NotFound
 
 SERVER_PACKAGES = ("fastapi", "uvicorn", "python-multipart", "av", "soxr", "numpy", "structlog")
 """What every embedded server needs besides its engine (the daemon has most of it already)."""

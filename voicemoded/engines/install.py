@@ -22,9 +22,9 @@ from pathlib import Path
 
 import structlog
 
+from voicemoded.api.errors import FailedPrecondition, Unavailable
 from voicemoded.engines import models
 from voicemoded.engines.catalog import Catalog, EngineSpec, ModelSpec, default_catalog
-from voicemoded.errors import FailedPrecondition, Unavailable
 from voicemoded.events import EventBus
 
 log = structlog.get_logger(__name__)

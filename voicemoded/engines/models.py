@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from voicemoded.errors import FailedPrecondition, InvalidArgument
+from voicemoded.api.errors import FailedPrecondition, InvalidArgument
 
 log = structlog.get_logger(__name__)
 

@@ -28,9 +28,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from voicemoded.api.errors import ErrorCode, VoicemodeError
 from voicemoded.engines.access import AccessPolicy, TokenFileError, is_loopback_address, read_token
 from voicemoded.engines.guard import AccessGuard
-from voicemoded.errors import ErrorCode, VoicemodeError
 
 log = structlog.get_logger(__name__)
 

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 import structlog
 
 from voicemoded import __version__
+from voicemoded.api.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from voicemoded.config import SETTINGS, Caller, ConfigManager, SettingInfo, format_value, redact
 from voicemoded.config.schema import ENDPOINT_KEYS
-from voicemoded.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 
 log = structlog.get_logger(__name__)
 

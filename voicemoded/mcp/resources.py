@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from voicemoded.api.errors import ErrorCode, VoicemodeError
 from voicemoded.config import Caller
-from voicemoded.errors import ErrorCode, VoicemodeError
 from voicemoded.mcp.backend import JSON, Backend
 
 JSON_MIME = "application/json"

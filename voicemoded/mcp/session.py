@@ -28,13 +28,13 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 
 from voicemoded import __version__
+from voicemoded.api.errors import VoicemodeError
+from voicemoded.api.safe_env import is_utf8
 from voicemoded.config import Caller
-from voicemoded.errors import VoicemodeError
 from voicemoded.events import EventBus
 from voicemoded.mcp import resources
 from voicemoded.mcp.backend import JSON, Backend
 from voicemoded.mcp.tools import TOOL_NAMES, TOOLS, ToolCall, dispatch, error_result, text_result
-from voicemoded.safe_env import is_utf8
 
 log = structlog.get_logger(__name__)
 

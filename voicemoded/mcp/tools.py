@@ -17,8 +17,8 @@ from typing import Any
 import jsonschema
 import mcp_types as types
 
+from voicemoded.api.errors import InvalidArgument, VoicemodeError
 from voicemoded.config import Caller
-from voicemoded.errors import InvalidArgument, VoicemodeError
 from voicemoded.mcp.backend import JSON, SERVICE_ACTIONS, Backend, ProgressFn
 
 

@@ -18,8 +18,8 @@ from types import TracebackType
 
 import structlog
 
+from voicemoded.api.errors import InvalidArgument, Unavailable, VoicemodeError
 from voicemoded.audio.format import AudioChunk, AudioFormat
-from voicemoded.errors import InvalidArgument, Unavailable, VoicemodeError
 from voicemoded.events import EventBus
 from voicemoded.providers.client import AttemptError, EndpointClient
 from voicemoded.providers.endpoint import EndpointState, EndpointStatus, Kind

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from voicemoded.errors import FailedPrecondition, InvalidArgument, Unavailable
+from voicemoded.api.errors import FailedPrecondition, InvalidArgument, Unavailable
 from voicemoded.providers.endpoint import EndpointState, Engine, Health, Kind
 from voicemoded.providers.voices import VoiceChoice, choose_model, choose_voice
 

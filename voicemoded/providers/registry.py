@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from voicemoded.errors import InvalidArgument
+from voicemoded.api.errors import InvalidArgument
 from voicemoded.providers.breaker import Breaker
 from voicemoded.providers.client import AttemptError, EndpointClient
 from voicemoded.providers.endpoint import (

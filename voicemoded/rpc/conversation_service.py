@@ -153,7 +153,7 @@ class ConversationService(conversation_pb2_grpc.ConversationServicer):
     async def ListDevices(
         self, request: conversation_pb2.ListDevicesRequest, context: grpc.aio.ServicerContext
     ) -> conversation_pb2.ListDevicesResponse:
-        from voicemoded.errors import VoicemodeError
+        from voicemoded.api.errors import VoicemodeError
 
         audio = self._core.audio
         settings = self._core.config.settings

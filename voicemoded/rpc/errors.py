@@ -9,8 +9,8 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 import structlog
 
+from voicemoded.api.errors import ErrorCode, VoicemodeError, from_os_error
 from voicemoded.api.v1 import common_pb2
-from voicemoded.errors import ErrorCode, VoicemodeError, from_os_error
 
 log = structlog.get_logger(__name__)
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import grpc
 import structlog
 
+from voicemoded.api.errors import InvalidArgument
 from voicemoded.api.v1 import mcp_pb2, mcp_pb2_grpc
-from voicemoded.errors import InvalidArgument
 from voicemoded.rpc import convert
 from voicemoded.rpc.errors import abort
 

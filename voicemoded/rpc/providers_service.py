@@ -11,12 +11,12 @@ from pathlib import Path
 
 import grpc
 
+from voicemoded.api.errors import InvalidArgument, NotFound, quote, too_large
+from voicemoded.api.files import NotRegular, OverLimit, read_bounded
 from voicemoded.api.v1 import common_pb2, providers_pb2, providers_pb2_grpc
 from voicemoded.audio.format import AudioChunk
 from voicemoded.conversation.journal import last_recording
 from voicemoded.core import Core
-from voicemoded.errors import InvalidArgument, NotFound, quote, too_large
-from voicemoded.files import NotRegular, OverLimit, read_bounded
 from voicemoded.providers import EndpointStatus, SpeechInfo
 from voicemoded.rpc import convert
 from voicemoded.rpc.errors import streaming, unary
@@ -207,7 +207,7 @@ _KINDS = {stat.S_IFDIR: "a folder", stat.S_IFCHR: "a character device", stat.S_I
 
 
 def read_audio_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """A regular file of at most ``limit`` bytes, read once and bounded (see :mod:`voicemoded.files`)."""
+    """A regular file of at most ``limit`` bytes, read once and bounded (see :mod:`voicemoded.api.files`)."""
     try:
         return read_bounded(path, limit)
     except FileNotFoundError:

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
+from voicemoded.api.errors import InvalidArgument, NotFound, Unavailable, VoicemodeError
 from voicemoded.api.v1 import services_pb2, services_pb2_grpc
 from voicemoded.core import Core
 from voicemoded.engines.install import ModelInfo
-from voicemoded.errors import InvalidArgument, NotFound, Unavailable, VoicemodeError
 from voicemoded.rpc.errors import streaming, unary
 from voicemoded.supervisor.stats import ServiceStatus
 from voicemoded.wiring import service_url

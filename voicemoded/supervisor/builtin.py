@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from voicemoded.api.errors import InvalidArgument
 from voicemoded.engines.access import is_loopback_address
-from voicemoded.errors import InvalidArgument
 from voicemoded.supervisor.spec import (
     HttpProbe,
     LogSettings,

@@ -19,7 +19,7 @@ from typing import Literal
 
 import structlog
 
-from voicemoded.errors import FailedPrecondition, Timeout
+from voicemoded.api.errors import FailedPrecondition, Timeout
 from voicemoded.supervisor import spawn
 from voicemoded.supervisor.backoff import Backoff
 from voicemoded.supervisor.flapping import FlapDetector

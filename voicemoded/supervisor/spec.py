@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
-from voicemoded.errors import InvalidArgument
+from voicemoded.api.errors import InvalidArgument
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 

@@ -18,9 +18,9 @@ from types import TracebackType
 
 import structlog
 
-from voicemoded.errors import AlreadyExists, NotFound, VoicemodeError
+from voicemoded.api.errors import AlreadyExists, NotFound, VoicemodeError
+from voicemoded.api.paths import storage_error
 from voicemoded.events import EventBus, Level
-from voicemoded.paths import storage_error
 from voicemoded.supervisor.logs import LogSink
 from voicemoded.supervisor.orphans import PidFiles, end_leftovers
 from voicemoded.supervisor.process import ServiceProcess

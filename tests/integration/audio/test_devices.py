@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.audio.conftest import Voice
+from voicemoded.api.errors import NotFound
 from voicemoded.audio.devices import AudioBackend
 from voicemoded.audio.format import SPEECH_FORMAT
 from voicemoded.audio.microphone import Microphone
 from voicemoded.audio.recorder import Listener
 from voicemoded.audio.virtual import VirtualAudioRig
-from voicemoded.errors import NotFound
 
 pytestmark = pytest.mark.audio
 
@@ -64,7 +64,7 @@ _NO_DEVICE = """
 import asyncio, json
 from voicemoded.audio.devices import AudioBackend
 from voicemoded.audio.microphone import Microphone
-from voicemoded.errors import VoicemodeError
+from voicemoded.api.errors import VoicemodeError
 
 async def main():
     backend = AudioBackend()

@@ -21,13 +21,13 @@ from typing import Any
 
 from voicemoded import __version__, logsetup
 from voicemoded.__main__ import build_core, register_health
+from voicemoded.api.paths import Paths
 from voicemoded.api.v1 import daemon_pb2_grpc, mcp_pb2_grpc
 from voicemoded.config import ConfigManager
 from voicemoded.events import EventBus
 from voicemoded.health import Health, HealthRegistry
 from voicemoded.mcp.backend import DaemonBackend
 from voicemoded.mcp.session import McpHost
-from voicemoded.paths import Paths
 from voicemoded.rpc.daemon_service import DaemonService
 from voicemoded.rpc.mcp_service import McpTunnelService
 from voicemoded.server import SocketServer

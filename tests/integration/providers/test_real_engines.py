@@ -19,8 +19,8 @@ import pytest
 
 from tests.daemon_harness import free_port
 from tests.unit.providers.faultserver import closed_port_url
+from voicemoded.api.errors import InvalidArgument
 from voicemoded.audio.format import AudioChunk
-from voicemoded.errors import InvalidArgument
 from voicemoded.providers import TTS_FORMAT, ProviderSettings, Speech, SpeechInfo
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]

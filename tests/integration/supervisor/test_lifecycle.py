@@ -12,7 +12,7 @@ import pytest
 
 from tests.fixtures.children import free_port
 from tests.integration.supervisor.conftest import Dirs, EventRecorder, MakeSupervisor, make_spec
-from voicemoded.errors import FailedPrecondition, NotFound
+from voicemoded.api.errors import FailedPrecondition, NotFound
 from voicemoded.supervisor import BackoffSettings, FlapSettings, RestartPolicy, ServiceState
 from voicemoded.supervisor.backoff import Backoff
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from voicemoded.api.errors import Busy, Timeout
 from voicemoded.audio.owner import AudioOwner
-from voicemoded.errors import Busy, Timeout
 
 
 async def test_waiters_are_served_in_arrival_order() -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from voicemoded.api.paths import Paths
 from voicemoded.config import envfile
 from voicemoded.config.layers import file_layer
 from voicemoded.config.manager import ConfigManager
-from voicemoded.paths import Paths
 
 SHORT = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

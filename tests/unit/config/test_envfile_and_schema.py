@@ -11,13 +11,13 @@ import pytest
 import structlog
 
 from voicemoded import logsetup
+from voicemoded.api.errors import InvalidArgument
+from voicemoded.api.paths import Paths
 from voicemoded.audio.processing import ProcessingConfig
 from voicemoded.config import envfile
 from voicemoded.config.layers import Caller, combine, env_layer, file_layer, find_project_file
 from voicemoded.config.manager import ConfigManager
 from voicemoded.config.schema import SETTINGS, parse_bool, parse_turn_model, parse_urls
-from voicemoded.errors import InvalidArgument
-from voicemoded.paths import Paths
 
 
 def test_parse_keeps_line_numbers_quotes_and_export() -> None:

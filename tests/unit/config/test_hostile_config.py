@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from voicemoded.api.errors import FailedPrecondition, InvalidArgument, NotFound
 from voicemoded.config import envfile
 from voicemoded.config.layers import Caller, file_layer, find_project_file
 from voicemoded.config.manager import ConfigManager
 from voicemoded.config.redaction import mask_line
-from voicemoded.errors import FailedPrecondition, InvalidArgument, NotFound
 
 KEY = "sk-proj-Abc123Def456Ghi789Jkl0"
 
 
 def manager(base: Path, env: dict[str, str] | None = None) -> ConfigManager:
-    from voicemoded.paths import Paths
+    from voicemoded.api.paths import Paths
 
     config = ConfigManager(Paths(base=base, socket=base / "s"), env or {})
     config.load()
@@ -190,8 +190,8 @@ def test_risky_values_warn_and_unsafe_service_names_are_refused(tmp_path: Path) 
 
 
 def test_service_names_are_the_supervisors(tmp_path: Path) -> None:
+    from voicemoded.api.paths import Paths
     from voicemoded.config.schema import SERVICE_NAMES, Settings
-    from voicemoded.paths import Paths
     from voicemoded.supervisor.builtin import builtin_specs
     from voicemoded.wiring import builtin_settings
 
@@ -259,7 +259,7 @@ def test_a_folder_that_may_not_be_written_is_a_clear_error_naming_the_file() -> 
         "import json, sys\n"
         "from pathlib import Path\n"
         "from voicemoded.config.manager import ConfigManager\n"
-        "from voicemoded.paths import Paths\n"
+        "from voicemoded.api.paths import Paths\n"
         "import os\n"
         "if sys.argv[2] == 'other':  # imports done first: the other user needs no access to this checkout\n"
         "    os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"

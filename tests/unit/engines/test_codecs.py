@@ -8,10 +8,10 @@ import wave
 import numpy as np
 import pytest
 
+from voicemoded.api.errors import InvalidArgument
 from voicemoded.audio import codecs
 from voicemoded.audio.format import SPEECH_FORMAT, AudioFormat
 from voicemoded.audio.resample import Resampler, resample
-from voicemoded.errors import InvalidArgument
 
 SOURCE = AudioFormat(rate=24_000)
 

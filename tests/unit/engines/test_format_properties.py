@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from voicemoded.api.errors import InvalidArgument
 from voicemoded.api.v1 import common_pb2
 from voicemoded.audio import codecs
 from voicemoded.audio.format import MAX_CHANNELS, MAX_RATE, MIN_RATE, WIDTHS, AudioFormat, FormatError
-from voicemoded.errors import InvalidArgument
 from voicemoded.rpc.convert import audio_format
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from voicemoded.api.errors import FailedPrecondition, NotFound, Unavailable
 from voicemoded.engines import models
 from voicemoded.engines.catalog import ModelSpec, default_catalog
 from voicemoded.engines.install import Installer, ModelStore
-from voicemoded.errors import FailedPrecondition, NotFound, Unavailable
 from voicemoded.events import EventBus
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from voicemode_mcp.tunnel import error_reply
 from voicemoded.api.client import ClientError
-from voicemoded.errors import FailedPrecondition, InvalidArgument
+from voicemoded.api.errors import FailedPrecondition, InvalidArgument
 from voicemoded.mcp.backend import plain, turn_summary
 from voicemoded.mcp.tools import CONVERSE, TOOLS, check_arguments, error_result, schema_bytes
 

@@ -17,11 +17,7 @@ import pytest
 from voicemodectl import converse as cli_converse
 from voicemodectl import speech as cli_speech
 from voicemoded.api.client import ERROR_METADATA_KEY
-from voicemoded.api.v1 import common_pb2, conversation_pb2, conversation_pb2_grpc
-from voicemoded.config.schema import build_settings
-from voicemoded.conversation import params
-from voicemoded.core import Core
-from voicemoded.errors import (
+from voicemoded.api.errors import (
     ErrorCode,
     InvalidArgument,
     NoSpace,
@@ -30,6 +26,10 @@ from voicemoded.errors import (
     from_os_error,
     quote,
 )
+from voicemoded.api.v1 import common_pb2, conversation_pb2, conversation_pb2_grpc
+from voicemoded.config.schema import build_settings
+from voicemoded.conversation import params
+from voicemoded.core import Core
 from voicemoded.rpc import errors as rpc_errors
 from voicemoded.rpc import providers_service
 from voicemoded.rpc.conversation_service import ConversationService

@@ -10,8 +10,8 @@ import pytest
 
 from tests.unit.providers.conftest import FAST, ServerFactory, SpeechFactory
 from tests.unit.providers.faultserver import closed_port_url, tone
+from voicemoded.api.errors import InvalidArgument, Unavailable
 from voicemoded.audio.format import AudioChunk
-from voicemoded.errors import InvalidArgument, Unavailable
 from voicemoded.providers import Speech, SpeechInfo, SpeechInterrupted
 
 #: Generous margin for scheduling noise on a loaded 2-core machine.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voicemoded.errors import FailedPrecondition, InvalidArgument
+from voicemoded.api.errors import FailedPrecondition, InvalidArgument
 from voicemoded.providers.breaker import Breaker, BreakerPolicy
 from voicemoded.providers.endpoint import Endpoint, EndpointState, Engine, Health, Source, normalize_url
 from voicemoded.providers.plan import check_language, check_speed, plan_stt, plan_tts

@@ -10,8 +10,8 @@ import pytest
 
 from tests.unit.providers.conftest import FAST, ServerFactory, SpeechFactory
 from tests.unit.providers.faultserver import closed_port_url, tone
+from voicemoded.api.errors import FailedPrecondition, InvalidArgument, Unavailable
 from voicemoded.audio.format import AudioChunk
-from voicemoded.errors import FailedPrecondition, InvalidArgument, Unavailable
 
 STT_MODELS = ("whisper-1", "tiny.en")
 

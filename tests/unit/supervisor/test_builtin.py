@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from voicemoded.errors import InvalidArgument
+from voicemoded.api.errors import InvalidArgument
 from voicemoded.supervisor.builtin import BuiltinService, BuiltinSettings, builtin_specs
 from voicemoded.supervisor.spec import HttpProbe, ServiceSpec, TcpProbe
 

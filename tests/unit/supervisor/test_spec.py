@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from voicemoded.errors import InvalidArgument
+from voicemoded.api.errors import InvalidArgument
 from voicemoded.supervisor.spec import BackoffSettings, HttpProbe, LogSettings, ServiceSpec
 
 

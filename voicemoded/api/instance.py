@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from voicemoded.errors import AlreadyExists
+from voicemoded.api.errors import AlreadyExists
 
 RECORD_NAME = "voicemoded.lock"
 _MAX_RECORD_BYTES = 4096

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from voicemoded.errors import (
+from voicemoded.api.errors import (
     DENIED_ERRNOS,
     NO_SPACE_ERRNOS,
     FailedPrecondition,
