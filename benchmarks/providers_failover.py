@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import structlog
 
 from voicemoded.providers import ProviderSettings, Speech
-from voicemoded.providers.endpoint import Health
 
 AUDIO = bytes(4800)  # 100 ms of 24 kHz s16le silence
 
@@ -124,8 +123,7 @@ async def scenario(name: str, user_urls: tuple[str, ...], local: str, n: int, *,
         for _ in range(n):
             if reset_dead:
                 for state in sp.registry.states("tts")[: len(user_urls)]:
-                    state.breaker.reset()
-                    state.health = Health.UNKNOWN
+                    sp.health.reset(state)
             samples.append(await first_audio(sp))
         median, p90 = summary(samples)
         print(

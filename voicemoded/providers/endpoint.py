@@ -1,15 +1,19 @@
-"""One OpenAI-compatible endpoint: its identity (a value) and its live state (mutable, owned by the registry).
+"""One OpenAI-compatible endpoint: its identity (a value) and its live state (changed by its owners only).
 
 Identity and state are split so a status snapshot for the API is a frozen copy, and so the registry can
-keep an endpoint's breaker and health when the supervisor re-announces the same child.
+keep an endpoint's breaker and health when the supervisor re-announces the same child. The live state is
+frozen to everybody but its two owners, the registry (membership, discovery) and the health tracker
+(health, breaker, load), which change it through :func:`update_state` inside their named methods: every
+change of health then passes the one place that logs and publishes it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
 from voicemoded.loopback import is_loopback_address
@@ -94,9 +98,13 @@ class Engine(StrEnum):
     WHISPER = "whisper"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class EndpointState:
-    """Mutable live state of one endpoint. Only the registry, health checker and router touch it."""
+    """Live state of one endpoint, one object per endpoint for as long as the registry keeps it.
+
+    Read by anyone; written only by the registry and the health tracker (see :func:`update_state`).
+    Equality is identity: two states are the same endpoint's only if they are the same object.
+    """
 
     endpoint: Endpoint
     breaker: Breaker
@@ -111,11 +119,13 @@ class EndpointState:
     """Discovered model ids; None when not (yet) known."""
     voices: tuple[str, ...] | None = None
     """Discovered voices; None when the endpoint cannot list them."""
-    voice_genders: dict[str, str] = field(default_factory=dict)
+    voice_genders: Mapping[str, str] = field(default_factory=dict)
     """``f``/``m`` per voice where the endpoint published it (used to map voices by gender)."""
     engine: Engine = Engine.UNKNOWN
     discovered_at: float | None = None
+    """When discovery last started (monotonic); None: never, or asked to rediscover."""
     in_flight: int = 0
+    """Requests being served here now."""
     served: int = 0
     """Requests routed here; breaks round-robin ties among equal endpoints."""
 
@@ -140,6 +150,29 @@ class EndpointState:
             voices=self.voices or (),
             in_flight=self.in_flight,
         )
+
+
+class StateChange(TypedDict, total=False):
+    """The fields of an :class:`EndpointState` its owners change (its endpoint and breaker object stay)."""
+
+    health: Health
+    last_error: str
+    last_error_at: float
+    last_timed_out: bool
+    latency: float | None
+    models: tuple[str, ...] | None
+    voices: tuple[str, ...] | None
+    voice_genders: Mapping[str, str]
+    engine: Engine
+    discovered_at: float | None
+    in_flight: int
+    served: int
+
+
+def update_state(state: EndpointState, **change: Unpack[StateChange]) -> None:
+    """Change a live state in place: for the registry and the health tracker only (a test holds this)."""
+    for name, value in change.items():
+        object.__setattr__(state, name, value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,18 @@
 """The Speech facade: synthesize and transcribe with failover across endpoints.
 
-A request walks its plan in order and moves on when an endpoint fails, but only until the first audio has
-reached the caller: after that the person has heard half a sentence, and starting over elsewhere would
-repeat it, so a broken stream is raised as :class:`SpeechInterrupted`. Breakers make a dead or hung
-endpoint cost its timeout once; afterwards requests skip it for free until a trial says it is back.
+A request walks its plan in order (:class:`~voicemoded.providers.attempts.Attempts`, the same walk for
+both kinds) and moves on when an endpoint fails, but only until the first audio has reached the caller:
+after that the person has heard half a sentence, and starting over elsewhere would repeat it, so a broken
+stream is raised as :class:`SpeechInterrupted`. Breakers make a dead or hung endpoint cost its timeout
+once; afterwards requests skip it for free until a trial says it is back.
 """
 
 from __future__ import annotations
 
-import builtins
 import io
 import time
 import wave
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -21,19 +21,11 @@ import structlog
 from voicemoded.api.errors import InvalidArgument, Unavailable, VoicemodeError
 from voicemoded.audio.format import AudioChunk, AudioFormat
 from voicemoded.events import EventBus
+from voicemoded.providers.attempts import Attempts
 from voicemoded.providers.client import AttemptError, EndpointClient
 from voicemoded.providers.endpoint import EndpointState, EndpointStatus, Kind
 from voicemoded.providers.health import HealthTracker
-from voicemoded.providers.plan import (
-    Attempt,
-    Candidate,
-    Plan,
-    all_failed,
-    check_language,
-    check_speed,
-    plan_stt,
-    plan_tts,
-)
+from voicemoded.providers.plan import Candidate, Plan, check_language, check_speed, plan_stt, plan_tts
 from voicemoded.providers.registry import Registry
 from voicemoded.providers.settings import ProviderSettings
 
@@ -51,12 +43,6 @@ _MAGIC = (
     (b"\xff\xf3", "audio.mp3"),
     (b"\x1a\x45\xdf\xa3", "audio.webm"),
 )
-
-
-def _after(candidates: Sequence[Candidate], cand: Candidate) -> EndpointState | None:
-    """The endpoint planned after ``cand`` (where a failover goes next), if any."""
-    index = candidates.index(cand)
-    return candidates[index + 1].state if index + 1 < len(candidates) else None
 
 
 class SpeechInterrupted(Unavailable):
@@ -168,8 +154,7 @@ class Speech:
             if provider
             else [s for k in kinds for s in self.registry.states(k)]
         )
-        for state in states:
-            state.discovered_at = None
+        self.registry.rediscover(states)
         await self.health.probe_all(states)
         return tuple(state.snapshot() for state in states)
 
@@ -202,16 +187,12 @@ class Speech:
             preferred_voices=self.settings.voices,
             preferred_models=self.settings.tts_models,
         )
-        attempts = [Attempt(s, reason, "skipped") for s, reason in plan.skipped]
-        for cand in self._admitted(plan.candidates, attempts):
-            state = cand.state
+        attempts = Attempts("tts", plan, self.health)
+        for attempt in attempts:
+            cand = attempt.candidate
             assert cand.voice is not None
-            state.in_flight += 1
-            state.served += 1
-            started = time.monotonic()
-            delivered = False
             stream = self.client.stream_speech(
-                state.endpoint,
+                attempt.endpoint,
                 text=text,
                 voice=cand.voice.voice,
                 model=cand.model,
@@ -220,32 +201,23 @@ class Speech:
                 frame_bytes=TTS_FORMAT.frame_bytes,
             )
             try:
-                async for pcm in stream:
-                    now = time.monotonic()
-                    if not delivered:
-                        delivered = True
-                        self.health.mark_success(state, now - started)
-                        yield self._info(cand, attempts)
-                    yield AudioChunk(pcm, TTS_FORMAT, now)
-                return
-            except AttemptError as err:
-                self.health.mark_failure(state, err)
-                if delivered:
-                    raise SpeechInterrupted(
-                        f"TTS stream from {state.endpoint} broke after audio was played: {err.reason}",
-                        hint="the sentence was cut short; say it again (the next request avoids this endpoint)",
-                        fields={"url": state.endpoint.url},
-                    ) from err
-                attempts.append(Attempt(state, err.reason, "rejected" if err.rejected else "failed"))
-                self.health.failover(state, err.reason, _after(plan.candidates, cand))
-            except BaseException:
-                if not delivered:
-                    self.health.release(state)
-                raise
+                with attempt:
+                    async for pcm in stream:
+                        now = time.monotonic()
+                        if not attempt.succeeded:
+                            attempt.succeed()
+                            yield self._info(cand, attempts.failed_over)
+                        yield AudioChunk(pcm, TTS_FORMAT, now)
+                    return
+            except AttemptError as err:  # only once audio was delivered: before, the walk moves on
+                raise SpeechInterrupted(
+                    f"TTS stream from {attempt.endpoint} broke after audio was played: {err.reason}",
+                    hint="the sentence was cut short; say it again (the next request avoids this endpoint)",
+                    fields={"url": attempt.endpoint.url},
+                ) from err
             finally:
-                state.in_flight -= 1
                 await stream.aclose()
-        raise all_failed("tts", attempts)
+        raise attempts.error()
 
     async def transcribe(
         self,
@@ -260,43 +232,30 @@ class Speech:
         check_language(language)
         data, filename = audio_upload(audio)
         plan = await self._stt_plan(model, provider)
-        attempts = [Attempt(s, reason, "skipped") for s, reason in plan.skipped]
-        for cand in self._admitted(plan.candidates, attempts):
-            state = cand.state
-            state.in_flight += 1
-            state.served += 1
-            attempt_started = time.monotonic()
-            try:
+        attempts = Attempts("stt", plan, self.health)
+        for attempt in attempts:
+            with attempt:
                 heard = await self.client.transcribe(
-                    state.endpoint,
+                    attempt.endpoint,
                     audio=data,
                     filename=filename,
-                    model=cand.model,
+                    model=attempt.candidate.model,
                     language=language,
                     prompt=prompt,
                 )
-            except AttemptError as err:
-                self.health.mark_failure(state, err)
-                attempts.append(Attempt(state, err.reason, "rejected" if err.rejected else "failed"))
-                self.health.failover(state, err.reason, _after(plan.candidates, cand))
-                continue
-            except BaseException:
-                self.health.release(state)
-                raise
-            finally:
-                state.in_flight -= 1
-            self.health.mark_success(state, time.monotonic() - attempt_started)
-            return Transcription(
-                text=heard.text.strip(),
-                avg_logprob=heard.avg_logprob,
-                no_speech_prob=heard.no_speech_prob,
-                endpoint=state.snapshot(),
-                model=cand.model,
-                elapsed=time.monotonic() - started,
-                notes=cand.notes,
-                failed_over=tuple((a.state.endpoint.url, a.reason) for a in attempts),
-            )
-        raise all_failed("stt", attempts)
+                attempt.succeed()
+            if attempt.succeeded:
+                return Transcription(
+                    text=heard.text.strip(),
+                    avg_logprob=heard.avg_logprob,
+                    no_speech_prob=heard.no_speech_prob,
+                    endpoint=attempt.state.snapshot(),
+                    model=attempt.candidate.model,
+                    elapsed=time.monotonic() - started,
+                    notes=attempt.candidate.notes,
+                    failed_over=attempts.failed_over,
+                )
+        raise attempts.error()
 
     async def stt_is_local(self, model: str | None = None, provider: str | None = None) -> bool:
         """Whether a transcription asked now would go first to an endpoint on this machine.
@@ -320,33 +279,7 @@ class Speech:
         stt_models = (self.settings.stt_model,) if self.settings.stt_model else ()
         return plan_stt(states, model=model, preferred_models=stt_models)
 
-    def _admitted(
-        self, candidates: Sequence[Candidate], attempts: builtins.list[Attempt]
-    ) -> Iterator[Candidate]:
-        """The candidates whose breakers let a request through, in plan order.
-
-        When every one of them is cooling down, the first whose last failure was quick is tried anyway:
-        with nothing else left, answering "circuit open" would refuse the person for the whole cool-down
-        over one failed connect to a server that may well be back (a restarted child, a dropped
-        connection), while trying costs next to nothing.
-        """
-        cooling: builtins.list[Candidate] = []
-        for cand in candidates:
-            if self.health.admit(cand.state):
-                yield cand
-            else:
-                attempts.append(Attempt(cand.state, self._open_reason(cand.state), "skipped"))
-                cooling.append(cand)
-        if not cooling or len(cooling) < len(candidates):
-            return
-        for cand in cooling:
-            if self.health.force_trial(cand.state):
-                log.info("providers.last_resort", endpoint=cand.state.endpoint.url)
-                attempts[:] = [a for a in attempts if a.state is not cand.state]
-                yield cand
-                return
-
-    def _info(self, cand: Candidate, attempts: builtins.list[Attempt]) -> SpeechInfo:
+    def _info(self, cand: Candidate, failed_over: tuple[tuple[str, str], ...]) -> SpeechInfo:
         assert cand.voice is not None
         return SpeechInfo(
             endpoint=cand.state.snapshot(),
@@ -355,13 +288,5 @@ class Speech:
             model=cand.model,
             format=TTS_FORMAT,
             notes=cand.notes,
-            failed_over=tuple((a.state.endpoint.url, a.reason) for a in attempts),
+            failed_over=failed_over,
         )
-
-    @staticmethod
-    def _open_reason(state: EndpointState) -> str:
-        breaker = state.breaker
-        last = state.last_error or "earlier failures"
-        if breaker.state.value == "half_open":
-            return f"circuit half-open, a trial request is in flight (last error: {last})"
-        return f"circuit open after: {last}; next try in {breaker.retry_in():.0f} s"

@@ -16,7 +16,7 @@ import structlog
 from voicemoded.events import EventBus
 from voicemoded.providers.breaker import BreakerState, Transition
 from voicemoded.providers.client import AttemptError, EndpointClient
-from voicemoded.providers.endpoint import EndpointState, Health
+from voicemoded.providers.endpoint import EndpointState, Health, update_state
 from voicemoded.providers.registry import Registry
 from voicemoded.providers.settings import ProviderSettings
 
@@ -25,7 +25,7 @@ SUBSYSTEM = "providers"
 
 
 class HealthTracker:
-    """Owns every change of health and breaker state, so each change is logged and published once."""
+    """Owns every change of health, breaker and load, so each change is logged and published once."""
 
     def __init__(
         self,
@@ -60,9 +60,17 @@ class HealthTracker:
         self._announce(state, change)
         return allowed
 
+    def begin(self, state: EndpointState) -> None:
+        """A request goes to ``state`` now: count it in flight and as served (which spreads the load)."""
+        update_state(state, in_flight=state.in_flight + 1, served=state.served + 1)
+
+    def end(self, state: EndpointState) -> None:
+        """The request :meth:`begin` counted is over, however it ended."""
+        update_state(state, in_flight=state.in_flight - 1)
+
     def mark_success(self, state: EndpointState, latency: float | None = None) -> None:
         if latency is not None:
-            state.latency = latency
+            update_state(state, latency=latency)
         change = state.breaker.record_success()
         self._set_health(state, Health.HEALTHY, change)
 
@@ -71,9 +79,9 @@ class HealthTracker:
         if error.rejected:
             self.mark_success(state)
             return
-        state.last_error = error.reason
-        state.last_error_at = time.time()
-        state.last_timed_out = error.timed_out
+        update_state(
+            state, last_error=error.reason, last_error_at=time.time(), last_timed_out=error.timed_out
+        )
         change = state.breaker.record_failure(hard=error.hard)
         health = Health.UNHEALTHY if error.hard or state.breaker.state is BreakerState.OPEN else state.health
         self._set_health(state, health, change)
@@ -82,9 +90,13 @@ class HealthTracker:
         """The caller went away mid-request: no verdict on the endpoint, free its trial slot."""
         state.breaker.release()
 
+    def reset(self, state: EndpointState) -> None:
+        """Forget an endpoint's past, as if it had just been added: circuit closed, health unknown."""
+        self._set_health(state, Health.UNKNOWN, state.breaker.reset())
+
     def _set_health(self, state: EndpointState, health: Health, change: Transition | None) -> None:
         old = state.health
-        state.health = health
+        update_state(state, health=health)
         if old is not health or change is not None:
             self._announce(state, change, old_health=old)
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from voicemoded.api.errors import FailedPrecondition, InvalidArgument, Unavailable
+from voicemoded.api.errors import FailedPrecondition, InvalidArgument
 from voicemoded.providers.endpoint import EndpointState, Engine, Health, Kind
 from voicemoded.providers.voices import VoiceChoice, choose_model, choose_voice
 
@@ -172,36 +172,3 @@ def plan_stt(
             fields={"model": model or ""},
         )
     return Plan(tuple(sorted(candidates, key=Candidate.sort_key)), tuple(skipped))
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """What happened at one endpoint during one request."""
-
-    state: EndpointState
-    reason: str
-    outcome: str
-    """``skipped`` (never contacted), ``rejected`` (refused the request: HTTP 4xx) or ``failed``."""
-
-
-def all_failed(kind: Kind, attempts: Sequence[Attempt]) -> Exception:
-    """The error when no endpoint served the request: every endpoint with its own reason.
-
-    When every endpoint that was contacted refused the request itself (HTTP 4xx), the request is what is
-    wrong, so the error is InvalidArgument rather than Unavailable.
-    """
-    lines = [
-        f"{a.state.endpoint.name} ({a.state.endpoint.url}, {a.state.endpoint.source.label}): {a.reason}"
-        for a in attempts
-    ]
-    fields = {a.state.endpoint.url: a.reason for a in attempts}
-    message = f"no {kind.upper()} endpoint could serve the request:\n  - " + "\n  - ".join(lines)
-    contacted = [a for a in attempts if a.outcome != "skipped"]
-    if contacted and all(a.outcome == "rejected" for a in contacted):
-        return InvalidArgument(message, hint="the endpoints refused these parameters", fields=fields)
-    service = "whisper" if kind == "stt" else "piper"
-    return Unavailable(
-        message,
-        hint=f"check 'voicemodectl provider probe'; start a local service (voicemodectl service start {service})",
-        fields=fields,
-    )

@@ -27,6 +27,7 @@ from voicemoded.providers.endpoint import (
     Kind,
     Source,
     normalize_url,
+    update_state,
 )
 from voicemoded.providers.settings import ProviderSettings
 from voicemoded.providers.voices import OPENAI_STT_MODELS, OPENAI_TTS_MODELS, OPENAI_VOICES
@@ -93,7 +94,10 @@ def guess_engine(state: EndpointState) -> Engine:
 
 
 class Registry:
-    """Endpoint membership and discovery. Health and breakers live in the states, driven by others."""
+    """Endpoint membership and discovery: the only writer of what an endpoint is and offers.
+
+    Health, breakers and load live in the same states but are the health tracker's to change.
+    """
 
     def __init__(
         self,
@@ -137,11 +141,11 @@ class Registry:
         fresh = []
         for endpoint in self._declared(kind):
             state = old.get(endpoint) or EndpointState(endpoint, Breaker(self._settings.breaker))
-            state.engine = guess_engine(state)
+            update_state(state, engine=guess_engine(state))
             if endpoint.source is Source.CLOUD or state.engine is Engine.OPENAI:
                 models = OPENAI_TTS_MODELS if kind == "tts" else OPENAI_STT_MODELS
-                state.models = state.models or models
-                state.voices = tuple(OPENAI_VOICES) if kind == "tts" else None
+                voices = tuple(OPENAI_VOICES) if kind == "tts" else None
+                update_state(state, models=state.models or models, voices=voices)
             fresh.append(state)
         self._states[kind] = fresh
 
@@ -189,6 +193,11 @@ class Registry:
             )
         return chosen
 
+    def rediscover(self, states: list[EndpointState]) -> None:
+        """Forget when these were discovered, so the next probe asks them again what they offer."""
+        for state in states:
+            update_state(state, discovered_at=None)
+
     async def ensure_discovered(self, states: list[EndpointState]) -> None:
         """Discover endpoints never seen before (bounded by the probe timeout); refresh stale ones later."""
         ttl = self._settings.discovery_ttl
@@ -210,25 +219,24 @@ class Registry:
         """Fetch models (and voices for TTS); a failure keeps what was known and retries after the TTL."""
         ep = state.endpoint
         timeout = self._settings.probe_timeout
-        state.discovered_at = time.monotonic()
+        update_state(state, discovered_at=time.monotonic())
         try:
             status, document = await self._client.get_json(ep, f"{ep.url}/models", timeout)
             models = parse_models(document) if status < 400 else None
             if models is not None and state.engine is Engine.OPENAI:
                 models = tuple(m for m in models if _fits(ep.kind, m)) or state.models
             if models is not None:
-                state.models = models
+                update_state(state, models=models)
             if ep.kind == "tts" and state.engine is not Engine.OPENAI:
                 status, document = await self._client.get_json(ep, f"{ep.url}/audio/voices", timeout)
                 if status < 400:
-                    state.voices = parse_voices(document)
-                    state.voice_genders = parse_genders(document)
+                    update_state(state, voices=parse_voices(document), voice_genders=parse_genders(document))
         except AttemptError as exc:
             log.info("providers.discovery_failed", endpoint=ep.url, reason=exc.reason)
             if self._on_error is not None and not exc.rejected:
                 self._on_error(state, exc)
             return
-        state.engine = guess_engine(state)
+        update_state(state, engine=guess_engine(state))
         log.debug("providers.discovered", endpoint=ep.url, models=state.models, voices=state.voices)
 
     async def aclose(self) -> None:

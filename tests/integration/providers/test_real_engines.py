@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.daemon_harness import free_port
 from tests.unit.providers.faultserver import closed_port_url
 from voicemoded.api.errors import InvalidArgument
 from voicemoded.audio.format import AudioChunk
 from voicemoded.providers import TTS_FORMAT, ProviderSettings, Speech, SpeechInfo
+from voicemoded.testing.ports import free_port
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from tests.unit.providers.faultserver import FaultServer
+from voicemoded.events import EventBus
 from voicemoded.providers import BreakerPolicy, ProviderSettings, Speech
 
 #: Short timeouts so a hung endpoint costs fractions of a second in tests.
@@ -44,11 +45,13 @@ SpeechFactory = Callable[..., Awaitable[Speech]]
 
 @pytest.fixture
 async def speech() -> AsyncIterator[SpeechFactory]:
-    """Build a Speech (no background probing) from FAST plus overrides; closed at the end."""
+    """Build a Speech (no background probing, publishing to ``events``) from FAST plus overrides."""
     built: list[Speech] = []
 
-    async def make(local: dict[str, dict[str, str]] | None = None, **overrides: object) -> Speech:
-        sp = Speech(replace(FAST, **overrides))  # type: ignore[arg-type]
+    async def make(
+        local: dict[str, dict[str, str]] | None = None, events: EventBus | None = None, **overrides: object
+    ) -> Speech:
+        sp = Speech(replace(FAST, **overrides), events)  # type: ignore[arg-type]
         for kind, endpoints in (local or {}).items():
             sp.set_local_endpoints(kind, endpoints)  # type: ignore[arg-type]
         await sp.start(probe=False)

@@ -15,12 +15,18 @@ KOKORO_EN = ("af_sky", "af_nova", "am_onyx", "bm_fable")
 OPENAI = tuple(OPENAI_VOICES)
 
 
-def state(name: str, source: Source, voices: tuple[str, ...] | None, models: tuple[str, ...] | None = None):
+def state(
+    name: str,
+    source: Source,
+    voices: tuple[str, ...] | None,
+    models: tuple[str, ...] | None = None,
+    health: Health = Health.UNKNOWN,
+) -> EndpointState:
     ep = Endpoint(url=f"http://127.0.0.1:1/{name}", kind="tts", source=source, name=name)
-    st = EndpointState(ep, Breaker(BreakerPolicy()))
-    st.voices, st.models = voices, models
-    st.engine = Engine.OPENAI if source is Source.CLOUD else Engine.UNKNOWN
-    return st
+    engine = Engine.OPENAI if source is Source.CLOUD else Engine.UNKNOWN
+    return EndpointState(
+        ep, Breaker(BreakerPolicy()), health=health, voices=voices, models=models, engine=engine
+    )
 
 
 def test_kokoro_voice_asked_of_openai_maps_to_nova() -> None:
@@ -74,8 +80,7 @@ def test_plan_orders_by_priority_then_voice_fit_then_health() -> None:
     user = state("user", Source.USER, ("en_US-joe-medium",))
     kokoro = state("kokoro", Source.LOCAL, KOKORO_JA)
     piper = state("piper", Source.LOCAL, ("en_US-joe-medium",))
-    sky = state("sky", Source.LOCAL, KOKORO_EN)
-    sky.health = Health.UNHEALTHY
+    sky = state("sky", Source.LOCAL, KOKORO_EN, health=Health.UNHEALTHY)
     cloud = state("openai", Source.CLOUD, OPENAI, ("tts-1",))
     plan = plan_tts(
         [cloud, piper, kokoro, sky, user],

@@ -9,6 +9,7 @@ from tests.unit.providers.conftest import FAST, ServerFactory, SpeechFactory
 from tests.unit.providers.faultserver import closed_port_url
 from voicemoded.events import EventBus
 from voicemoded.providers import BreakerPolicy, ProviderSettings, Speech
+from voicemoded.providers.client import AttemptError
 
 
 async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
@@ -101,3 +102,27 @@ async def test_failover_and_health_events(server: ServerFactory) -> None:
     assert len(failovers) == 1
     assert failovers[0].subsystem == "providers" and failovers[0].fields["url"] == bad.url
     assert failovers[0].fields["to"] == good.url and "HTTP 500" in failovers[0].fields["reason"]
+
+
+async def test_probe_asks_again_what_an_endpoint_offers(server: ServerFactory, speech: SpeechFactory) -> None:
+    srv = await server(voices=("af_sky",))
+    sp = await speech(local={"tts": {"kokoro": srv.url}})
+    assert (await sp.probe("tts"))[0].voices == ("af_sky",)
+    srv.voices = ("af_sky", "am_adam")
+    assert sp.list("tts")[0].voices == ("af_sky",), "discovery stays fresh for its TTL"
+    assert (await sp.probe("tts"))[0].voices == ("af_sky", "am_adam")
+
+
+async def test_reset_forgets_an_endpoints_past(speech: SpeechFactory) -> None:
+    events = EventBus()
+    sp = await speech(tts_base_urls=(closed_port_url(),), events=events)
+    state = sp.registry.states("tts")[0]
+    sp.health.mark_failure(state, AttemptError("cannot connect: connection refused", hard=True))
+    assert (state.breaker.state.value, state.health.value) == ("open", "unhealthy")
+    sp.health.reset(state)
+    assert (state.breaker.state.value, state.health.value) == ("closed", "unknown")
+    assert state.breaker.ready()
+    published = [
+        (e.fields["health"], e.fields["breaker"]) for e in events.recent() if e.kind == "provider.health"
+    ]
+    assert published == [("unhealthy", "open"), ("unknown", "closed")]
