@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates voicemoded/api/v1/*_pb2.py, *_pb2_grpc.py and *.pyi from proto/voicemode/v1/*.proto.
-# `scripts/gen-protos.sh --check` regenerates into a temp folder and fails when the checked-in files differ.
+# Regenerates voicemoded/api/v1/*_pb2.py, *_pb2_grpc.py and *.pyi from proto/voicemode/v1/*.proto, and the
+# API's descriptor set proto/voicemode.v1.txtpb, after refusing a breaking change (scripts/proto_compat.py).
+# `scripts/gen-protos.sh --check` regenerates into a temp folder and fails when the checked-in files differ,
+# when proto/ breaks the committed descriptor set, or when that set is out of date.
+# `scripts/gen-protos.sh --accept-breaking` records a breaking change on purpose (see proto/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -8,8 +11,18 @@ PY=${PYTHON:-python3}
 
 out=voicemoded/api/v1
 check=0
-if [ "${1:-}" = "--check" ]; then
-  check=1
+compat=(--write)
+case "${1:-}" in
+  --check) check=1; compat=(--check) ;;
+  --accept-breaking) compat=(--write --accept-breaking) ;;
+  "") ;;
+  *) echo "usage: scripts/gen-protos.sh [--check | --accept-breaking]" >&2; exit 2 ;;
+esac
+
+# The compatibility check comes first: a breaking change regenerates nothing.
+"$PY" scripts/proto_compat.py "${compat[@]}"
+
+if [ "$check" = 1 ]; then
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
 fi
@@ -38,5 +51,5 @@ if [ "$check" = 1 ]; then
     echo "generated API code is out of date: run scripts/gen-protos.sh and commit the result" >&2
     exit 1
   fi
-  echo "generated API code is up to date"
+  echo "generated API code and descriptor set are up to date"
 fi
