@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from voicemoded.audio.virtual import VirtualAudioRig
+from voicemoded.testing.rig import VirtualAudioRig
 
 
 def stats(name: str, values: list[float]) -> None:

@@ -52,8 +52,9 @@ import anchor
 from voicemoded.api.client import Client
 from voicemoded.api.v1 import conversation_pb2, services_pb2
 from voicemoded.audio.format import AudioFormat
-from voicemoded.audio.virtual import VirtualAudioRig
-from voicemoded.demo import free_port, start_daemon, synthesize
+from voicemoded.testing.demo import start_daemon, synthesize
+from voicemoded.testing.ports import free_port
+from voicemoded.testing.rig import VirtualAudioRig
 
 # One sentence each, no commas: Piper puts no pause inside, so the audible spans are the speech itself.
 QUESTION = "What would you like to work on today?"

@@ -21,8 +21,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.daemon_harness import daemon_handle
 from voicemoded.api.v1 import daemon_pb2
+from voicemoded.testing.daemon import daemon_handle
 
 
 def percentile(values: list[float], q: float) -> float:

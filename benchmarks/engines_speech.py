@@ -20,8 +20,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.engines.harness import EngineProcess, start_engine
 from voicemoded.engines.models import missing_packages
+from voicemoded.testing.engines import EngineProcess, start_engine
 
 SENTENCES = [
     "The meeting has been moved to Thursday afternoon.",

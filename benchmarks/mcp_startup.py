@@ -30,9 +30,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.daemon_harness import DaemonHandle, daemon_handle
-from tests.integration.mcp.conftest import INITIALIZE
 from voicemoded.api.v1 import daemon_pb2
+from voicemoded.testing.daemon import DaemonHandle, daemon_handle
+from voicemoded.testing.jsonrpc import INITIALIZE
 
 
 class Tunnel:

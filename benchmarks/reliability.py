@@ -1,7 +1,7 @@
 """Reliability figures: the peer-uid gate's cost, clients during a turn, leaks over many rounds, fuzzing.
 
 Starts a private daemon on a virtual audio rig whose STT/TTS endpoint is a loopback server answering at
-once (tests/daemon_harness.py SpeechEndpoint), so each round runs every daemon stage without model cost.
+once (voicemoded/testing/endpoint.py), so each round runs every daemon stage without model cost.
 Prints:
   GetStatus p50/p99 through the public socket (uid-checked, spliced) and on grpc's private socket
   N clients x 4 calls (GetStatus/GetConfig) during a Speak turn: answered, p50/p99
@@ -23,12 +23,13 @@ from google.protobuf.descriptor import MethodDescriptor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.daemon_harness import DaemonHandle, SpeechEndpoint, speech_daemon
-from tests.integration.daemon import test_fuzz_grpc as fuzz
-from tests.integration.daemon import test_load as load
 from voicemoded.api.client import Client
 from voicemoded.api.v1 import daemon_pb2
 from voicemoded.server import private_socket
+from voicemoded.testing import fuzz, load
+from voicemoded.testing.daemon import DaemonHandle, speech_daemon
+from voicemoded.testing.endpoint import SpeechEndpoint
+from voicemoded.testing.sounds import wav
 
 
 def status_latency(socket: Path, calls: int) -> tuple[float, float]:
@@ -51,9 +52,8 @@ def gate_cost(daemon: DaemonHandle, calls: int) -> None:
 
 
 def clients_during_turn(daemon: DaemonHandle, endpoint: SpeechEndpoint, clients: int) -> None:
-    load.CLIENTS = clients
     endpoint.set_tone(3.0)
-    latencies, failures, overlapped = load.concurrent_status_during_turn(daemon)
+    latencies, failures, overlapped = load.concurrent_status_during_turn(daemon, clients)
     print(
         f"{clients} clients x {load.CALLS_EACH} calls during a turn: {len(latencies)} of "
         f"{clients * load.CALLS_EACH} answered, {len(failures)} failed, p50 "
@@ -64,7 +64,7 @@ def clients_during_turn(daemon: DaemonHandle, endpoint: SpeechEndpoint, clients:
 
 def rounds(daemon: DaemonHandle, endpoint: SpeechEndpoint, count: int) -> None:
     endpoint.set_tone(0.2)
-    audio = fuzz.wav(16_000, 1, 2, 16_000)
+    audio = wav(16_000, 1, 2, 16_000)
     with daemon.client() as client:
         for number in range(1, count + 1):
             load.round_trip(client, audio)

@@ -1,9 +1,9 @@
 """Supervisor figures: restart latency after a crash, and the daemon's CPU while children idle.
 
-1. Restart latency: a real child (tests/fixtures/children/ready_late.py, an HTTP /health server) is killed
-   with SIGKILL; we time from the kill to the RUNNING event of its replacement and subtract the configured
-   backoff delay. The target is <= 150 ms plus the child's own start time, which is measured on its own
-   (spawn to first 200 from /health, probed every 2 ms without any supervisor).
+1. Restart latency: a real child (voicemoded/testing/children/ready_late.py, an HTTP /health server) is
+   killed with SIGKILL; we time from the kill to the RUNNING event of its replacement and subtract the
+   configured backoff delay. The target is <= 150 ms plus the child's own start time, which is measured on
+   its own (spawn to first 200 from /health, probed every 2 ms without any supervisor).
 2. Idle CPU: the supervisor (in this process) supervises 3 idle children, memory limits on, for ~30 s;
    CPU % = (user + system CPU of this process) / wall time. Target < 1 %.
 
@@ -27,7 +27,6 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.children import child_command, free_port
 from voicemoded.events import Event, EventBus
 from voicemoded.supervisor import (
     BackoffSettings,
@@ -37,6 +36,8 @@ from voicemoded.supervisor import (
     Supervisor,
 )
 from voicemoded.supervisor.probe import probe_once
+from voicemoded.testing.children import child_command
+from voicemoded.testing.ports import free_port
 
 BACKOFF = 0.2
 

@@ -62,8 +62,9 @@ from turn_score import edits, words
 from voicemoded.api.client import Client, ClientError
 from voicemoded.api.v1 import conversation_pb2, services_pb2
 from voicemoded.audio.format import AudioFormat
-from voicemoded.audio.virtual import VirtualAudioRig
-from voicemoded.demo import free_port, start_daemon
+from voicemoded.testing.demo import start_daemon
+from voicemoded.testing.ports import free_port
+from voicemoded.testing.rig import VirtualAudioRig
 
 KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
 RATE = 16_000

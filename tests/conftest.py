@@ -8,7 +8,7 @@ from collections.abc import Generator, Iterator
 import pytest
 from hypothesis import settings
 
-from tests.daemon_harness import DaemonHandle, daemon_handle
+from voicemoded.testing.daemon import DaemonHandle, daemon_handle
 
 # Property tests draw the same examples on every run (a CI run must not pass or fail by luck) and keep no
 # example database in the checkout; VOICEMODE_HYPOTHESIS=explore draws new ones each run.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.audio.conftest import Voice
+from voicemoded.testing.person import Voice
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.audio.conftest import Voice
 from voicemoded.api.errors import NotFound
 from voicemoded.audio.devices import AudioBackend
 from voicemoded.audio.format import SPEECH_FORMAT
 from voicemoded.audio.microphone import Microphone
 from voicemoded.audio.recorder import Listener
-from voicemoded.audio.virtual import VirtualAudioRig
+from voicemoded.testing.person import Voice
+from voicemoded.testing.rig import VirtualAudioRig
 
 pytestmark = pytest.mark.audio
 

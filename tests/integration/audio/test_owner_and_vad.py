@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.audio.conftest import Voice, transcribe, trim
+from tests.integration.audio.conftest import transcribe
 from voicemoded.audio.devices import AudioBackend
 from voicemoded.audio.endpointing import EndpointConfig, EndReason
 from voicemoded.audio.format import AudioChunk
@@ -16,7 +16,8 @@ from voicemoded.audio.microphone import Microphone
 from voicemoded.audio.owner import AudioOwner
 from voicemoded.audio.playback import PlaybackResult, Speaker
 from voicemoded.audio.recorder import Listener
-from voicemoded.audio.virtual import VirtualAudioRig, has_sound_card
+from voicemoded.testing.person import Voice, trim
+from voicemoded.testing.rig import VirtualAudioRig, has_sound_card
 
 pytestmark = pytest.mark.audio
 

@@ -11,14 +11,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.integration.audio.conftest import Voice, pulse_clients, transcribe, wait_for
+from tests.integration.audio.conftest import pulse_clients, transcribe, wait_for
 from voicemoded.audio.devices import AudioBackend
 from voicemoded.audio.endpointing import EndpointConfig
 from voicemoded.audio.format import AudioChunk, AudioFormat
 from voicemoded.audio.microphone import Microphone
 from voicemoded.audio.playback import CLOSE_MARGIN_S, BargeIn, Speaker
 from voicemoded.audio.recorder import Listener
-from voicemoded.audio.virtual import VirtualAudioRig
+from voicemoded.testing.person import Voice
+from voicemoded.testing.rig import VirtualAudioRig
 
 pytestmark = pytest.mark.audio
 

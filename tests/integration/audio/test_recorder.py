@@ -10,14 +10,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.integration.audio.conftest import Speech, Voice, noise, pulse_clients, transcribe, trim, wait_for
+from tests.integration.audio.conftest import pulse_clients, transcribe, wait_for
 from voicemoded.audio.devices import RateConverter
 from voicemoded.audio.endpointing import EndpointConfig, EndReason
 from voicemoded.audio.format import AudioFormat
 from voicemoded.audio.microphone import Microphone
 from voicemoded.audio.processing import ProcessingConfig
 from voicemoded.audio.recorder import Listener, TurnVerdict, Utterance
-from voicemoded.audio.virtual import VirtualAudioRig
+from voicemoded.testing.person import Speech, Voice, noise, trim
+from voicemoded.testing.rig import VirtualAudioRig
 
 pytestmark = pytest.mark.audio
 
@@ -122,8 +123,11 @@ async def test_a_turn_predictor_ends_quickly_yet_waits_out_the_pause(
     hard = max(policy.bound_s, utt.pauses[0] + policy.pause_margin_s)
     # A "finished" verdict still waits out a thinking pause: the turn ends at words_end_s at the
     # earliest, or when the predictor's STT is done if that is later.
-    predicted = max(policy.words_end_s, utt.pauses[0] + policy.pause_margin_s, config.early_end_s + final[0])
-    predicted = predicted if final else hard
+    predicted = (
+        max(policy.words_end_s, utt.pauses[0] + policy.pause_margin_s, config.early_end_s + final[0])
+        if final
+        else hard  # no transcription of the whole sentence finished before the turn ended
+    )
     if final and predicted < hard - 0.1:
         assert isinstance(utt.turn_payload, str) and "weekend" in utt.turn_payload.lower(), calls
         assert utt.endpoint_delay < predicted + 0.2, (utt.endpoint_delay, calls)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.audio.conftest import Speech, Voice, split_at_pause, trim
 from voicemoded.api.errors import FailedPrecondition
 from voicemoded.audio.end_of_turn import PauseFeatures, TurnPolicy, TurnVerdict, decide
 from voicemoded.audio.format import SPEECH_FORMAT
 from voicemoded.audio.resample import resample
 from voicemoded.audio.turn import MODEL_FILE, TurnModel, TurnModels, fetch_model, installed_model, judge
 from voicemoded.events import EventBus
+from voicemoded.testing.person import Speech, Voice, split_at_pause, trim
 
 
 @pytest.fixture(scope="module")

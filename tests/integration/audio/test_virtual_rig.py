@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from voicemoded.audio.format import SPEECH_FORMAT, AudioFormat
-from voicemoded.audio.virtual import VirtualAudioRig
+from voicemoded.testing.rig import VirtualAudioRig
 
 pytestmark = pytest.mark.audio
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
-from tests.daemon_harness import DaemonHandle, daemon_handle, free_port
-from tests.integration.audio.conftest import Voice
 from voicemoded.api.client import Client
 from voicemoded.api.v1 import conversation_pb2, services_pb2
 from voicemoded.audio.format import AudioFormat
 from voicemoded.audio.resample import resample
-from voicemoded.audio.virtual import VirtualAudioRig
+from voicemoded.testing.daemon import DaemonHandle, daemon_handle
+from voicemoded.testing.person import Voice
+from voicemoded.testing.ports import free_port
+from voicemoded.testing.rig import VirtualAudioRig
 
 KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
 TTS_FORMAT = AudioFormat(24000, 2, 1)

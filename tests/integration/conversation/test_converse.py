@@ -12,9 +12,9 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.integration.audio.conftest import stretch_pause
 from tests.integration.conversation.conftest import Rig, Turn
 from voicemoded.api.v1 import common_pb2, conversation_pb2, providers_pb2, services_pb2
+from voicemoded.testing.person import stretch_pause
 
 QUESTION = "Which file should I open first?"
 ANSWER = "Please open the settings file and check the port number."

@@ -22,10 +22,10 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.daemon_harness import DaemonHandle, daemon_handle
 from tests.integration.conversation.conftest import KIND, Rig, Turn
 from tests.integration.conversation.test_converse import overlap
 from voicemoded.api.v1 import common_pb2, conversation_pb2, daemon_pb2, services_pb2
+from voicemoded.testing.daemon import DaemonHandle, daemon_handle
 
 LONG_ANSWER = (
     "Please open the settings file and check the port number, then tell me what it prints on the first line."

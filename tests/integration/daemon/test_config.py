@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 import grpc
 
-from tests.daemon_harness import DaemonHandle
 from voicemoded.api.v1 import common_pb2, daemon_pb2
+from voicemoded.testing.daemon import DaemonHandle
 
 SECRET = "sk-test-0123456789abcdefSECRETVALUE"
 

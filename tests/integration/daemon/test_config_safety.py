@@ -16,9 +16,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.daemon_harness import DaemonHandle
 from tests.integration.daemon.test_config import get, watch_events
 from voicemoded.api.v1 import common_pb2, daemon_pb2
+from voicemoded.testing.daemon import DaemonHandle
 
 KEY = "sk-proj-Zq81Xw0mRt5Lk2Vb7Nc4Hd9Jf6Gs3Pa"
 INJECTION = "x\nVOICEMODE_STT_BASE_URLS=http://127.0.0.1:9/v1"

@@ -20,8 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.daemon_harness import DaemonHandle
-from tests.fixtures.children import stand_in_whisper_server
+from voicemoded.testing.children import stand_in_whisper_server
+from voicemoded.testing.daemon import DaemonHandle
 
 _PR_CAPBSET_DROP = 24
 _CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH, _CAP_FOWNER = 1, 2, 3

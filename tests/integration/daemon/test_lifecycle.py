@@ -16,9 +16,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.daemon_harness import DaemonHandle
 from voicemoded.api.client import Client, DaemonNotRunning
 from voicemoded.api.v1 import daemon_pb2
+from voicemoded.testing.daemon import DaemonHandle
 
 
 def test_status_over_the_socket(daemon: DaemonHandle) -> None:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.daemon_harness import DaemonHandle, free_port
+from voicemoded.testing.daemon import DaemonHandle
+from voicemoded.testing.ports import free_port
 
 
 @pytest.fixture

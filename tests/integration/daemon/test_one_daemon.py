@@ -19,8 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.daemon_harness import DaemonHandle, free_port, make_env
-from tests.integration.mcp.conftest import INITIALIZE
+from voicemoded.testing.daemon import DaemonHandle, make_env
+from voicemoded.testing.jsonrpc import INITIALIZE
+from voicemoded.testing.ports import free_port
 
 MCP_CLIENT_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")
 

@@ -22,12 +22,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from tests.daemon_harness import DaemonHandle
 from voicemoded import socketgate
 from voicemoded.api.client import translate
 from voicemoded.api.v1 import daemon_pb2
 from voicemoded.peercred import PeerCredentials, PeerPolicy, parse_uids, peer_credentials
 from voicemoded.server import SocketServer, private_socket
+from voicemoded.testing.daemon import DaemonHandle
 
 REPO = Path(__file__).resolve().parents[3]
 NOBODY = pwd.getpwnam("nobody")

@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from tests.daemon_harness import DaemonHandle, free_port
+from voicemoded.testing.daemon import DaemonHandle
+from voicemoded.testing.ports import free_port
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def test_changed_endpoint_settings_reach_the_provider_registry(daemon_with_ports
 
 def test_start_and_restart_answer_with_the_outcome_of_their_own_attempt(daemon_env: DaemonHandle) -> None:
     """A start from FATAL awaits the new attempt; a restart that ends FATAL is a failure, not exit 0."""
-    from tests.fixtures.children import stand_in_whisper_server
+    from voicemoded.testing.children import stand_in_whisper_server
 
     marker = daemon_env.root / "broken"
     daemon_env.start(stand_in_whisper_server(daemon_env.root, broken_while=marker))

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.audio.conftest import Voice
-from tests.integration.engines.harness import EngineProcess, running_engine
 from voicemoded.audio.format import AudioFormat
 from voicemoded.audio.resample import resample
+from voicemoded.testing.engines import EngineProcess, running_engine
+from voicemoded.testing.person import Voice
 
 pytestmark = pytest.mark.engines
 

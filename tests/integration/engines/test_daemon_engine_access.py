@@ -15,9 +15,10 @@ import httpx
 import psutil
 import pytest
 
-from tests.daemon_harness import DaemonHandle, free_port
 from voicemoded.api.client import ClientError
 from voicemoded.api.v1 import common_pb2, providers_pb2
+from voicemoded.testing.daemon import DaemonHandle
+from voicemoded.testing.ports import free_port
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.engines.harness import EngineProcess, running_engine, start_engine
 from voicemoded.engines.access import ensure_token
+from voicemoded.testing.engines import EngineProcess, running_engine, start_engine
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from tests.integration.engines.conftest import transcribe
-from tests.integration.engines.harness import EngineProcess
+from voicemoded.testing.engines import EngineProcess
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 

@@ -10,9 +10,10 @@ import httpx
 import pytest
 
 from tests.integration.engines.conftest import speak, transcribe
-from tests.integration.engines.harness import EngineProcess, start_engine, word_error_rate
 from voicemoded.audio import codecs
 from voicemoded.audio.format import AudioFormat
+from voicemoded.testing.engines import EngineProcess, start_engine
+from voicemoded.testing.words import word_error_rate
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 

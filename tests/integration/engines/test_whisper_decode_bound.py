@@ -15,12 +15,12 @@ import time
 import numpy as np
 import pytest
 
-from tests.integration.audio.conftest import Voice
 from tests.integration.engines.conftest import transcribe
-from tests.integration.engines.harness import EngineProcess
 from voicemoded.audio.format import AudioFormat
 from voicemoded.audio.resample import resample
 from voicemoded.engines.whisper import MAX_CHARS_PER_SECOND
+from voicemoded.testing.engines import EngineProcess
+from voicemoded.testing.person import Voice
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from tests.integration.engines.conftest import transcribe
-from tests.integration.engines.harness import EngineProcess, running_engine, word_error_rate
 from voicemoded.audio import codecs
 from voicemoded.audio.format import AudioFormat
+from voicemoded.testing.engines import EngineProcess, running_engine
+from voicemoded.testing.words import word_error_rate
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 

@@ -19,31 +19,11 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from tests.daemon_harness import DaemonHandle, daemon_handle
 from voicemoded.api.v1 import common_pb2, daemon_pb2
+from voicemoded.testing.daemon import DaemonHandle, daemon_handle
+from voicemoded.testing.jsonrpc import INITIALIZE, INITIALIZED
 
 HOST = Path(__file__).with_name("host_daemon.py")
-#: A raw JSON-RPC ``initialize`` request, for speaking to a tunnel without the SDK.
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "voicemode-tests", "version": "1"},
-    },
-}
-
-
-INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-
-
-def call(id_: int | str, name: str, arguments: dict[str, Any], **meta: Any) -> dict[str, Any]:
-    params: dict[str, Any] = {"name": name, "arguments": arguments}
-    if meta:
-        params["_meta"] = meta
-    return {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": params}
 
 
 class RawTunnel:

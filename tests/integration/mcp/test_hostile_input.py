@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.daemon_harness import DaemonHandle
-from tests.integration.mcp.conftest import INITIALIZE, INITIALIZED, RawTunnel, call, open_tunnel
+from tests.integration.mcp.conftest import RawTunnel, open_tunnel
 from voicemode_mcp.framing import MAX_LINE_BYTES
 from voicemoded.api.v1 import mcp_pb2
+from voicemoded.testing.daemon import DaemonHandle
+from voicemoded.testing.jsonrpc import INITIALIZE, INITIALIZED, call
 
 #: A reply must come at once: the tunnel answers these without asking the daemon.
 REPLY_TIMEOUT = 10.0

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_harness import DaemonHandle
 from voicemoded.mcp.tools import TOOLS
+from voicemoded.testing.daemon import DaemonHandle
 
 NODE_TOOLS = Path(os.environ.get("VOICEMODE_NODE_TOOLS") or Path.home() / ".cache" / "voicemode-node-tools")
 BIN = NODE_TOOLS / "node_modules" / ".bin"

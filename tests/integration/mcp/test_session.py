@@ -12,10 +12,10 @@ import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from tests.daemon_harness import DaemonHandle
 from tests.integration.mcp.conftest import EventWatcher, mcp_session
 from voicemoded import __version__
 from voicemoded.mcp.tools import TOOLS
+from voicemoded.testing.daemon import DaemonHandle
 
 
 def payload(result: Any) -> Any:

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.daemon_harness import DaemonHandle
 from tests.integration.mcp.conftest import RawTunnel, open_tunnel
+from voicemoded.testing.daemon import DaemonHandle
 
 #: Methods that answer at once (no tool call: a scripted turn could block).
 METHODS = ["ping", "tools/list", "resources/list", "resources/templates/list", "prompts/list",

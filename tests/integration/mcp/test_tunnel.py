@@ -13,20 +13,12 @@ from pathlib import Path
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from tests.daemon_harness import DaemonHandle, daemon_handle
-from tests.integration.mcp.conftest import (
-    INITIALIZE,
-    INITIALIZED,
-    EventWatcher,
-    RawTunnel,
-    call,
-    host_command,
-    mcp_session,
-    tunnel_stderr,
-)
+from tests.integration.mcp.conftest import EventWatcher, RawTunnel, host_command, mcp_session, tunnel_stderr
 from voicemoded import __version__
 from voicemoded.api.client import daemon_pid
 from voicemoded.api.v1 import daemon_pb2
+from voicemoded.testing.daemon import DaemonHandle, daemon_handle
+from voicemoded.testing.jsonrpc import INITIALIZE, INITIALIZED, call
 
 
 @pytest.fixture

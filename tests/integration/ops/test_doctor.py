@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.daemon_harness import DaemonHandle, daemon_handle, free_port
 from voicemoded.api.v1 import services_pb2
-from voicemoded.audio.virtual import VirtualAudioRig
+from voicemoded.testing.daemon import DaemonHandle, daemon_handle
+from voicemoded.testing.ports import free_port
+from voicemoded.testing.rig import VirtualAudioRig
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.daemon_harness import DaemonHandle
+from voicemoded.testing.daemon import DaemonHandle
 
 OLD_FILE = """\
 # written by voicemode 0.0.x

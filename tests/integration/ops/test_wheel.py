@@ -26,11 +26,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.daemon_harness import DaemonHandle, free_port
 from voicemoded import __version__
 from voicemoded.api.v1 import providers_pb2, services_pb2
 from voicemoded.audio.format import AudioFormat
-from voicemoded.audio.virtual import VirtualAudioRig
+from voicemoded.testing.daemon import DaemonHandle
+from voicemoded.testing.ports import free_port
+from voicemoded.testing.rig import VirtualAudioRig
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("voicemoded", "voicemodectl", "voicemode_mcp")

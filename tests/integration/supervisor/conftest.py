@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.children import child_command, free_port
 from voicemoded.events import Event, EventBus
 from voicemoded.supervisor import (
     BackoffSettings,
@@ -20,6 +19,8 @@ from voicemoded.supervisor import (
     ServiceSpec,
     Supervisor,
 )
+from voicemoded.testing.children import child_command
+from voicemoded.testing.ports import free_port
 
 MakeSupervisor = Callable[..., Supervisor]
 Dirs = dict[str, Path]

@@ -19,10 +19,11 @@ from typing import Any
 import grpc
 import psutil
 
-from tests.daemon_harness import DaemonHandle
-from tests.fixtures.children import HERE, free_port, stand_in_whisper_server
 from voicemoded.api.v1 import daemon_pb2
 from voicemoded.supervisor.orphans import is_gone, wait_gone
+from voicemoded.testing.children import HERE, stand_in_whisper_server
+from voicemoded.testing.daemon import DaemonHandle
+from voicemoded.testing.ports import free_port
 
 
 async def _host(base: Path, port: int) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:

@@ -10,11 +10,11 @@ import signal
 import psutil
 import pytest
 
-from tests.fixtures.children import free_port
 from tests.integration.supervisor.conftest import Dirs, EventRecorder, MakeSupervisor, make_spec
 from voicemoded.api.errors import FailedPrecondition, NotFound
 from voicemoded.supervisor import BackoffSettings, FlapSettings, RestartPolicy, ServiceState
 from voicemoded.supervisor.backoff import Backoff
+from voicemoded.testing.ports import free_port
 
 
 async def test_ready_late_server_is_running_only_after_its_probe_passes(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import socket
 
-from tests.fixtures.children import free_port
 from tests.integration.supervisor.conftest import Dirs, EventRecorder, MakeSupervisor, make_spec
 from voicemoded.supervisor import ServiceState, Supervisor
+from voicemoded.testing.ports import free_port
 
 
 async def test_autostart_choice_is_persisted_and_used_by_the_next_startup(

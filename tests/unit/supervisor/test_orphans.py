@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.fixtures.children import free_port
 from voicemoded.supervisor.orphans import PidFiles, end_leftovers, port_owner, port_taken, wait_gone
+from voicemoded.testing.ports import free_port
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 

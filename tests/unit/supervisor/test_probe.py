@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.fixtures.children import free_port
 from voicemoded.supervisor.probe import HttpProbe, TcpProbe, probe_once
+from voicemoded.testing.ports import free_port
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """A private PulseAudio server with two null sinks: virtual audio for machines without a sound card.
 
-The daemon brings it up when :func:`has_sound_card` says there is nothing real to talk through (a
-container, a CI runner, a headless box), and the tests use it as their rig: ``speaker`` is the default
-sink (its ``.monitor`` records what was played) and ``mic`` is a sink whose monitor is the default
-source (what is played into ``mic`` is what the microphone hears).
+The demo brings it up when :func:`has_sound_card` says there is nothing real to talk through (a
+container, a CI runner, a headless box), and the tests and benchmarks use it as their rig: ``speaker``
+is the default sink (its ``.monitor`` records what was played) and ``mic`` is a sink whose monitor is
+the default source (what is played into ``mic`` is what the microphone hears).
 
 Two details make it usable for latency work: ``norewinds=1`` on every null sink (without it the first
 0.15-1.7 s of a recording is lost and playback drains seconds late), and a 20 ms ``parec`` attached to

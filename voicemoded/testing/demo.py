@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,19 +23,18 @@ import threading
 import time
 import wave
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voicemoded.api.client import Client
 from voicemoded.api.v1 import conversation_pb2, providers_pb2, services_pb2
+from voicemoded.testing.ports import free_port
+
+if TYPE_CHECKING:
+    from voicemoded.testing.rig import VirtualAudioRig
 
 QUESTION = "Hello! I am your voice assistant. What would you like to work on today?"
 ANSWER = "Let's write the release notes for version two, and then fix the failing login test."
 KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def read_wav(path: Path) -> tuple[bytes, int, int, int]:
@@ -79,7 +77,7 @@ def start_daemon(
 
 
 def run(args: argparse.Namespace) -> int:
-    from voicemoded.audio.virtual import VirtualAudioRig, has_sound_card
+    from voicemoded.testing.rig import VirtualAudioRig, has_sound_card
 
     virtual = args.virtual or (not args.real and not has_sound_card())
     root = Path(tempfile.mkdtemp(prefix="voicemode-demo-"))
@@ -125,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
             rig.stop()
 
 
-def converse(client: Client, rig: object, answer: tuple[bytes, int, int, int] | None, question: str) -> int:
+def converse(
+    client: Client, rig: VirtualAudioRig | None, answer: tuple[bytes, int, int, int] | None, question: str
+) -> int:
     from voicemoded.audio.format import AudioFormat
 
     request = conversation_pb2.ConverseRequest(
@@ -138,12 +138,12 @@ def converse(client: Client, rig: object, answer: tuple[bytes, int, int, int] | 
         kind = KIND.get(event.kind, "?")
         print(f"  [{event.t:6.2f} s] {kind}{' ' + event.detail if event.detail else ''}", flush=True)
         if kind == "listening":
-            if answer is None:
+            if answer is None or rig is None:
                 print("  (speak now)")
             else:
                 pcm, rate, width, channels = answer
                 fmt = AudioFormat(rate, width, channels)
-                scripted = rig.play_into_mic(pcm, fmt)  # type: ignore[attr-defined]
+                scripted = rig.play_into_mic(pcm, fmt)
                 speaker_thread = threading.Thread(target=asyncio.run, args=(scripted,), daemon=True)
                 speaker_thread.start()
         if kind == "done":
@@ -166,7 +166,9 @@ def converse(client: Client, rig: object, answer: tuple[bytes, int, int, int] | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m voicemoded.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m voicemoded.testing.demo", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--question", default=QUESTION, help="what the assistant says")
     parser.add_argument(
         "--answer-text", default=ANSWER, help="what the scripted person says (spoken by Piper)"
