@@ -34,8 +34,10 @@ from typing import Any
 
 import structlog
 
+from voicemoded.api.v1 import conversation_pb2
 from voicemoded.audio.spool import SPOOL_SUFFIX, recover, recover_all
 from voicemoded.health import StorageHealth
+from voicemoded.render import plain, timestamp
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +57,7 @@ TIMING_NAMES = (
 )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Timings:
     queue_wait: float = 0.0
     ttfa: float = 0.0
@@ -66,6 +68,19 @@ class Timings:
     stt: float = 0.0
     endpoint_delay: float = 0.0
     total: float = 0.0
+
+    def to_proto(self) -> conversation_pb2.TurnTimings:
+        return conversation_pb2.TurnTimings(
+            queue_wait=self.queue_wait,
+            ttfa=self.ttfa,
+            generation=self.generation,
+            playback=self.playback,
+            record=self.record,
+            stt=self.stt,
+            total=self.total,
+            mic_gap=self.mic_gap,
+            endpoint_delay=self.endpoint_delay,
+        )
 
 
 @dataclass(slots=True)
@@ -86,7 +101,8 @@ class TurnRecord:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def journal_line(self) -> bytes:
+        """The turn as one line of the journal (the schema above), newline included."""
         data = asdict(self)
         data["time"] = (
             time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.time)) + f".{int(self.time % 1 * 1000):03d}Z"
@@ -94,7 +110,32 @@ class TurnRecord:
         data["timings"] = {k: round(v, 4) for k, v in data["timings"].items()}
         if not self.warnings:
             del data["warnings"]
-        return {"v": 1, **data}
+        line = json.dumps({"v": 1, **data}, ensure_ascii=False) + "\n"
+        return line.encode("utf-8", "surrogateescape")
+
+    def to_proto(self) -> conversation_pb2.TurnRecord:
+        return conversation_pb2.TurnRecord(
+            turn_id=self.turn_id,
+            time=timestamp(self.time),
+            message=self.message,
+            text=self.text,
+            timings=self.timings.to_proto(),
+            end_reason=self.end_reason,
+            error=self.error or "",
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The turn as an assistant sees it in the statistics; empty fields left out."""
+        out = {
+            "turn_id": self.turn_id,
+            "time": self.time,
+            "message": self.message,
+            "text": self.text,
+            "end_reason": self.end_reason,
+            "error": self.error or "",
+            "total_s": self.timings.total,
+        }
+        return {k: plain(v) for k, v in out.items() if v not in ("", None)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +170,9 @@ class Journal:
         self.turns += 1
         self.errors += record.error is not None
         path = self.folder / time.strftime("%Y-%m-%d.jsonl", time.localtime(record.time))
-        line = (json.dumps(record.to_json(), ensure_ascii=False) + "\n").encode("utf-8", "surrogateescape")
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            append_line(path, line)
+            append_line(path, record.journal_line())
         except OSError as exc:
             return self.storage.failed(JOURNAL_LINE, path, exc)
         self.storage.wrote(JOURNAL_LINE)
@@ -244,11 +284,11 @@ def recover_interrupted_turns(audio_dir: Path, journal: Journal) -> list[Path]:
             end_reason="interrupted",
             client=meta.get("client", ""),
             cwd=meta.get("cwd", ""),
+            timings=Timings(record=found.seconds),
             recording=str(found.path),
             error=f"the daemon stopped during this turn; the {found.seconds:.1f} s heard are kept in "
             f"{found.path} (`voicemodectl transcribe --last` reads them)",
         )
-        record.timings.record = found.seconds
         journal.append(record)
         out.append(found.path)
     return out

@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -38,43 +38,13 @@ from voicemoded.audio.playback import BargeIn, PlaybackResult, Speaker
 from voicemoded.audio.recorder import Listener, Utterance, private_file
 from voicemoded.audio.spool import RECORDING, Spool
 from voicemoded.audio.turn import ACOUSTIC_CHECK_S, TurnModels, judge
-from voicemoded.conversation.journal import Journal, Timings, TurnRecord
+from voicemoded.conversation.journal import Journal, TurnRecord
 from voicemoded.conversation.params import TurnParams
+from voicemoded.conversation.results import Heard, Spoken, TurnEvent, TurnResult
 from voicemoded.events import EventBus
 from voicemoded.providers.failover import TTS_FORMAT, Speech, SpeechInfo, Transcription
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(slots=True)
-class TurnResult:
-    turn_id: str
-    text: str = ""
-    end_reason: str = ""
-    tts_provider: str = ""
-    stt_provider: str = ""
-    voice: str = ""
-    tts_model: str = ""
-    voice_mapping: str = ""
-    recording_path: str = ""
-    speech_seconds: float = 0.0
-    timings: Timings = field(default_factory=Timings)
-    warnings: list[str] = field(default_factory=list)
-    """What could not be written (the recording, the journal line): the turn succeeded without it."""
-
-
-@dataclass(frozen=True, slots=True)
-class TurnEvent:
-    """``kind``: queued, tts_start, first_audio, playback_end, listening, speech_start, speech_end,
-    barge_in, transcript, progress (a warning: what could not be written), done (its ``detail``: the
-    warnings). ``t`` is seconds since the call arrived; ``at`` wall-clock time."""
-
-    kind: str
-    t: float
-    at: float
-    detail: str = ""
-    text: str = ""
-    result: TurnResult | None = None
 
 
 Emit = Callable[[TurnEvent], None]
@@ -115,8 +85,35 @@ class TurnFailed(VoicemodeError):
     code = Unavailable.code
 
 
+@dataclass(slots=True)
+class _Outcomes:
+    """Each stage's outcome: the value it returned or, when it was cut short, what it had learnt by
+    then (the journal keeps it). The turn's result is built from these once, at its end."""
+
+    spoken: Spoken | None = None
+    heard: Heard | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """What every stage of one turn works with."""
+
+    turn_id: str
+    params: TurnParams
+    speech: Speech
+    """The registry this turn started with: a reload mid-turn does not switch it."""
+    event: Callable[..., None]
+    spool: Spool
+    queue_wait: float
+    outcomes: _Outcomes
+
+
 class Conversation:
-    """Built once in the composition root; ``turn`` is called per Converse/Speak/Listen request."""
+    """Built once in the composition root; ``turn`` is called per Converse/Speak/Listen request.
+
+    ``speech`` is the provider registry or a function returning the current one: each turn asks it
+    once, at its start, so a registry rebuilt on a settings change serves the next turn.
+    """
 
     def __init__(
         self,
@@ -125,7 +122,7 @@ class Conversation:
         speaker: Speaker,
         microphone: Microphone,
         listener: Listener,
-        speech: Speech,
+        speech: Speech | Callable[[], Speech],
         journal: Journal,
         audio_dir: Path,
         turns: TurnModels | None = None,
@@ -135,15 +132,21 @@ class Conversation:
         self.speaker = speaker
         self.microphone = microphone
         self.listener = listener
-        self.speech = speech
+        self._speech = (lambda: speech) if isinstance(speech, Speech) else speech
         self.journal = journal
         self.audio_dir = audio_dir
         self.turns = turns
         self._events = events
 
+    @property
+    def speech(self) -> Speech:
+        """The registry the next turn uses."""
+        return self._speech()
+
     async def turn(
         self, params: TurnParams, emit: Emit, *, mode: str, client: str = "", cwd: str = ""
     ) -> TurnResult:
+        speech = self._speech()
         t_call = time.monotonic()
         wall_offset = time.time() - t_call
 
@@ -152,18 +155,12 @@ class Conversation:
             emit(TurnEvent(kind, max(0.0, at - t_call), at + wall_offset, **kw))  # type: ignore[arg-type]
 
         turn_id = self.journal.new_turn_id()
-        result = TurnResult(turn_id)
-        record = TurnRecord(turn_id, time.time(), mode, message=params.message, client=client, cwd=cwd)
-        timings = result.timings
-        meta = {
-            "turn_id": turn_id,
-            "mode": mode,
-            "client": client,
-            "cwd": cwd,
-            "started": f"{record.time:.3f}",
-        }
+        started = time.time()
+        meta = {"turn_id": turn_id, "mode": mode, "client": client, "cwd": cwd, "started": f"{started:.3f}"}
         spool = Spool(self.audio_dir / f"{turn_id}.wav", meta={**meta, "message": params.message[:1000]},
                       storage=self.journal.storage)  # fmt: skip
+        outcomes = _Outcomes()
+        queue_wait, kept, error, cancelled = 0.0, "", None, False
         try:
             holder = self.owner.holder
             if holder is not None and not params.no_wait:
@@ -171,46 +168,43 @@ class Conversation:
             async with self.owner.hold(
                 client or "a caller", wait=not params.no_wait, timeout=params.queue_timeout
             ):
-                timings.queue_wait = time.monotonic() - t_call
-                await self._run(params, result, event, spool)
+                queue_wait = time.monotonic() - t_call
+                await self._run(_Turn(turn_id, params, speech, event, spool, queue_wait, outcomes))
         except BaseException as exc:
             # Cut short (cancelled, the daemon stopping, a failure) before any transcript existed:
             # what was heard is kept whatever the saving setting says.
             # Synchronous (a header fix-up, one fsync, a rename): a cancelled task must not await here.
-            kept = spool.keep()
-            if kept is not None:
-                result.recording_path = str(kept)
-            if isinstance(exc, asyncio.CancelledError):
-                record.error = "cancelled" + (f"; what was heard is kept in {kept}" if kept else "")
-                result.end_reason = "cancelled"
+            kept = str(spool.keep() or "")
+            if cancelled := isinstance(exc, asyncio.CancelledError):
+                error = "cancelled" + (f"; what was heard is kept in {kept}" if kept else "")
             elif isinstance(exc, VoicemodeError):
-                record.error = exc.message
+                error = exc.message
             raise
         finally:
-            timings.total = time.monotonic() - t_call
-            record.text, record.end_reason, record.timings = result.text, result.end_reason, timings
-            record.voice, record.tts_provider, record.stt_provider = (
-                result.voice,
-                result.tts_provider,
-                result.stt_provider,
-            )
-            record.recording = result.recording_path or None
-            record.warnings = list(result.warnings)
+            result = TurnResult.of(
+                turn_id, outcomes.spoken, outcomes.heard, listens=params.listens, queue_wait=queue_wait,
+                total=time.monotonic() - t_call, kept=kept, cancelled=cancelled,
+            )  # fmt: skip
+            record = TurnRecord(
+                turn_id, started, mode, message=params.message, text=result.text, end_reason=result.end_reason,
+                voice=result.voice, tts_provider=result.tts_provider, stt_provider=result.stt_provider,
+                client=client, cwd=cwd, timings=result.timings, recording=result.recording_path or None,
+                error=error, warnings=list(result.warnings),
+            )  # fmt: skip
             if (failed := self.journal.append(record)) is not None:
-                result.warnings.append(failed)
+                result = dataclasses.replace(result, warnings=(*result.warnings, failed))
             if self._events is not None:
                 self._events.publish(
-                    "conversation.turn", "conversation", f"{mode} turn {turn_id}: {record.error or result.end_reason}",
-                    level="warning" if record.error else "info", turn_id=turn_id, total=f"{timings.total:.3f}",
+                    "conversation.turn", "conversation", f"{mode} turn {turn_id}: {error or result.end_reason}",
+                    level="warning" if error else "info", turn_id=turn_id, total=f"{result.timings.total:.3f}",
                 )  # fmt: skip
         for warning in result.warnings:
             event("progress", detail=f"warning: {warning}")
         event("done", result=result, detail="; ".join(result.warnings))
         return result
 
-    async def _run(
-        self, params: TurnParams, result: TurnResult, event: Callable[..., None], spool: Spool
-    ) -> None:
+    async def _run(self, turn: _Turn) -> None:
+        params, outcomes = turn.params, turn.outcomes
         sub: MicSubscription | None = None
         try:
             if params.listens:
@@ -218,26 +212,23 @@ class Conversation:
                     self.turns.get(params.turn_model)  # loads while the question plays
                 # Open the microphone now: it is warm and capturing when the last word leaves the speaker.
                 sub = await self.microphone.subscribe()
-            playback: PlaybackResult | None = None
             if params.speaks:
-                playback = await self._speak(params, result, event, sub)
-            if not params.listens:
-                result.end_reason = "spoken"
-                return
-            assert sub is not None
-            await self._listen(params, result, event, sub, playback, spool)
+                outcomes.spoken = await self._speak(turn, sub)
+            if sub is not None:
+                played = outcomes.spoken.played if outcomes.spoken is not None else None
+                outcomes.heard = await self._listen(turn, sub, played)
         finally:
             if sub is not None:
                 await sub.close()
 
-    async def _speak(
-        self, params: TurnParams, result: TurnResult, event: Callable[..., None], sub: MicSubscription | None
-    ) -> PlaybackResult:
-        timings = result.timings
-        event("tts_start")
+    async def _speak(self, turn: _Turn, sub: MicSubscription | None) -> Spoken:
+        params = turn.params
+        turn.event("tts_start")
         started = time.monotonic()
-        generation_end = [started]
-        synth = self.speech.synthesize(
+        generation_end = started
+        info: SpeechInfo | None = None
+        ttfa = 0.0
+        synth = turn.speech.synthesize(
             params.message,
             voice=params.voice or None,
             model=params.tts_model or None,
@@ -247,48 +238,103 @@ class Conversation:
         )
 
         async def audio() -> AsyncIterator[AudioChunk]:
+            nonlocal info, generation_end
             async with contextlib.aclosing(synth):
                 async for item in synth:
                     if isinstance(item, SpeechInfo):
-                        result.tts_provider = item.endpoint.url
-                        result.voice, result.tts_model = item.voice, item.model
-                        result.voice_mapping = "; ".join(item.notes)
+                        info = item
                         continue
                     yield item
-            generation_end[0] = time.monotonic()
+            generation_end = time.monotonic()
 
         def first_audio(at: float) -> None:
-            timings.ttfa = at - started + timings.queue_wait
-            event("first_audio", at, detail=f"{result.tts_provider} voice {result.voice}")
+            nonlocal ttfa
+            ttfa = at - started + turn.queue_wait
+            who = Spoken.by(info)
+            turn.event("first_audio", at, detail=f"{who.provider} voice {who.voice}")
 
         barge = BargeIn(sub) if params.barge_in and sub is not None else None
-        playback = await self.speaker.play(
-            audio(),
-            chimes=params.chime_enabled and params.listens,
-            barge_in=barge,
-            on_first_audio=first_audio,
-            expect=TTS_FORMAT,
-        )
-        timings.generation = generation_end[0] - started
-        if playback.started_at is not None and playback.ended_at is not None:
-            timings.playback = playback.ended_at - playback.started_at
-        event("playback_end", playback.ended_at, detail=playback.reason)
-        if playback.reason == "barge_in":
-            event("barge_in")
-        return playback
+        try:
+            played = await self.speaker.play(
+                audio(),
+                chimes=params.chime_enabled and params.listens,
+                barge_in=barge,
+                on_first_audio=first_audio,
+                expect=TTS_FORMAT,
+            )
+        except BaseException:
+            turn.outcomes.spoken = Spoken.by(info, ttfa=ttfa)
+            raise
+        playback = 0.0
+        if played.started_at is not None and played.ended_at is not None:
+            playback = played.ended_at - played.started_at
+        turn.event("playback_end", played.ended_at, detail=played.reason)
+        if played.reason == "barge_in":
+            turn.event("barge_in")
+        generation = generation_end - started
+        return Spoken.by(info, played=played, ttfa=ttfa, generation=generation, playback=playback)
 
-    async def _listen(
+    async def _listen(self, turn: _Turn, sub: MicSubscription, played: PlaybackResult | None) -> Heard:
+        params = turn.params
+        playback_end = played.ended_at if played is not None else None
+        mic_gap = 0.0
+
+        def on_event(kind: str, at: float) -> None:
+            nonlocal mic_gap
+            if kind == "listening" and playback_end is not None:
+                mic_gap = max(0.0, at - playback_end)
+            turn.event(kind, at)
+
+        heard: Heard | None = None
+        try:
+            utterance, reusable = await self._hear(turn, sub, played, on_event)
+            heard = Heard(
+                end_reason="barge_in" if _barged(played) else str(utterance.reason),
+                speech_seconds=utterance.seconds,
+                mic_gap=mic_gap,
+                record=utterance.ended_at - utterance.listening_at,
+                endpoint_delay=utterance.endpoint_delay if utterance.endpoint_delay is not None else 0.0,
+            )
+            if params.save_audio and utterance.audio:
+                path, warnings = await self._save(turn, utterance, heard.warnings)
+                heard = dataclasses.replace(heard, recording=path, warnings=warnings)
+            if utterance.reason is EndReason.NO_SPEECH or not utterance.audio:
+                if utterance.reason is not EndReason.CANCELLED:
+                    heard = dataclasses.replace(heard, end_reason="no_speech")
+                await asyncio.to_thread(turn.spool.discard)
+                return heard
+            stt_started = time.monotonic()
+            try:
+                tr = await self._final_transcript(turn, utterance, reusable)
+            except VoicemodeError as exc:
+                if not heard.recording:
+                    path, warnings = await self._save(turn, utterance, heard.warnings)
+                    heard = dataclasses.replace(heard, recording=path, warnings=warnings)
+                raise _stt_failed(heard, exc) from exc
+            await asyncio.to_thread(turn.spool.discard)  # the transcript exists: an unsaved answer goes
+            stt = time.monotonic() - stt_started
+            endpoint_delay = heard.endpoint_delay
+            if utterance.speech_end is not None:
+                endpoint_delay = time.monotonic() - utterance.speech_end
+            heard = dataclasses.replace(heard, text=tr.text.strip(), stt_provider=tr.endpoint.url, stt=stt,
+                                        endpoint_delay=endpoint_delay)  # fmt: skip
+            turn.event("transcript", text=heard.text, detail=f"turn ended: {utterance.ended_by}")
+            return heard
+        except BaseException:
+            turn.outcomes.heard = heard if heard is not None else Heard(mic_gap=mic_gap)
+            raise
+
+    async def _hear(
         self,
-        params: TurnParams,
-        result: TurnResult,
-        event: Callable[..., None],
+        turn: _Turn,
         sub: MicSubscription,
-        playback: PlaybackResult | None,
-        spool: Spool,
-    ) -> None:
-        timings = result.timings
-        playback_end = playback.ended_at if playback is not None else None
-        barged = playback is not None and playback.reason == "barge_in"
+        played: PlaybackResult | None,
+        on_event: Callable[[str, float], None],
+    ) -> tuple[Utterance, asyncio.Task[Transcription] | None]:
+        """Record the answer; with it the transcription made at its last pause, when that one heard it
+        all (it is the transcript then: no second STT call)."""
+        params = turn.params
+        barged = _barged(played)
         # Transcribing at a pause both predicts the end of the turn and, when the turn does end there
         # (by the predictor's verdict or by the silence bound), already is the answer: no second STT call.
         # Each transcription runs as its own task so the recorder dropping a verdict does not waste it.
@@ -303,14 +349,14 @@ class Conversation:
         predicting = not params.disable_silence_detection and params.stt_at_pauses != "never"
         eager = predicting and (
             params.stt_at_pauses == "always"
-            or await self.speech.stt_is_local(params.stt_model or None, params.stt_provider or None)
+            or await turn.speech.stt_is_local(params.stt_model or None, params.stt_provider or None)
         )
 
         async def predictor(audio: bytes) -> TurnVerdict:
             started = time.monotonic()
 
             def transcribe() -> Awaitable[Transcription]:
-                task = asyncio.ensure_future(self._transcribe(params, audio))
+                task = asyncio.ensure_future(self._transcribe(turn, audio))
                 pending.append((audio, task))
                 return asyncio.shield(task)
 
@@ -322,21 +368,16 @@ class Conversation:
             )  # fmt: skip
             return verdict
 
-        def on_event(kind: str, at: float) -> None:
-            if kind == "listening" and playback_end is not None:
-                timings.mic_gap = max(0.0, at - playback_end)
-            event(kind, at)
-
         reusable: asyncio.Task[Transcription] | None = None
         try:
             utterance = await self.listener.record(
                 config=config,
                 subscription=sub,
-                not_before=None if barged else playback_end,
-                initial=playback.barge_in if playback is not None and barged else (),
+                not_before=None if barged or played is None else played.ended_at,
+                initial=played.barge_in if played is not None and barged else (),
                 predictor=predictor if predicting else None,
                 on_event=on_event,
-                spool=spool,
+                spool=turn.spool,
             )
             reusable = next(
                 (t for a, t in reversed(pending) if utterance.audio and a.endswith(utterance.audio)), None
@@ -345,44 +386,10 @@ class Conversation:
             for _, task in pending:
                 if task is not reusable:
                     task.cancel()
-        result.end_reason = "barge_in" if barged else str(utterance.reason)
-        result.speech_seconds = utterance.seconds
-        timings.record = utterance.ended_at - utterance.listening_at
-        if utterance.endpoint_delay is not None:
-            timings.endpoint_delay = utterance.endpoint_delay
-        if params.save_audio and utterance.audio:
-            result.recording_path = await self._save(utterance, spool, params.audio_format, result)
-        if utterance.reason is EndReason.NO_SPEECH or not utterance.audio:
-            result.end_reason = (
-                "no_speech" if utterance.reason is not EndReason.CANCELLED else result.end_reason
-            )
-            await asyncio.to_thread(spool.discard)
-            return
-        stt_started = time.monotonic()
-        try:
-            tr = await self._final_transcript(params, utterance, reusable)
-        except VoicemodeError as exc:
-            path = result.recording_path or await self._save(utterance, spool, params.audio_format, result)
-            result.recording_path = path
-            kept = f"your answer is saved in {path}" if path else "your answer could not be saved"
-            if not path and result.warnings:
-                kept += f" ({result.warnings[-1]})"
-            raise TurnFailed(
-                f"speech to text failed; {kept}: {exc.message}",
-                hint="retry it with `voicemodectl transcribe --last` once an STT endpoint is up "
-                "(`voicemodectl provider list` shows their health)",
-                fields={"recording": path} if path else {},
-            ) from exc
-        await asyncio.to_thread(spool.discard)  # the transcript exists: an unsaved answer goes
-        timings.stt = time.monotonic() - stt_started
-        if utterance.speech_end is not None:
-            timings.endpoint_delay = time.monotonic() - utterance.speech_end
-        result.text = tr.text.strip()
-        result.stt_provider = tr.endpoint.url
-        event("transcript", text=result.text, detail=f"turn ended: {utterance.ended_by}")
+        return utterance, reusable
 
     async def _final_transcript(
-        self, params: TurnParams, utterance: Utterance, reusable: asyncio.Task[Transcription] | None
+        self, turn: _Turn, utterance: Utterance, reusable: asyncio.Task[Transcription] | None
     ) -> Transcription:
         payload = utterance.turn_payload
         if isinstance(payload, Transcription):
@@ -390,36 +397,60 @@ class Conversation:
         if reusable is not None:
             with contextlib.suppress(VoicemodeError):
                 return await reusable
-        return await self._transcribe(params, utterance.audio)
+        return await self._transcribe(turn, utterance.audio)
 
-    async def _save(self, utterance: Utterance, spool: Spool, audio_format: str, result: TurnResult) -> str:
+    async def _save(
+        self, turn: _Turn, utterance: Utterance, warnings: tuple[str, ...]
+    ) -> tuple[str, tuple[str, ...]]:
         """Keep the answer in the asked format: a WAV is the spool itself, finished; another format is
-        encoded and the spool deleted (WAV needs no encoder, so it is also the fallback). "" when it
-        could not be written: the warning is in ``result``."""
+        encoded and the spool deleted (WAV needs no encoder, so it is also the fallback).
+
+        The path ("" when it could not be written) and ``warnings`` with what could not be written added.
+        """
+        audio_format, spool = turn.params.audio_format, turn.spool
         if audio_format != "wav":
-            path = self.audio_dir / f"{result.turn_id}.{audio_format}"
+            path = self.audio_dir / f"{turn.turn_id}.{audio_format}"
             try:
                 saved = await asyncio.to_thread(_encode, path, utterance)
             except OSError as exc:
-                result.warnings.append(self.journal.storage.failed(RECORDING, path, exc))
+                warnings = (*warnings, self.journal.storage.failed(RECORDING, path, exc))
             except Exception as exc:
                 log.warning("conversation.encode_failed", format=audio_format, error=str(exc))
             else:
                 self.journal.storage.wrote(RECORDING)
                 await asyncio.to_thread(spool.discard)
-                return str(saved)
+                return str(saved), warnings
         kept = await asyncio.to_thread(spool.commit, utterance.audio, utterance.spool_offset)
-        if kept is None and spool.failure is not None and spool.failure not in result.warnings:
-            result.warnings.append(spool.failure)
-        return str(kept) if kept is not None else ""
+        if kept is None and spool.failure is not None and spool.failure not in warnings:
+            warnings = (*warnings, spool.failure)
+        return (str(kept) if kept is not None else ""), warnings
 
-    async def _transcribe(self, params: TurnParams, audio: bytes) -> Transcription:
-        return await self.speech.transcribe(
+    async def _transcribe(self, turn: _Turn, audio: bytes) -> Transcription:
+        params = turn.params
+        return await turn.speech.transcribe(
             AudioChunk(audio),
             language=params.language or None,
             model=params.stt_model or None,
             provider=params.stt_provider or None,
         )
+
+
+def _barged(played: PlaybackResult | None) -> bool:
+    """The person spoke over the message: what they said then is the start of the answer."""
+    return played is not None and played.reason == "barge_in"
+
+
+def _stt_failed(heard: Heard, exc: VoicemodeError) -> TurnFailed:
+    path = heard.recording
+    kept = f"your answer is saved in {path}" if path else "your answer could not be saved"
+    if not path and heard.warnings:
+        kept += f" ({heard.warnings[-1]})"
+    return TurnFailed(
+        f"speech to text failed; {kept}: {exc.message}",
+        hint="retry it with `voicemodectl transcribe --last` once an STT endpoint is up "
+        "(`voicemodectl provider list` shows their health)",
+        fields={"recording": path} if path else {},
+    )
 
 
 def _encode(path: Path, utterance: Utterance) -> Path:
