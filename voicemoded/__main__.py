@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,13 +17,21 @@ from voicemoded import __version__
 from voicemoded.api.paths import Paths
 
 if TYPE_CHECKING:
+    from voicemoded.app.application import App
+    from voicemoded.app.daemon import DaemonProcess
+    from voicemoded.app.providers import Providers
     from voicemoded.audio.devices import AudioBackend
-    from voicemoded.config import ConfigManager
-    from voicemoded.conversation.loop import Conversation
-    from voicemoded.core import Core
+    from voicemoded.config import ConfigManager, Settings
+    from voicemoded.conversation.journal import Journal
+    from voicemoded.conversation.loop import Conversation, Turns
     from voicemoded.events import EventBus
     from voicemoded.health import HealthRegistry
     from voicemoded.mcp.session import McpHost
+    from voicemoded.supervisor.spec import ServiceSpec
+
+#: More supervised services beside the built-in ones, from the daemon's settings (a plugin's, say);
+#: called again whenever the service specs are rebuilt.
+MoreServices = Callable[["Settings"], Iterable["ServiceSpec"]]
 
 EXIT_ERROR = 1
 EXIT_ALREADY_RUNNING = 3
@@ -58,13 +66,30 @@ def service_manager(env: Mapping[str, str]) -> str:
     return ""
 
 
-def build_core(paths: Paths, config: ConfigManager, events: EventBus) -> Core:
-    """Every part of the daemon, built once and wired together (nothing starts here)."""
+def build_app(
+    paths: Paths,
+    config: ConfigManager,
+    events: EventBus,
+    journal: Journal,
+    process: DaemonProcess,
+    *,
+    more_services: Sequence[MoreServices] = (),
+    turns: Callable[[], Turns] | None = None,
+) -> App:
+    """Every part of the daemon, built once and wired together under the application layer (nothing
+    starts here). ``more_services`` adds supervised services beside the built-in ones; ``turns``
+    replaces the converse loop (which is otherwise built with the audio stack on first use)."""
     from voicemoded import wiring
-    from voicemoded.conversation.journal import Journal
-    from voicemoded.core import Core
+    from voicemoded.app.application import App
+    from voicemoded.app.audio import AudioStack
+    from voicemoded.app.config import Configuration
+    from voicemoded.app.conversation import Conversations
+    from voicemoded.app.daemon import Daemon
+    from voicemoded.app.devices import Devices
+    from voicemoded.app.providers import Providers
+    from voicemoded.app.services import Services
+    from voicemoded.app.statistics import Statistics
     from voicemoded.engines.install import Installer, ModelStore
-    from voicemoded.providers import Speech
     from voicemoded.supervisor.supervisor import Supervisor
 
     settings = config.settings
@@ -76,28 +101,37 @@ def build_core(paths: Paths, config: ConfigManager, events: EventBus) -> Core:
         events=events,
     )
     models = ModelStore(installer, paths.models, paths.services / "models.json")
+
+    def specs() -> list[ServiceSpec]:
+        current = config.settings
+        out = wiring.service_specs(current, paths, models.in_use())
+        for more in more_services:
+            out += list(more(current))
+        return out
+
     supervisor = Supervisor(
-        wiring.service_specs(settings, paths, models.in_use()),
-        logs_dir=paths.logs,
-        run_dir=paths.services,
-        state_dir=paths.services,
-        events=events,
+        specs(), logs_dir=paths.logs, run_dir=paths.services, state_dir=paths.services, events=events
     )
-    speech = Speech(wiring.provider_settings(settings, paths), events=events)
-    return Core(
-        paths=paths,
-        config=config,
+    providers = Providers(config, paths, events)
+    audio = AudioStack(lambda: build_audio(paths, config, events, journal, providers))
+    configuration = Configuration(config)
+    daemon = Daemon(process, configuration, events)
+    return App(
+        conversations=Conversations(config, turns or (lambda: audio.conversation)),
+        services=Services(supervisor, installer, models, specs),
+        providers=providers,
+        configuration=configuration,
+        statistics=Statistics(journal, daemon),
+        devices=Devices(audio, config),
+        daemon=daemon,
+        audio=audio,
         events=events,
-        supervisor=supervisor,
-        speech=speech,
-        installer=installer,
-        models=models,
-        journal=Journal(paths.conversations),
-        build_audio=build_audio,
     )
 
 
-def build_audio(core: Core) -> tuple[AudioBackend, Conversation]:
+def build_audio(
+    paths: Paths, config: ConfigManager, events: EventBus, journal: Journal, providers: Providers
+) -> tuple[AudioBackend, Conversation]:
     """The audio devices and the converse loop, built on the first call that needs them."""
     from voicemoded.audio.devices import AudioBackend
     from voicemoded.audio.microphone import Microphone
@@ -107,7 +141,7 @@ def build_audio(core: Core) -> tuple[AudioBackend, Conversation]:
     from voicemoded.audio.turn import TurnModels
     from voicemoded.conversation.loop import Conversation
 
-    settings, events = core.config.settings, core.events
+    settings = config.settings
     audio = AudioBackend()
     microphone = Microphone(audio, settings.input_device or None, events=events)
     conversation = Conversation(
@@ -115,10 +149,10 @@ def build_audio(core: Core) -> tuple[AudioBackend, Conversation]:
         speaker=Speaker(audio, settings.output_device or None, events=events),
         microphone=microphone,
         listener=Listener(microphone, events=events),
-        speech=core.speech,
-        journal=core.journal,
-        audio_dir=core.paths.audio,
-        turns=TurnModels(core.paths.models, events=events),
+        speech=providers.current,  # read at the start of each turn: a reload swaps the registry
+        journal=journal,
+        audio_dir=paths.audio,
+        turns=TurnModels(paths.models, events=events),
         events=events,
     )
     return audio, conversation
@@ -129,7 +163,9 @@ def build_audio(core: Core) -> tuple[AudioBackend, Conversation]:
 DAEMON_UMASK = 0o077
 
 
-async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) -> int:
+async def run(
+    paths: Paths, args: argparse.Namespace, env: Mapping[str, str], more_services: Sequence[MoreServices] = ()
+) -> int:
     """Claim the base directory for this daemon, then serve; a second daemon for it stops here."""
     from voicemoded.api.instance import BaseDirLock
     from voicemoded.api.paths import check_socket_path, storage_error
@@ -142,12 +178,18 @@ async def run(paths: Paths, args: argparse.Namespace, env: Mapping[str, str]) ->
     except OSError as exc:
         raise storage_error(exc, lock.path, "take the daemon's lock") from None
     try:
-        return await serve(paths, args, env, tightened)
+        return await serve(paths, args, env, tightened, more_services)
     finally:
         lock.release()
 
 
-async def serve(paths: Paths, args: argparse.Namespace, env: Mapping[str, str], tightened: list[Path]) -> int:
+async def serve(
+    paths: Paths,
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    tightened: list[Path],
+    more_services: Sequence[MoreServices] = (),
+) -> int:
     # Heavy imports happen here, after --help/--version had their chance to exit.
     import structlog
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -160,7 +202,9 @@ async def serve(paths: Paths, args: argparse.Namespace, env: Mapping[str, str], 
         providers_pb2_grpc,
         services_pb2_grpc,
     )
-    from voicemoded.config import ConfigManager, Settings
+    from voicemoded.app.daemon import DaemonProcess
+    from voicemoded.config import ConfigManager
+    from voicemoded.conversation.journal import Journal
     from voicemoded.events import EventBus
     from voicemoded.health import Health, HealthRegistry
     from voicemoded.peercred import PeerPolicy, allowed_peer_uids
@@ -185,31 +229,10 @@ async def serve(paths: Paths, args: argparse.Namespace, env: Mapping[str, str], 
         )  # fmt: skip
     config = ConfigManager(paths, env, events)
     config.load()
-    core = build_core(paths, config, events)
-    recover_answers(paths, core)
+    journal = Journal(paths.conversations)
+    recover_answers(paths, journal)
     loop = asyncio.get_running_loop()
     background: list[asyncio.Task[None]] = []
-
-    def apply_daemon_settings(old: Settings | None, new: Settings) -> None:
-        scrubber.update([new.openai_api_key, new.livekit_api_secret, new.livekit_api_key])
-        logsetup.set_level(args.log_level or new.log_level)
-        if old is not None:
-            background.append(loop.create_task(core.on_settings_changed(old, new)))
-
-    apply_daemon_settings(None, config.settings)
-    config.on_change(apply_daemon_settings)
-
-    health_registry = HealthRegistry()
-    register_health(health_registry, core)
-
-    def make_mcp_host() -> McpHost:
-        from voicemoded.mcp.backend import DaemonBackend
-        from voicemoded.mcp.session import McpHost
-
-        return McpHost(DaemonBackend(config, parts=core, started_at=started_at), events=events)
-
-    mcp_service = McpTunnelService(make_mcp_host)
-    health_registry.register("mcp", lambda: Health("mcp", "ok", mcp_service.health_detail()))
 
     notifier = Notifier(env)
     stop_requested = asyncio.Event()
@@ -221,24 +244,33 @@ async def serve(paths: Paths, args: argparse.Namespace, env: Mapping[str, str], 
             grace[0] = grace_seconds
         stop_requested.set()
 
-    daemon_service = DaemonService(
-        config=config,
-        events=events,
-        health=health_registry,
-        socket=paths.socket,
-        base_dir=paths.base,
-        started_at=started_at,
-        request_stop=request_stop,
-        stopping=stopping,
-        manager=service_manager(env),
+    health_registry = HealthRegistry()
+    process = DaemonProcess(
+        paths.socket, paths.base, started_at, health_registry, request_stop, stopping, service_manager(env)
     )
+    app = build_app(paths, config, events, journal, process, more_services=more_services)
+    register_health(health_registry, app)
+
+    def apply_daemon_settings(old: Settings | None, new: Settings) -> None:
+        scrubber.update([new.openai_api_key, new.livekit_api_secret, new.livekit_api_key])
+        logsetup.set_level(args.log_level or new.log_level)
+        if old is not None:
+            background.append(loop.create_task(app.settings_changed(old, new)))
+
+    apply_daemon_settings(None, config.settings)
+    config.on_change(apply_daemon_settings)
+
+    mcp_service = McpTunnelService(lambda: mcp_host(app))
+    health_registry.register("mcp", lambda: Health("mcp", "ok", mcp_service.health_detail()))
     health_servicer = health.aio.HealthServicer()
 
     def register(server: object) -> None:
-        daemon_pb2_grpc.add_DaemonServicer_to_server(daemon_service, server)
-        services_pb2_grpc.add_SupervisorServicer_to_server(SupervisorService(core), server)
-        providers_pb2_grpc.add_ProvidersServicer_to_server(ProvidersService(core), server)
-        conversation_pb2_grpc.add_ConversationServicer_to_server(ConversationService(core), server)
+        daemon_pb2_grpc.add_DaemonServicer_to_server(DaemonService(app.daemon, app.configuration), server)
+        services_pb2_grpc.add_SupervisorServicer_to_server(SupervisorService(app.services), server)
+        providers_pb2_grpc.add_ProvidersServicer_to_server(ProvidersService(app.providers), server)
+        conversation_pb2_grpc.add_ConversationServicer_to_server(
+            ConversationService(app.conversations, app.devices, app.statistics), server
+        )
         mcp_pb2_grpc.add_McpTunnelServicer_to_server(mcp_service, server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
@@ -254,11 +286,11 @@ async def serve(paths: Paths, args: argparse.Namespace, env: Mapping[str, str], 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, request_stop)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
-        await core.speech.start()
-        background.append(asyncio.create_task(core.follow_services(), name="providers.follow_services"))
+        await app.start()
+        background.append(asyncio.create_task(app.follow_services(), name="providers.follow_services"))
         # Leftovers of a previous run are ended before their ports are needed; autostart runs in the
         # background so the API answers while models load.
-        background.append(asyncio.create_task(core.supervisor.startup(), name="supervisor.startup"))
+        background.append(asyncio.create_task(app.services.startup(), name="supervisor.startup"))
         background.append(asyncio.create_task(notifier.watchdog(), name="sdnotify.watchdog"))
         if config.settings.config_watch:
             background.append(asyncio.create_task(config.watch(), name="config.watch"))
@@ -279,13 +311,20 @@ async def serve(paths: Paths, args: argparse.Namespace, env: Mapping[str, str], 
         for task in background:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await core.supervisor.stop_all()
-        await core.aclose()
+        await app.aclose()
     log.info("daemon.stopped")
     return 0
 
 
-def recover_answers(paths: Paths, core: Core) -> None:
+def mcp_host(app: App) -> McpHost:
+    """The MCP door over the application layer; built on the first session (the SDK is heavy)."""
+    from voicemoded.mcp.backend import DaemonBackend
+    from voicemoded.mcp.session import McpHost
+
+    return McpHost(DaemonBackend(app), events=app.events)
+
+
+def recover_answers(paths: Paths, journal: Journal) -> None:
     """Finish the answers a daemon that died mid-turn left spooled, before anyone asks for ``--last``."""
     import structlog
 
@@ -293,7 +332,7 @@ def recover_answers(paths: Paths, core: Core) -> None:
 
     log = structlog.get_logger("voicemoded")
     try:
-        recovered = recover_interrupted_turns(paths.audio, core.journal)
+        recovered = recover_interrupted_turns(paths.audio, journal)
     except OSError as exc:  # a start is never refused over this: the spools stay for the next one
         log.warning("conversation.recovery_failed", error=str(exc), folder=str(paths.audio))
         return
@@ -301,48 +340,9 @@ def recover_answers(paths: Paths, core: Core) -> None:
         log.info("conversation.answer_recovered", path=str(path))
 
 
-def register_health(registry: HealthRegistry, core: Core) -> None:
-    """Cheap per-subsystem health for GetStatus, read from state the parts already keep."""
-    from voicemoded.health import Health
-    from voicemoded.supervisor.states import ServiceState
-
-    config = core.config
-
-    def config_health() -> Health:
-        if config.errors:
-            return Health("config", "degraded", "; ".join(map(str, config.errors)))
-        return Health("config", "ok", str(core.paths.user_file))
-
-    def supervisor_health() -> Health:
-        services = core.supervisor.list()
-        fatal = [s.name for s in services if s.state is ServiceState.FATAL]
-        running = [s.name for s in services if s.state is ServiceState.RUNNING]
-        if fatal:
-            return Health(
-                "supervisor",
-                "degraded",
-                f"gave up on {', '.join(fatal)}; running: {', '.join(running) or 'none'}",
-            )
-        return Health("supervisor", "ok", f"running: {', '.join(running) or 'none'}")
-
-    def providers_health() -> Health:
-        endpoints = core.speech.list()
-        missing = [
-            k for k in ("stt", "tts") if not any(e.kind == k and e.health != "unhealthy" for e in endpoints)
-        ]
-        if missing:
-            return Health("providers", "degraded", f"no usable {' or '.join(missing)} endpoint yet")
-        return Health("providers", "ok", f"{len(endpoints)} endpoints")
-
-    def conversation_health() -> Health:
-        journal = core.journal
-        return Health("conversation", "ok", f"{journal.turns} turns, {journal.errors} failed")
-
-    registry.register("config", config_health)
-    registry.register("supervisor", supervisor_health)
-    registry.register("providers", providers_health)
-    registry.register("conversation", conversation_health)
-    registry.register("storage", core.journal.storage.health)
+def register_health(registry: HealthRegistry, app: App) -> None:
+    for name, probe in app.health_probes().items():
+        registry.register(name, probe)
 
 
 async def _set_serving(servicer: object, status: int) -> None:
@@ -350,7 +350,8 @@ async def _set_serving(servicer: object, status: int) -> None:
         await servicer.set(service, status)  # type: ignore[attr-defined]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, more_services: Sequence[MoreServices] = ()) -> int:
+    """``more_services``: supervised services beside the built-in ones (see :data:`MoreServices`)."""
     args = parse_args(argv)
     env = dict(os.environ)
     if args.base_dir:
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     # before exec, about one spawn in four under load). Our children exec at once and never use gRPC.
     os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
     try:
-        return asyncio.run(run(paths, args, env))
+        return asyncio.run(run(paths, args, env, more_services))
     except ModuleNotFoundError as exc:
         # `pip install voicemode` is the front doors only; the daemon needs its extra.
         print(

@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voicemoded.api.errors import InvalidArgument, quote
-from voicemoded.audio.end_of_turn import TurnPolicy
-from voicemoded.audio.endpointing import EndpointConfig
-from voicemoded.audio.processing import ProcessingConfig
 from voicemoded.config import Settings
+
+if TYPE_CHECKING:
+    # The audio stack (numpy, the VAD) loads on the first turn, not when a door checks a parameter.
+    from voicemoded.audio.endpointing import EndpointConfig
 
 AUDIO_FORMATS = ("wav", "flac", "mp3", "opus")
 
@@ -83,6 +84,10 @@ class TurnParams:
         return self.wait_for_response
 
     def endpoint_config(self) -> EndpointConfig:
+        from voicemoded.audio.end_of_turn import TurnPolicy
+        from voicemoded.audio.endpointing import EndpointConfig
+        from voicemoded.audio.processing import ProcessingConfig
+
         return EndpointConfig(
             vad="silero" if self.vad_engine == "silero" else "webrtc",
             aggressiveness=self.vad_aggressiveness,
@@ -125,6 +130,39 @@ def check_number(name: str, value: object) -> float:
     return float(number)  # type: ignore[arg-type]
 
 
+def default_voice(settings: Settings) -> str:
+    """The voice a request that names none gets: the first preferred one ("" lets the endpoint choose)."""
+    return settings.voices[0] if settings.voices else ""
+
+
+def default_speed(settings: Settings) -> float | None:
+    """The speech rate a request that gives none gets; None (the endpoint's own) when it is 1.0."""
+    return settings.tts_speed if settings.tts_speed != 1.0 else None
+
+
+def check_synthesis(
+    text: str, *, voice: str, model: str, provider: str, instructions: str, speed: float | None
+) -> None:
+    """The same bounds as a spoken turn, before any endpoint is asked (its refusal would blame it)."""
+    for name, value, label in (
+        ("message", text, "text"),
+        ("voice", voice, "voice"),
+        ("tts_model", model, "model"),
+        ("tts_provider", provider, "provider"),
+        ("tts_instructions", instructions, "instructions"),
+    ):
+        check_text(name, value, label)
+    if not speakable(text):
+        raise InvalidArgument(
+            "the text has nothing to speak"
+            + (" (only control or invisible characters)" if text.strip() else ""),
+            hint="give some words to say",
+            fields={"param": "text"},
+        )
+    if speed is not None:
+        check_number("speed", speed)
+
+
 def resolve(settings: Settings, given: dict[str, Any]) -> TurnParams:
     """Fill unset parameters from the caller's settings; validate everything that was given."""
     message = str(given.get("message") or "")
@@ -142,11 +180,11 @@ def resolve(settings: Settings, given: dict[str, Any]) -> TurnParams:
         skip_tts=skip_tts,
         listen_duration_max=_pick(given, "listen_duration_max", settings.listen_duration_max),
         listen_duration_min=_pick(given, "listen_duration_min", settings.min_recording_duration),
-        voice=str(given.get("voice") or (settings.voices[0] if settings.voices else "")),
+        voice=str(given.get("voice") or default_voice(settings)),
         tts_provider=str(given.get("tts_provider") or ""),
         tts_model=str(given.get("tts_model") or (settings.tts_models[0] if settings.tts_models else "")),
         tts_instructions=str(given.get("tts_instructions") or ""),
-        speed=_pick(given, "speed", settings.tts_speed if settings.tts_speed != 1.0 else None),
+        speed=_pick(given, "speed", default_speed(settings)),
         vad_engine=settings.vad_engine,
         audio_processing=settings.audio_processing,
         vad_aggressiveness=int(_pick(given, "vad_aggressiveness", settings.vad_aggressiveness)),

@@ -79,7 +79,8 @@ TOOLS: list[types.Tool] = [
         input_schema=_obj(
             {
                 "action": _p("string", "list or probe.", enum=["list", "probe"], default="list"),
-                "kind": _p("string", "Only stt or tts.", enum=["stt", "tts"]),
+                # No enum: the application checks the kind, with the same error on every door.
+                "kind": _p("string", "Only stt or tts."),
             }
         ),
     ),

@@ -1,1 +1,1 @@
-"""gRPC servicers: thin translations between the API messages and the daemon's subsystems."""
+"""gRPC servicers: pure translations between the API messages and the application layer (:mod:`voicemoded.app`)."""

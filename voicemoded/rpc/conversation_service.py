@@ -1,25 +1,23 @@
-"""The Conversation service: spoken turns as event streams, devices, statistics."""
+"""The Conversation service: spoken turns as event streams, devices, statistics (over
+:class:`~voicemoded.app.conversation.Conversations`, :class:`~voicemoded.app.devices.Devices` and
+:class:`~voicemoded.app.statistics.Statistics`)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from voicemoded.api.v1 import conversation_pb2, conversation_pb2_grpc
-from voicemoded.conversation.journal import Timings
-from voicemoded.core import Core
+from voicemoded.app.conversation import Conversations, Mode
+from voicemoded.app.devices import Devices
+from voicemoded.app.doors import GRPC
+from voicemoded.app.statistics import Statistics
 from voicemoded.rpc import convert
 from voicemoded.rpc.errors import streaming, unary
 
-if TYPE_CHECKING:
-    # The converse loop pulls in the audio stack; it is imported on the first turn, not at start-up.
-    from voicemoded.conversation.loop import TurnEvent, TurnResult
-
-KINDS = {v.name.lower(): v.number for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
 OPTIONAL = (
     "wait_for_response",
     "listen_duration_max",
@@ -58,75 +56,19 @@ def request_params(request: conversation_pb2.ConverseRequest) -> dict[str, Any]:
     return given
 
 
-def timings(t: Timings) -> conversation_pb2.TurnTimings:
-    return conversation_pb2.TurnTimings(
-        queue_wait=t.queue_wait,
-        ttfa=t.ttfa,
-        generation=t.generation,
-        playback=t.playback,
-        record=t.record,
-        stt=t.stt,
-        total=t.total,
-        mic_gap=t.mic_gap,
-        endpoint_delay=t.endpoint_delay,
-    )
-
-
-def turn_result(r: TurnResult) -> conversation_pb2.TurnResult:
-    return conversation_pb2.TurnResult(
-        turn_id=r.turn_id,
-        text=r.text,
-        tts_provider=r.tts_provider,
-        stt_provider=r.stt_provider,
-        voice=r.voice,
-        tts_model=r.tts_model,
-        timings=timings(r.timings),
-        end_reason=r.end_reason,
-        recording_path=r.recording_path,
-        speech_seconds=r.speech_seconds,
-        voice_mapping=r.voice_mapping,
-        warnings=r.warnings,
-    )
-
-
-def turn_event(e: TurnEvent) -> conversation_pb2.ConverseEvent:
-    out = conversation_pb2.ConverseEvent(
-        kind=KINDS.get(e.kind, 0),  # type: ignore[arg-type]
-        t=e.t,
-        time=convert.timestamp(e.at),
-        detail=e.detail,
-        text=e.text,
-    )
-    if e.result is not None:
-        out.result.CopyFrom(turn_result(e.result))
-    return out
-
-
 class ConversationService(conversation_pb2_grpc.ConversationServicer):
-    def __init__(self, core: Core) -> None:
-        self._core = core
+    def __init__(self, conversations: Conversations, devices: Devices, statistics: Statistics) -> None:
+        self._conversations = conversations
+        self._devices = devices
+        self._statistics = statistics
 
     async def _turn(
-        self, request: conversation_pb2.ConverseRequest, mode: str
+        self, request: conversation_pb2.ConverseRequest, mode: Mode
     ) -> AsyncIterator[conversation_pb2.ConverseEvent]:
-        from voicemoded.conversation.loop import turn_events
-        from voicemoded.conversation.params import resolve
-
-        caller = convert.caller(request.caller)
-        settings = self._core.config.resolve(caller).settings
-        given = request_params(request)
-        if mode == "speak":
-            given["wait_for_response"] = False
-        elif mode == "listen":
-            given["skip_tts"] = True
-            given["wait_for_response"] = True
-        params = resolve(settings, given)
-        events = turn_events(
-            self._core.conversation, params, mode=mode, client=caller.client or "grpc", cwd=caller.cwd
-        )
+        events = self._conversations.turn(request_params(request), convert.caller(request.caller), GRPC, mode)
         async with contextlib.aclosing(events):  # the client hanging up closes it: the audio stops
             async for event in events:
-                yield turn_event(event)
+                yield event.to_proto()
 
     @streaming
     async def Converse(
@@ -153,60 +95,36 @@ class ConversationService(conversation_pb2_grpc.ConversationServicer):
     async def ListDevices(
         self, request: conversation_pb2.ListDevicesRequest, context: grpc.aio.ServicerContext
     ) -> conversation_pb2.ListDevicesResponse:
-        from voicemoded.api.errors import VoicemodeError
-
-        audio = self._core.audio
-        settings = self._core.config.settings
-
-        def gather() -> conversation_pb2.ListDevicesResponse:
-            audio.refresh()
-            response = conversation_pb2.ListDevicesResponse()
-            selected: dict[str, int] = {}
-            for direction, spec in (("input", settings.input_device), ("output", settings.output_device)):
-                try:
-                    selected[direction] = audio.select(direction, spec or None).index  # type: ignore[arg-type]
-                except VoicemodeError as exc:
-                    setattr(response, f"{direction}_error", str(exc))
-            for d in audio.devices():
-                response.devices.add(
-                    index=d.index,
-                    name=d.name,
-                    max_input_channels=d.max_input_channels,
-                    max_output_channels=d.max_output_channels,
-                    default_sample_rate=float(d.default_rate),
-                    default_input=d.is_default_input,
-                    default_output=d.is_default_output,
-                    host_api=d.host_api,
-                    selected_input=selected.get("input") == d.index,
-                    selected_output=selected.get("output") == d.index,
-                )
-            return response
-
-        return await asyncio.to_thread(gather)
+        found = await self._devices.list()
+        response = conversation_pb2.ListDevicesResponse(
+            input_error=found.input_error, output_error=found.output_error
+        )
+        for d in found.devices:
+            response.devices.add(
+                index=d.index,
+                name=d.name,
+                max_input_channels=d.max_input_channels,
+                max_output_channels=d.max_output_channels,
+                default_sample_rate=float(d.default_rate),
+                default_input=d.is_default_input,
+                default_output=d.is_default_output,
+                host_api=d.host_api,
+                selected_input=found.selected_input == d.index,
+                selected_output=found.selected_output == d.index,
+            )
+        return response
 
     @unary
     async def GetStatistics(
         self, request: conversation_pb2.GetStatisticsRequest, context: grpc.aio.ServicerContext
     ) -> conversation_pb2.Statistics:
-        journal = self._core.journal
-        recent = journal.recent(request.recent or 10)
+        report = self._statistics.report(request.recent or None)  # 0: the default number
         return conversation_pb2.Statistics(
-            turns=journal.turns,
-            errors=journal.errors,
-            recent=[
-                conversation_pb2.TurnRecord(
-                    turn_id=r.turn_id,
-                    time=convert.timestamp(r.time),
-                    message=r.message,
-                    text=r.text,
-                    timings=timings(r.timings),
-                    end_reason=r.end_reason,
-                    error=r.error or "",
-                )
-                for r in recent
-            ],
+            turns=report.turns,
+            errors=report.errors,
+            recent=[r.to_proto() for r in report.recent],
             summaries=[
                 conversation_pb2.TimingSummary(name=s.name, p50=s.p50, p90=s.p90, max=s.max, count=s.count)
-                for s in journal.summaries()
+                for s in report.summaries
             ],
         )

@@ -1,4 +1,5 @@
-"""The Supervisor service: the local speech servers, their logs, installs and models."""
+"""The Supervisor service: the local speech servers, their logs, installs and models (over
+:class:`~voicemoded.app.services.Services`)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,32 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from voicemoded.api.errors import InvalidArgument, NotFound, Unavailable, VoicemodeError
+from voicemoded.api.errors import VoicemodeError
 from voicemoded.api.v1 import services_pb2, services_pb2_grpc
-from voicemoded.core import Core
+from voicemoded.app.services import Service, Services
 from voicemoded.engines.install import ModelInfo
 from voicemoded.rpc.errors import streaming, unary
-from voicemoded.supervisor.stats import ServiceStatus
-from voicemoded.wiring import service_url
 
 STATE = dict(services_pb2.ServiceState.items())
-START_WAIT = 180.0
 
 
-def service_info(s: ServiceStatus, command: list[str], memory_limit: int | None) -> services_pb2.ServiceInfo:
+def service_info(service: Service) -> services_pb2.ServiceInfo:
+    s = service.status
     return services_pb2.ServiceInfo(
         name=s.name,
         state=STATE.get(s.state.name, services_pb2.SERVICE_STATE_UNSPECIFIED),
         backend=s.backend,
-        command=command,
+        command=service.command,
         host=s.host,
         port=s.port or 0,
-        url=service_url(s.name, s.host, s.port),
+        url=service.url,
         pid=s.pid or 0,
         uptime_seconds=s.uptime or 0.0,
         restarts=s.restarts,
         last_exit=s.last_exit.describe() if s.last_exit else "",
         cpu_percent=s.cpu_percent or 0.0,
         resident_bytes=s.rss_bytes or 0,
-        memory_limit_bytes=memory_limit or 0,
+        memory_limit_bytes=service.memory_limit_bytes or 0,
         autostart=s.autostart,
         installed=s.installed,
         install_hint=s.install_hint,
@@ -60,7 +59,11 @@ def model_info(m: ModelInfo) -> services_pb2.ModelInfo:
 async def progress_stream(
     run: Callable[[Callable[[str], None]], Awaitable[object]],
 ) -> AsyncIterator[services_pb2.InstallProgress]:
-    """Run an install with a line callback; stream its lines, then a final done/ok message."""
+    """Run an install with a line callback; stream its lines, then a final done/ok message.
+
+    What fails once the install is under way is that final message (with pip's output); what ``run``
+    refuses before starting (an unknown name) is the call's own error.
+    """
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     task = asyncio.ensure_future(run(lines.put_nowait))
     task.add_done_callback(lambda _t: lines.put_nowait(None))
@@ -86,134 +89,95 @@ async def progress_stream(
 
 
 class SupervisorService(services_pb2_grpc.SupervisorServicer):
-    def __init__(self, core: Core) -> None:
-        self._core = core
-
-    def _info(self, status: ServiceStatus) -> services_pb2.ServiceInfo:
-        spec = self._core.supervisor.spec(status.name)
-        return service_info(status, list(spec.command), spec.memory_limit_bytes)
+    def __init__(self, services: Services) -> None:
+        self._services = services
 
     @unary
     async def ListServices(
         self, request: services_pb2.ListServicesRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ListServicesResponse:
-        statuses = await asyncio.to_thread(self._core.supervisor.list)
-        return services_pb2.ListServicesResponse(services=[self._info(s) for s in statuses])
+        return services_pb2.ListServicesResponse(
+            services=[service_info(s) for s in await self._services.list()]
+        )
 
     @unary
     async def GetService(
         self, request: services_pb2.ServiceRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ServiceInfo:
-        return self._info(await asyncio.to_thread(self._core.supervisor.get, request.name))
+        return service_info(await self._services.get(request.name))
 
     @unary
     async def StartService(
         self, request: services_pb2.ServiceRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ServiceInfo:
-        """Returns once this start's attempt is RUNNING (ready), or with the error that stopped it."""
-        status = await self._core.supervisor.start_and_wait(request.name, START_WAIT)
-        return self._info(self._outcome(status, "start"))
+        return service_info(await self._services.start(request.name))
 
     @unary
     async def StopService(
         self, request: services_pb2.ServiceRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ServiceInfo:
-        return self._info(await self._core.supervisor.stop(request.name))
+        return service_info(await self._services.stop(request.name))
 
     @unary
     async def RestartService(
         self, request: services_pb2.ServiceRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ServiceInfo:
-        """Like StartService: a restart that ends anywhere but RUNNING is an error, not a success."""
-        status = await self._core.supervisor.restart_and_wait(request.name, START_WAIT)
-        return self._info(self._outcome(status, "restart"))
-
-    @staticmethod
-    def _outcome(status: ServiceStatus, verb: str) -> ServiceStatus:
-        from voicemoded.supervisor.states import ServiceState
-
-        if status.state is ServiceState.RUNNING:
-            return status
-        raise Unavailable(
-            f"{status.name} did not {verb}: {status.reason or status.state.name.lower()}",
-            hint=f"`voicemodectl service logs {status.name}` shows its output",
-            fields={"service": status.name, "state": status.state.name},
-        )
+        return service_info(await self._services.restart(request.name))
 
     @unary
     async def SetAutostart(
         self, request: services_pb2.SetAutostartRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ServiceInfo:
-        return self._info(self._core.supervisor.set_autostart(request.name, request.autostart))
+        return service_info(self._services.set_autostart(request.name, request.autostart))
 
     @streaming
     async def TailLogs(
         self, request: services_pb2.TailLogsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[services_pb2.LogLine]:
-        lines = request.lines if request.lines > 0 else 50
         if request.follow:
-            follower = self._core.supervisor.follow_logs(request.name, lines)
-            async for line in follower:
-                yield services_pb2.LogLine(service=request.name, line=line)
+            async with contextlib.aclosing(self._services.follow_logs(request.name, request.lines)) as lines:
+                async for line in lines:
+                    yield services_pb2.LogLine(service=request.name, line=line)
             return
-        for line in await self._core.supervisor.tail_logs(request.name, lines):
+        for line in await self._services.tail_logs(request.name, request.lines):
             yield services_pb2.LogLine(service=request.name, line=line)
 
     @unary
     async def ReopenLogs(
         self, request: services_pb2.ReopenLogsRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ReopenLogsResponse:
-        await self._core.supervisor.reopen_logs()
-        files = [self._core.supervisor.get(name).log_path for name in self._core.supervisor.names]
-        return services_pb2.ReopenLogsResponse(files=files)
+        return services_pb2.ReopenLogsResponse(files=await self._services.reopen_logs())
 
     @streaming
     async def InstallService(
         self, request: services_pb2.InstallServiceRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[services_pb2.InstallProgress]:
-        if request.name not in self._core.supervisor.names:
-            raise NotFound(
-                f"no service named {request.name!r}",
-                hint=f"services: {', '.join(self._core.supervisor.names)}",
-            )
-        installer = self._core.installer
-        async for progress in progress_stream(lambda cb: installer.install(request.name, cb)):
+        async for progress in progress_stream(lambda cb: self._services.install(request.name, cb)):
             yield progress
-        # A backend that was missing at start-up is usable now: rebuild the service specs.
-        await self._core.refresh_services()
-
-    @staticmethod
-    def _kind(kind: str) -> str | None:
-        if kind not in ("", "stt", "tts"):
-            raise InvalidArgument(f"unknown kind {kind!r}", hint="use stt or tts")
-        return kind or None
 
     @unary
     async def ListModels(
         self, request: services_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ListModelsResponse:
-        models = await asyncio.to_thread(self._core.models.list_models, self._kind(request.kind))
-        return services_pb2.ListModelsResponse(models=[model_info(m) for m in models])
+        return services_pb2.ListModelsResponse(
+            models=[model_info(m) for m in await self._services.models(request.kind)]
+        )
 
     @streaming
     async def InstallModel(
         self, request: services_pb2.ModelRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[services_pb2.InstallProgress]:
-        models = self._core.models
-        async for progress in progress_stream(lambda cb: models.install(request.name, cb)):
+        async for progress in progress_stream(lambda cb: self._services.install_model(request.name, cb)):
             yield progress
 
     @unary
     async def RemoveModel(
         self, request: services_pb2.ModelRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ModelInfo:
-        removed = await self._core.models.remove(request.name)
-        return model_info(removed[0])
+        return model_info(await self._services.remove_model(request.name))
 
     @unary
     async def UseModel(
         self, request: services_pb2.ModelRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.ModelInfo:
-        info = await asyncio.to_thread(self._core.models.use, request.name)
-        await self._core.apply_model_choice(info.kind)
-        return model_info(info)
+        return model_info(await self._services.use_model(request.name))

@@ -1,4 +1,5 @@
-"""A voicemoded built like the real one (config, core, Daemon service) plus the McpTunnel service.
+"""A voicemoded built like the real one (config, application layer, Daemon service) plus the McpTunnel
+service.
 
 The conversation part is a small scripted stand-in so the MCP layer can be driven without audio: a
 message starting with ``block`` waits until it is cancelled and publishes when that happened (the one
@@ -15,53 +16,34 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from voicemoded import __version__, logsetup
-from voicemoded.__main__ import build_core, register_health
+from voicemoded.__main__ import build_app, mcp_host, register_health
 from voicemoded.api.paths import Paths
 from voicemoded.api.v1 import daemon_pb2_grpc, mcp_pb2_grpc
+from voicemoded.app.daemon import DaemonProcess
 from voicemoded.config import ConfigManager
+from voicemoded.conversation.journal import Journal, Timings
+from voicemoded.conversation.loop import Emit
+from voicemoded.conversation.params import TurnParams
+from voicemoded.conversation.results import TurnEvent, TurnResult
 from voicemoded.events import EventBus
 from voicemoded.health import Health, HealthRegistry
-from voicemoded.mcp.backend import DaemonBackend
-from voicemoded.mcp.session import McpHost
 from voicemoded.rpc.daemon_service import DaemonService
 from voicemoded.rpc.mcp_service import McpTunnelService
 from voicemoded.server import SocketServer
-
-
-@dataclass
-class Event:
-    kind: str
-    detail: str = ""
-    text: str = ""
-    result: Any = None
-
-
-@dataclass
-class Timings:
-    ttfa: float = 0.1
-    total: float = 0.2
-
-
-@dataclass
-class Result:
-    text: str
-    end_reason: str = "silence"
-    voice: str = ""
-    timings: Timings = field(default_factory=Timings)
 
 
 class ScriptedConversation:
     def __init__(self, events: EventBus) -> None:
         self.events = events
 
-    async def turn(self, params: Any, emit: Any, *, mode: str, client: str = "", cwd: str = "") -> Result:
+    async def turn(
+        self, params: TurnParams, emit: Emit, *, mode: str, client: str = "", cwd: str = ""
+    ) -> TurnResult:
         for kind in ("tts_start", "first_audio", "playback_end", "listening"):
-            emit(Event(kind, "test"))
+            emit(TurnEvent(kind, 0.0, time.time(), "test"))
             await asyncio.sleep(0)
         if params.message.startswith("block"):
             self.events.publish("test.turn_blocking", "test", params.message)
@@ -70,8 +52,11 @@ class ScriptedConversation:
             except asyncio.CancelledError:
                 self.events.publish("test.turn_cancelled", "test", params.message, at=f"{time.time():.6f}")
                 raise
-        result = Result(text=f"heard: {params.message}", voice=params.voice)
-        emit(Event("done", result=result))  # the same contract as the real loop: done carries the result
+        result = TurnResult(
+            "test-turn", text=f"heard: {params.message}", end_reason="silence", voice=params.voice,
+            timings=Timings(ttfa=0.1, total=0.2),
+        )  # fmt: skip
+        emit(TurnEvent("done", 0.0, time.time(), result=result))  # as the real loop: done carries it
         return result
 
 
@@ -83,24 +68,20 @@ async def run(socket: Path) -> int:
     events = EventBus()
     config = ConfigManager(paths, env, events)
     config.load()
-    core = build_core(paths, config, events)
     health = HealthRegistry()
-    register_health(health, core)
-    backend = DaemonBackend(
-        config, parts=core, conversation=ScriptedConversation(events), started_at=time.time()
-    )
-    host = McpHost(backend, events=events)
-    health.register("mcp", lambda: Health("mcp", "ok", host.health_detail()))
     stop = asyncio.Event()
     stopping = asyncio.Event()
 
     def request_stop(grace: float = 0.0) -> None:
         stop.set()
 
-    daemon = DaemonService(
-        config=config, events=events, health=health, socket=paths.socket, base_dir=paths.base,
-        started_at=time.time(), request_stop=request_stop, stopping=stopping,
-    )  # fmt: skip
+    process = DaemonProcess(paths.socket, paths.base, time.time(), health, request_stop, stopping)
+    scripted = ScriptedConversation(events)
+    app = build_app(paths, config, events, Journal(paths.conversations), process, turns=lambda: scripted)
+    register_health(health, app)
+    host = mcp_host(app)
+    health.register("mcp", lambda: Health("mcp", "ok", host.health_detail()))
+    daemon = DaemonService(app.daemon, app.configuration)
 
     def register(server: object) -> None:
         daemon_pb2_grpc.add_DaemonServicer_to_server(daemon, server)
@@ -110,14 +91,13 @@ async def run(socket: Path) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await core.speech.start(probe=False)
+        await app.providers.current().start(probe=False)
         events.publish("daemon.started", "daemon", f"voicemoded {__version__} ready (test host)")
         await stop.wait()
         stopping.set()
         await server.stop(1.0)
         with contextlib.suppress(Exception):
-            await core.supervisor.stop_all()
-            await core.aclose()
+            await app.aclose()
     return 0
 
 

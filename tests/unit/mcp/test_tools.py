@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from enum import Enum
 
 import pytest
@@ -11,8 +10,10 @@ import pytest
 from voicemode_mcp.tunnel import error_reply
 from voicemoded.api.client import ClientError
 from voicemoded.api.errors import FailedPrecondition, InvalidArgument
-from voicemoded.mcp.backend import plain, turn_summary
+from voicemoded.conversation.journal import Timings
+from voicemoded.conversation.results import TurnResult
 from voicemoded.mcp.tools import CONVERSE, TOOLS, check_arguments, error_result, schema_bytes
+from voicemoded.render import plain
 
 
 def test_schema_stays_small() -> None:
@@ -77,27 +78,11 @@ class Color(Enum):
     RED = "red"
 
 
-@dataclass
-class Timings:
-    ttfa: float = 0.12345
-    total: float = 1.0
-
-
-@dataclass
-class Result:
-    text: str = "yes"
-    end_reason: str = "silence"
-    voice: str = ""
-    timings: Timings = field(default_factory=Timings)
-
-
 def test_plain_and_turn_summary() -> None:
     assert plain({"c": Color.RED, "t": (1, 2.00049)}) == {"c": "red", "t": [1, 2.0]}
-    assert turn_summary(Result()) == {
-        "text": "yes",
-        "end_reason": "silence",
-        "timings": {"ttfa": 0.123, "total": 1.0},
-    }
+    result = TurnResult("t1", text="yes", end_reason="silence", timings=Timings(ttfa=0.12345, total=1.0))
+    timings = {name: 0.0 for name in Timings.__dataclass_fields__} | {"ttfa": 0.123, "total": 1.0}
+    assert result.summary() == {"text": "yes", "end_reason": "silence", "timings": timings}
 
 
 def test_tunnel_fallback_answers_requests_only() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import math
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,19 +25,22 @@ from voicemoded.api.errors import (
     from_os_error,
     quote,
 )
+from voicemoded.api.paths import Paths
 from voicemoded.api.v1 import common_pb2, conversation_pb2, conversation_pb2_grpc
+from voicemoded.app import sources
+from voicemoded.app.conversation import Conversations
+from voicemoded.config import ConfigManager
 from voicemoded.config.schema import build_settings
 from voicemoded.conversation import params
-from voicemoded.core import Core
+from voicemoded.conversation.results import TurnResult
 from voicemoded.rpc import errors as rpc_errors
-from voicemoded.rpc import providers_service
 from voicemoded.rpc.conversation_service import ConversationService
 
 
 def test_the_cli_checks_the_daemons_ranges_and_file_limit() -> None:
     for name, bounds in cli_converse.RANGES.items():
         assert params.RANGES[name] == bounds, name
-    assert cli_speech.MAX_FILE_BYTES == providers_service.MAX_FILE_BYTES
+    assert cli_speech.MAX_FILE_BYTES == sources.MAX_FILE_BYTES
 
 
 @pytest.mark.parametrize(
@@ -124,23 +126,29 @@ def test_the_wire_detail_is_bounded_whatever_was_quoted() -> None:
     assert len(wire.fields) == rpc_errors.MAX_FIELDS
 
 
-class _Failing(ConversationService):
-    """The real Converse (and its error wrapper) over a turn that fails as the test says."""
+class _FailingTurns:
+    """A converse loop whose turn fails as the test says (the faults a real disk rarely gives on cue)."""
 
     def __init__(self, error: BaseException) -> None:
-        super().__init__(cast(Core, None))
-        self._error = error
+        self.error = error
 
-    async def _turn(self, request: Any, mode: str) -> AsyncIterator[conversation_pb2.ConverseEvent]:
-        raise self._error
-        yield conversation_pb2.ConverseEvent()  # pragma: no cover
+    async def turn(self, params: Any, emit: Any, *, mode: str, client: str = "", cwd: str = "") -> TurnResult:
+        raise self.error
+
+
+def _failing_service(tmp_path: Path, error: BaseException) -> ConversationService:
+    """The real Converse (the application layer and the error wrapper) over a turn that fails."""
+    config = ConfigManager(Paths.from_env({"VOICEMODE_BASE_DIR": str(tmp_path / "base")}), {})
+    turns = _FailingTurns(error)
+    conversations = Conversations(config, lambda: turns)
+    return ConversationService(conversations, cast(Any, None), cast(Any, None))
 
 
 async def _converse_error(
     tmp_path: Path, error: BaseException
 ) -> tuple[grpc.StatusCode, common_pb2.ErrorDetail]:
     server = grpc.aio.server()
-    conversation_pb2_grpc.add_ConversationServicer_to_server(_Failing(error), server)
+    conversation_pb2_grpc.add_ConversationServicer_to_server(_failing_service(tmp_path, error), server)
     address = f"unix:{tmp_path / 's.sock'}"
     server.add_insecure_port(address)
     await server.start()
