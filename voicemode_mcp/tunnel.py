@@ -22,8 +22,7 @@ import grpc
 
 from voicemode_mcp import framing
 from voicemoded import __version__
-from voicemoded.api.client import Client, ClientError, translate
-from voicemoded.api.v1 import mcp_pb2
+from voicemoded.api.client import Client, ClientError, McpClose, translate
 
 EOF = b""
 #: How long the daemon gets to end the session after the client closed stdin.
@@ -133,23 +132,21 @@ class Tunnel:
         self.stdin_closed = threading.Event()
         self.stopping = threading.Event()
 
-    def requests(self) -> Iterator[mcp_pb2.McpFrame]:
-        caller = self.client.caller()
-        yield mcp_pb2.McpFrame(open=mcp_pb2.McpOpen(caller=caller, tunnel_version=__version__))
+    def messages(self) -> Iterator[bytes | McpClose]:
         while True:
             raw = self.inbox.get()
             if self.stopping.is_set():
                 return
             if raw == EOF:
                 self.stdin_closed.set()
-                yield mcp_pb2.McpFrame(close=mcp_pb2.McpClose(reason="stdin closed"))
+                yield McpClose("stdin closed")
                 return
             if len(self.forwarded) < 1:
                 self.forwarded.append(raw)  # kept to answer it if the stream fails before any reply
-            yield mcp_pb2.McpFrame(message=raw)
+            yield raw
 
     def run(self) -> int:
-        call = self.client.mcp.Session(self.requests(), wait_for_ready=True)
+        call = self.client.mcp_session(self.messages(), tunnel_version=__version__)
         replied = False
         closer = threading.Thread(target=self._close_after_stdin, args=(call,), daemon=True)
         closer.start()

@@ -45,8 +45,9 @@ NOUNS = (
     devices,
     events,
     doctor,
-    completion,
 )
+
+JSON_HELP = "machine-readable output (before or after the command)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,21 +59,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"voicemodectl {__version__}")
     parser.add_argument("--socket", type=Path, help="daemon socket (default: $XDG_RUNTIME_DIR/voicemode/)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
     sub = parser.add_subparsers(dest="noun", required=True, metavar="COMMAND")
     for noun in NOUNS:
         noun.register(sub)
+    completion.register(sub, parser)
+    for command in _commands(parser):
+        # Given after the command as well: SUPPRESS leaves the value the top level set when it is not.
+        command.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP)
     return parser
 
 
-def _actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
-    """Every option and positional of ``parser`` and of its sub-commands, depth first."""
+def _commands(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every sub-command's parser below ``parser``, at every depth."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                yield from _actions(child)
-        else:
-            yield action
+                yield child
+                yield from _commands(child)
+
+
+def _actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    """Every option and positional of ``parser`` and of its sub-commands."""
+    for command in (parser, *_commands(parser)):
+        yield from (a for a in command._actions if not isinstance(a, argparse._SubParsersAction))
 
 
 def _invalid_argument(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:

@@ -13,7 +13,6 @@ import shlex
 from dataclasses import dataclass, field
 
 from voicemodectl import output
-from voicemoded.api.client import Client
 
 
 @dataclass
@@ -24,16 +23,16 @@ class Node:
     commands: dict[str, tuple[str, Node]] = field(default_factory=dict)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, root: argparse.ArgumentParser) -> None:
+    """``root`` is the whole command line's parser, walked when the script is asked for (by then every
+    command is in it), so this module needs nothing from the one that builds it."""
     parser = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)")
     parser.add_argument("shell", choices=["bash", "zsh", "fish"])
-    parser.set_defaults(func=run, needs_daemon=False)
+    parser.set_defaults(func=lambda args, client: run(args, root), needs_daemon=False)
 
 
-def run(args: argparse.Namespace, client: Client) -> int:
-    from voicemodectl.__main__ import build_parser  # the full tree, built the way main() builds it
-
-    tree = walk(build_parser())
+def run(args: argparse.Namespace, root: argparse.ArgumentParser) -> int:
+    tree = walk(root)
     print({"bash": bash, "zsh": zsh, "fish": fish}[args.shell](tree), end="")
     return output.OK
 

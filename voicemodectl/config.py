@@ -53,7 +53,7 @@ def _location(value: daemon_pb2.ConfigValue) -> str:
 
 
 def show_cmd(args: argparse.Namespace, client: Client) -> int:
-    snapshot = client.call(client.daemon.GetConfig, daemon_pb2.GetConfigRequest(caller=client.caller()))
+    snapshot = client.get_config()
     values = [v for v in snapshot.values if not args.changed or v.layer != "default"]
     if args.json:
         data = output.to_dict(snapshot)
@@ -70,10 +70,7 @@ def show_cmd(args: argparse.Namespace, client: Client) -> int:
 
 
 def get_cmd(args: argparse.Namespace, client: Client) -> int:
-    snapshot = client.call(
-        client.daemon.GetConfig, daemon_pb2.GetConfigRequest(caller=client.caller(), keys=[args.key])
-    )
-    value = snapshot.values[0]
+    value = client.get_config([args.key]).values[0]
     if args.json:
         output.print_json(value)
     else:
@@ -82,10 +79,7 @@ def get_cmd(args: argparse.Namespace, client: Client) -> int:
 
 
 def set_cmd(args: argparse.Namespace, client: Client) -> int:
-    request = daemon_pb2.SetConfigRequest(
-        caller=client.caller(), key=args.key, value=args.value, scope=args.scope
-    )
-    response = client.call(client.daemon.SetConfig, request)
+    response = client.set_config(args.key, args.value, args.scope)
     if args.json:
         output.print_json(response)
         return output.OK
@@ -96,8 +90,7 @@ def set_cmd(args: argparse.Namespace, client: Client) -> int:
 
 
 def unset_cmd(args: argparse.Namespace, client: Client) -> int:
-    request = daemon_pb2.UnsetConfigRequest(caller=client.caller(), key=args.key, scope=args.scope)
-    response = client.call(client.daemon.UnsetConfig, request)
+    response = client.unset_config(args.key, args.scope)
     if args.json:
         output.print_json(response)
         return output.OK
@@ -148,7 +141,7 @@ def _report_reload(args: argparse.Namespace, response: daemon_pb2.ReloadConfigRe
 
 
 def reload_cmd(args: argparse.Namespace, client: Client) -> int:
-    return _report_reload(args, client.call(client.daemon.ReloadConfig, daemon_pb2.ReloadConfigRequest()))
+    return _report_reload(args, client.reload_config())
 
 
 def edit_cmd(args: argparse.Namespace, client: Client) -> int:
@@ -168,7 +161,7 @@ def edit_cmd(args: argparse.Namespace, client: Client) -> int:
         return output.ERROR
     if args.scope == "project":
         # Project files are read per call: resolving the config validates the edited file.
-        client.call(client.daemon.GetConfig, daemon_pb2.GetConfigRequest(caller=client.caller()))
+        client.get_config()
         print(f"{path} is valid")
         return output.OK
-    return _report_reload(args, client.call(client.daemon.ReloadConfig, daemon_pb2.ReloadConfigRequest()))
+    return _report_reload(args, client.reload_config())

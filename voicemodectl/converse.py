@@ -7,9 +7,10 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from voicemodectl import output
-from voicemoded.api.client import Client
+from voicemoded.api.client import Client, TurnOptions
 from voicemoded.api.v1 import conversation_pb2
 
 KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
@@ -104,54 +105,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     listen.set_defaults(func=lambda a, c: run_turn(a, c, "listen", ""))
 
 
-def build_request(
-    args: argparse.Namespace, client: Client, mode: str, message: str
-) -> conversation_pb2.ConverseRequest:
-    request = conversation_pb2.ConverseRequest(
-        caller=client.caller(), message=message, no_wait=getattr(args, "no_wait", False)
+def turn_options(args: argparse.Namespace) -> TurnOptions:
+    """The options of ``converse``, ``speak``, ``listen`` and ``say`` (each has only some of them)."""
+
+    def given(name: str) -> Any:
+        return getattr(args, name, None)
+
+    return TurnOptions(
+        voice=given("voice") or "",
+        tts_provider=given("tts_provider") or "",
+        tts_model=given("tts_model") or "",
+        tts_instructions=given("tts_instructions") or "",
+        speed=given("speed"),
+        listen_duration_max=given("listen_duration_max"),
+        listen_duration_min=given("listen_duration_min"),
+        vad_aggressiveness=given("vad_aggressiveness"),
+        silence_threshold=given("silence_threshold"),
+        disable_silence_detection=True if given("no_silence_detection") else None,
+        chime_enabled=False if given("no_chime") else None,
+        barge_in=True if given("barge_in") else None,
+        audio_format=given("audio_format") or "",
+        language=given("language") or "",
+        stt_provider=given("stt_provider") or "",
+        no_wait=bool(given("no_wait")),
     )
-    for name in (
-        "voice",
-        "tts_provider",
-        "tts_model",
-        "tts_instructions",
-        "audio_format",
-        "language",
-        "stt_provider",
-    ):
-        if getattr(args, name, ""):
-            setattr(request, name, getattr(args, name))
-    for name in (
-        "speed",
-        "listen_duration_max",
-        "listen_duration_min",
-        "vad_aggressiveness",
-        "silence_threshold",
-    ):
-        if getattr(args, name, None) is not None:
-            setattr(request, name, getattr(args, name))
-    if getattr(args, "no_silence_detection", False):
-        request.disable_silence_detection = True
-    if getattr(args, "no_chime", False):
-        request.chime_enabled = False
-    if getattr(args, "barge_in", None):
-        request.barge_in = True
-    if mode == "speak":
-        request.wait_for_response = False
-    if mode == "listen":
-        request.skip_tts = True
-    return request
 
 
 def run_turn(args: argparse.Namespace, client: Client, mode: str, message: str) -> int:
-    request = build_request(args, client, mode, message)
-    method = {
-        "converse": client.conversation.Converse,
-        "speak": client.conversation.Speak,
-        "listen": client.conversation.Listen,
-    }[mode]
+    options = turn_options(args)
+    if mode == "listen":
+        events = client.listen(options)
+    elif mode == "speak":
+        events = client.speak(message, options)
+    else:
+        events = client.converse(message, options)
     result: conversation_pb2.TurnResult | None = None
-    for event in client.stream(method, request):
+    for event in events:
         kind = KIND.get(event.kind, "?")
         if args.json and getattr(args, "events", False):
             print(json.dumps(output.to_dict(event)), flush=True)

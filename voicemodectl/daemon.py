@@ -9,7 +9,6 @@ from pathlib import Path
 from voicemodectl import output, service_manager
 from voicemoded.api import starter
 from voicemoded.api.client import Client, ClientError, DaemonNotRunning, daemon_pid
-from voicemoded.api.v1 import daemon_pb2
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
@@ -63,7 +62,7 @@ def stop(client: Client, timeout: float) -> int | None:
     if pid is None:
         return None
     try:
-        client.call(client.daemon.Shutdown, daemon_pb2.ShutdownRequest(), timeout=5.0)
+        client.shutdown(timeout=5.0)
     except DaemonNotRunning:
         return None
     if not _wait_gone(client.socket, pid, timeout):

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, client: Client) -> int:
-    response = client.call(client.conversation.ListDevices, conversation_pb2.ListDevicesRequest())
+    response = client.list_devices()
     failed = output.UNAVAILABLE if (response.input_error or response.output_error) else output.OK
     if args.json:
         output.print_json(response)

@@ -26,7 +26,7 @@ from voicemodectl.file_checks import config_file_findings
 from voicemoded.api import starter
 from voicemoded.api.client import Client, ClientError, DaemonNotRunning
 from voicemoded.api.paths import Paths
-from voicemoded.api.v1 import conversation_pb2, daemon_pb2, providers_pb2, services_pb2
+from voicemoded.api.v1 import daemon_pb2, services_pb2
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 _MARK = {OK: "ok", WARN: "warn", FAIL: "FAIL", SKIP: "-"}
@@ -293,9 +293,7 @@ def portaudio_library_check() -> Check:
 
 def device_checks(client: Client) -> list[Check]:
     try:
-        listed = client.call(
-            client.conversation.ListDevices, conversation_pb2.ListDevicesRequest(), timeout=30
-        )
+        listed = client.list_devices(timeout=30)
     except ClientError as exc:
         return [Check("portaudio", FAIL, f"the daemon cannot list devices: {exc.message}", _portaudio_fix())]
     apis = sorted({d.host_api for d in listed.devices if d.host_api})
@@ -321,7 +319,7 @@ def config_checks(client: Client, status: daemon_pb2.Status) -> list[Check]:
     started = time.time()
     errors = list(status.config_errors)
     try:  # re-read the files now, as SIGHUP does, so the findings are about the files as they are
-        errors = list(client.call(client.daemon.ReloadConfig, daemon_pb2.ReloadConfigRequest()).errors)
+        errors = list(client.reload_config().errors)
     except ClientError:
         pass
     checks = []
@@ -330,9 +328,8 @@ def config_checks(client: Client, status: daemon_pb2.Status) -> list[Check]:
         fix = f"voicemodectl config unset {e.key}" if e.key else editor
         checks.append(Check("config", FAIL, f"{e.key or 'line'} at {e.file}:{e.line}: {e.reason}", fix))
     warnings: dict[str, None] = {}
-    request = daemon_pb2.WatchEventsRequest(replay=200, subsystems=["config"])
     try:
-        for event in client.stream(client.daemon.WatchEvents, request, timeout=0.5):
+        for event in client.watch_events(replay=200, subsystems=["config"], timeout=0.5):
             if event.kind == "config.warning" and event.time.seconds + event.time.nanos / 1e9 >= started - 1:
                 warnings[event.message] = None
     except ClientError:
@@ -345,9 +342,9 @@ def config_checks(client: Client, status: daemon_pb2.Status) -> list[Check]:
 
 
 def service_checks(client: Client) -> list[Check]:
-    services = client.call(client.supervisor.ListServices, services_pb2.ListServicesRequest()).services
+    services = client.list_services().services
     try:
-        models = client.call(client.supervisor.ListModels, services_pb2.ListModelsRequest()).models
+        models = list(client.list_models().models)
     except ClientError:
         models = []
     checks = []
@@ -379,8 +376,7 @@ def service_checks(client: Client) -> list[Check]:
 
 
 def provider_checks(client: Client, *, probe: bool) -> list[Check]:
-    method = client.providers.ProbeProviders if probe else client.providers.ListProviders
-    providers = client.call(method, providers_pb2.ListProvidersRequest(caller=client.caller()), timeout=60)
+    providers = client.probe_providers() if probe else client.list_providers()
     configured = _configured_urls(client)
     checks = []
     for p in providers.providers:
@@ -413,9 +409,8 @@ def provider_checks(client: Client, *, probe: bool) -> list[Check]:
 
 def _configured_urls(client: Client) -> dict[str, tuple[list[str], str]]:
     """Each kind's configured URLs and the layer that set them (the fix differs per layer)."""
-    request = daemon_pb2.GetConfigRequest(caller=client.caller(), keys=list(_URLS_KEY.values()))
     try:
-        values = client.call(client.daemon.GetConfig, request).values
+        values = client.get_config(list(_URLS_KEY.values())).values
     except ClientError:
         return {}
     by_key = {v.key: ([u.strip() for u in v.value.split(",") if u.strip()], v.layer) for v in values}

@@ -8,7 +8,6 @@ import time
 
 from voicemodectl import output
 from voicemoded.api.client import Client
-from voicemoded.api.v1 import daemon_pb2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, client: Client) -> int:
-    request = daemon_pb2.WatchEventsRequest(replay=args.replay, subsystems=args.subsystem)
-    for seen, event in enumerate(client.stream(client.daemon.WatchEvents, request), start=1):
+    events = client.watch_events(replay=args.replay, subsystems=args.subsystem)
+    for seen, event in enumerate(events, start=1):
         if args.json:
             print(json.dumps(output.to_dict(event)), flush=True)
         else:

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def list_cmd(args: argparse.Namespace, client: Client) -> int:
-    response = client.call(client.supervisor.ListModels, services_pb2.ListModelsRequest(kind=args.kind))
+    response = client.list_models(args.kind)
     if args.json:
         output.print_json(response)
         return output.OK
@@ -37,8 +37,7 @@ def list_cmd(args: argparse.Namespace, client: Client) -> int:
 
 
 def install_cmd(args: argparse.Namespace, client: Client) -> int:
-    request = services_pb2.ModelRequest(kind=args.kind, name=args.name)
-    return print_progress(args, client.stream(client.supervisor.InstallModel, request, timeout=1800))
+    return print_progress(args, client.install_model(args.name, args.kind))
 
 
 def _one(args: argparse.Namespace, info: services_pb2.ModelInfo, verb: str) -> int:
@@ -50,12 +49,9 @@ def _one(args: argparse.Namespace, info: services_pb2.ModelInfo, verb: str) -> i
 
 
 def remove_cmd(args: argparse.Namespace, client: Client) -> int:
-    info = client.call(
-        client.supervisor.RemoveModel, services_pb2.ModelRequest(kind=args.kind, name=args.name)
-    )
-    return _one(args, info, "removed")
+    return _one(args, client.remove_model(args.name, args.kind), "removed")
 
 
 def use_cmd(args: argparse.Namespace, client: Client) -> int:
-    info = client.call(client.supervisor.UseModel, services_pb2.ModelRequest(kind=args.kind, name=args.name))
+    info = client.use_model(args.name, args.kind)
     return _one(args, info, "in use (the engine restarts with it)")

@@ -71,18 +71,21 @@ def exit_code(error: ClientError) -> int:
     return _BY_STATUS.get(plain(error).code, ERROR)
 
 
+def error_payload(error: ClientError) -> dict[str, Any]:
+    """The ``--json`` form of an error: ``{"error": {code, message, hint, and its fields}}``."""
+    error = plain(error)
+    return {"error": {"code": error.code, "message": error.message, "hint": error.hint, **error.fields}}
+
+
 def print_error(error: ClientError, as_json: bool) -> int:
     code = exit_code(error)
-    error = plain(error)
     if as_json:
-        payload = {
-            "error": {"code": error.code, "message": error.message, "hint": error.hint, **error.fields}
-        }
-        print(json.dumps(payload))
-    else:
-        print(f"voicemodectl: {error.message}", file=sys.stderr)
-        if error.hint:
-            print(f"  {error.hint}", file=sys.stderr)
+        print(json.dumps(error_payload(error)))
+        return code
+    error = plain(error)
+    print(f"voicemodectl: {error.message}", file=sys.stderr)
+    if error.hint:
+        print(f"  {error.hint}", file=sys.stderr)
     return code
 
 

@@ -6,7 +6,6 @@ import argparse
 
 from voicemodectl import output
 from voicemoded.api.client import Client
-from voicemoded.api.v1 import providers_pb2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,9 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, client: Client) -> int:
-    request = providers_pb2.ListProvidersRequest(caller=client.caller(), kind=args.kind)
-    method = client.providers.ProbeProviders if args.probe else client.providers.ListProviders
-    response = client.call(method, request, timeout=60)
+    response = client.probe_providers(args.kind) if args.probe else client.list_providers(args.kind)
     if args.json:
         output.print_json(response)
         return output.OK

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterable, Sequence
 
 from voicemodectl import output
-from voicemoded.api.client import Client
+from voicemoded.api.client import Client, ClientError, DaemonNotRunning
 from voicemoded.api.v1 import services_pb2
 
 STATE_NAMES = {v.number: v.name.lower() for v in services_pb2.ServiceState.DESCRIPTOR.values}
@@ -19,15 +20,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs.add_parser("list", help="every service, its state and figures").set_defaults(func=list_cmd)
     for verb, helptext in (
         ("status", "one service in detail"),
-        ("start", "start a service and wait until it is ready"),
-        ("stop", "stop a service"),
-        ("restart", "restart a service"),
-        ("enable", "start it with the daemon (persisted)"),
-        ("disable", "do not start it with the daemon (persisted)"),
         ("install", "install what the service's backend needs"),
     ):
         verb_parser = verbs.add_parser(verb, help=helptext)
         verb_parser.add_argument("name")
+        verb_parser.set_defaults(func=globals()[f"{verb}_cmd"])
+    for verb, helptext in (
+        ("start", "start services and wait until each is ready"),
+        ("stop", "stop services"),
+        ("restart", "restart services"),
+        ("enable", "start them with the daemon (persisted)"),
+        ("disable", "do not start them with the daemon (persisted)"),
+    ):
+        verb_parser = verbs.add_parser(
+            verb, help=helptext, description=f"{helptext[0].upper()}{helptext[1:]}, {MANY_NAMES}"
+        )
+        verb_parser.add_argument("names", nargs="+", metavar="name")
         verb_parser.set_defaults(func=globals()[f"{verb}_cmd"])
     verbs.add_parser("reopen-logs", help="reopen every log file (for logrotate)").set_defaults(
         func=reopen_cmd
@@ -75,11 +83,18 @@ HEADERS = [
 ]
 
 
-def print_service(args: argparse.Namespace, info: services_pb2.ServiceInfo) -> int:
+MANY_NAMES = (
+    "one after the other in the order given; each outcome is reported, and the exit code is that of the "
+    "worst (0 when every one succeeded)."
+)
+
+
+def print_services(args: argparse.Namespace, infos: Sequence[services_pb2.ServiceInfo]) -> int:
     if args.json:
-        output.print_json(info)
-    else:
-        print(output.table([_row(info)], HEADERS))
+        output.print_json(infos[0])
+        return output.OK
+    print(output.table([_row(info) for info in infos], HEADERS))
+    for info in infos:
         if info.state == services_pb2.FATAL and info.reason:
             print(
                 f"\n{info.name} gave up: {info.reason}\n  `voicemodectl service logs {info.name}` shows why"
@@ -87,8 +102,40 @@ def print_service(args: argparse.Namespace, info: services_pb2.ServiceInfo) -> i
     return output.OK
 
 
+def each_named(args: argparse.Namespace, act: Callable[[str], services_pb2.ServiceInfo]) -> int:
+    """``act`` on every name in order. One name behaves as it always did (its error is the command's);
+    with several, a failure is reported and the others still go ahead, and the worst exit code wins.
+    ``--json`` prints one document: ``{"services": [...]}``, an error entry as ``{"name", "error"}``."""
+    if len(args.names) == 1:
+        return print_services(args, [act(args.names[0])])
+    done: list[services_pb2.ServiceInfo] = []
+    outcomes: list[dict[str, object]] = []
+    worst = output.OK
+    for name in args.names:
+        try:
+            info = act(name)
+        except ClientError as exc:
+            if isinstance(exc, DaemonNotRunning) and not outcomes:
+                raise  # the same for every name: said once, by main
+            worst = max(worst, output.exit_code(exc))
+            if args.json:
+                outcomes.append({"name": name, **output.error_payload(exc)})
+            else:
+                output.print_error(exc, as_json=False)
+            if isinstance(exc, DaemonNotRunning):
+                break  # the daemon went away: the names after this one cannot be acted on either
+            continue
+        done.append(info)
+        outcomes.append(output.to_dict(info))
+    if args.json:
+        output.print_json({"services": outcomes})
+    elif done:
+        print_services(args, done)
+    return worst
+
+
 def list_cmd(args: argparse.Namespace, client: Client) -> int:
-    response = client.call(client.supervisor.ListServices, services_pb2.ListServicesRequest())
+    response = client.list_services()
     if args.json:
         output.print_json(response)
     else:
@@ -97,7 +144,7 @@ def list_cmd(args: argparse.Namespace, client: Client) -> int:
 
 
 def status_cmd(args: argparse.Namespace, client: Client) -> int:
-    info = client.call(client.supervisor.GetService, services_pb2.ServiceRequest(name=args.name))
+    info = client.get_service(args.name)
     if args.json:
         output.print_json(info)
         return output.OK
@@ -124,39 +171,28 @@ def status_cmd(args: argparse.Namespace, client: Client) -> int:
     return output.OK
 
 
-def _action(args: argparse.Namespace, client: Client, method: object, timeout: float = 180.0) -> int:
-    request = services_pb2.ServiceRequest(name=args.name, caller=client.caller())
-    return print_service(args, client.call(method, request, timeout=timeout))  # type: ignore[arg-type]
-
-
 def start_cmd(args: argparse.Namespace, client: Client) -> int:
-    return _action(args, client, client.supervisor.StartService)
+    return each_named(args, client.start_service)
 
 
 def stop_cmd(args: argparse.Namespace, client: Client) -> int:
-    return _action(args, client, client.supervisor.StopService)
+    return each_named(args, client.stop_service)
 
 
 def restart_cmd(args: argparse.Namespace, client: Client) -> int:
-    return _action(args, client, client.supervisor.RestartService)
-
-
-def _autostart(args: argparse.Namespace, client: Client, enabled: bool) -> int:
-    request = services_pb2.SetAutostartRequest(name=args.name, autostart=enabled)
-    return print_service(args, client.call(client.supervisor.SetAutostart, request))
+    return each_named(args, client.restart_service)
 
 
 def enable_cmd(args: argparse.Namespace, client: Client) -> int:
-    return _autostart(args, client, True)
+    return each_named(args, lambda name: client.set_autostart(name, True))
 
 
 def disable_cmd(args: argparse.Namespace, client: Client) -> int:
-    return _autostart(args, client, False)
+    return each_named(args, lambda name: client.set_autostart(name, False))
 
 
 def logs_cmd(args: argparse.Namespace, client: Client) -> int:
-    request = services_pb2.TailLogsRequest(name=args.name, lines=args.lines, follow=args.follow)
-    for line in client.stream(client.supervisor.TailLogs, request):
+    for line in client.tail_logs(args.name, lines=args.lines, follow=args.follow):
         print(
             json.dumps({"service": line.service, "line": line.line}) if args.json else line.line, flush=True
         )
@@ -164,7 +200,7 @@ def logs_cmd(args: argparse.Namespace, client: Client) -> int:
 
 
 def reopen_cmd(args: argparse.Namespace, client: Client) -> int:
-    response = client.call(client.supervisor.ReopenLogs, services_pb2.ReopenLogsRequest())
+    response = client.reopen_logs()
     if args.json:
         output.print_json(response)
     else:
@@ -172,10 +208,10 @@ def reopen_cmd(args: argparse.Namespace, client: Client) -> int:
     return output.OK
 
 
-def print_progress(args: argparse.Namespace, stream: object) -> int:
+def print_progress(args: argparse.Namespace, stream: Iterable[services_pb2.InstallProgress]) -> int:
     """Shared by service install and models install: progress lines as they come, then the outcome."""
     ok = False
-    for progress in stream:  # type: ignore[attr-defined]
+    for progress in stream:
         if args.json:
             print(json.dumps(output.to_dict(progress)), flush=True)
         elif progress.line:
@@ -188,5 +224,4 @@ def print_progress(args: argparse.Namespace, stream: object) -> int:
 
 
 def install_cmd(args: argparse.Namespace, client: Client) -> int:
-    request = services_pb2.InstallServiceRequest(name=args.name, caller=client.caller())
-    return print_progress(args, client.stream(client.supervisor.InstallService, request, timeout=1800))
+    return print_progress(args, client.install_service(args.name))

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import stat
 import sys
-import wave
 from pathlib import Path
 
 from voicemodectl import output
 from voicemodectl.converse import number_in
-from voicemoded.api import safe_env
+from voicemoded.api import audio_file, safe_env
 from voicemoded.api.client import MAX_MESSAGE_BYTES, Client, ClientError
-from voicemoded.api.errors import NO_SPACE_ERRNOS, too_large
+from voicemoded.api.errors import NO_SPACE_ERRNOS, VoicemodeError, too_large
 from voicemoded.api.files import NotRegular, OverLimit, read_bounded
 from voicemoded.api.v1 import providers_pb2
 
-#: The largest file the daemon transcribes (``voicemoded.rpc.providers_service.MAX_FILE_BYTES``; a test
+#: The largest file the daemon transcribes (``voicemoded.app.sources.MAX_FILE_BYTES``; a test
 #: keeps them equal). A larger one is refused here, before a byte of it is read.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Bytes sent inside a request (only for a file the daemon cannot open itself) leave room for the rest
@@ -33,7 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     say.add_argument("--provider", default="", help="endpoint URL or name (kokoro, piper, openai)")
     say.add_argument("--speed", type=number_in("speed"), help="speech rate, 0.25 to 4")
     say.add_argument("--instructions", default="")
-    say.add_argument("--out", type=Path, help="write audio here (.wav, or .pcm for raw 24 kHz s16le)")
+    say.add_argument(
+        "--out",
+        type=Path,
+        help="write audio here, encoded by the extension: "
+        f"{', '.join(audio_file.FORMATS)} (.pcm: raw 24 kHz s16le)",
+    )
     say.set_defaults(func=say_cmd)
     tr = sub.add_parser("transcribe", help="transcribe an audio file (or --last: the last recording)")
     tr.add_argument("file", nargs="?", type=Path)
@@ -59,20 +64,21 @@ def say_cmd(args: argparse.Namespace, client: Client) -> int:
     problem = _out_problem(args.out)
     if problem is not None:
         raise problem
-    request = providers_pb2.SynthesizeRequest(
-        caller=client.caller(),
-        text=args.text,
+    try:
+        encoding = audio_file.file_format(args.out)
+    except VoicemodeError as exc:
+        raise ClientError.of(exc) from None
+    info: providers_pb2.SynthesisInfo | None = None
+    chunks: list[bytes] = []
+    synthesis = client.synthesize(
+        args.text,
         voice=args.voice,
         model=args.model,
         provider=args.provider,
+        speed=args.speed,
         instructions=args.instructions,
-        format="pcm",
     )
-    if args.speed is not None:
-        request.speed = args.speed
-    info: providers_pb2.SynthesisInfo | None = None
-    chunks: list[bytes] = []
-    for chunk in client.stream(client.providers.Synthesize, request, timeout=300):
+    for chunk in synthesis:
         if chunk.HasField("info"):
             info = chunk.info
         else:
@@ -81,29 +87,22 @@ def say_cmd(args: argparse.Namespace, client: Client) -> int:
     fmt = info.audio_format if info is not None else None
     rate, width, channels = (fmt.rate, fmt.width, fmt.channels) if fmt and fmt.rate else (24000, 2, 1)
     try:
-        _write_audio(args.out, audio, rate, width, channels)
+        data = audio_file.encode(audio, encoding, rate, width, channels)
+    except VoicemodeError as exc:
+        raise ClientError.of(exc) from None
+    try:
+        args.out.write_bytes(data)
     except OSError as exc:
         raise _os_error(exc, args.out, "write") from None
     seconds = len(audio) / (rate * width * channels)
     if args.json:
-        data = output.to_dict(info) if info is not None else {}
-        output.print_json({**data, "file": str(args.out), "seconds": round(seconds, 3)})
+        shown = output.to_dict(info) if info is not None else {}
+        output.print_json({**shown, "file": str(args.out), "seconds": round(seconds, 3)})
     else:
         where = f" by {info.provider_name or info.provider_url} voice {info.voice}" if info else ""
         mapped = f" ({info.mapping})" if info and info.mapping else ""
         print(f"wrote {safe_env.shown(str(args.out), 4096)}: {seconds:.2f} s{where}{mapped}")
     return output.OK
-
-
-def _write_audio(out: Path, audio: bytes, rate: int, width: int, channels: int) -> None:
-    if out.suffix.lower() == ".pcm":
-        out.write_bytes(audio)
-        return
-    with open(out, "wb") as file, wave.open(file, "wb") as handle:
-        handle.setnchannels(channels)
-        handle.setsampwidth(width)
-        handle.setframerate(rate)
-        handle.writeframes(audio)
 
 
 def _out_problem(out: Path) -> ClientError | None:
@@ -175,23 +174,22 @@ def _read_inline(file: Path) -> bytes:
         raise _os_error(exc, file, "read") from None
 
 
-def _send_inline(request: providers_pb2.TranscribeRequest, file: Path) -> None:
-    request.ClearField("path")
-    request.audio = _read_inline(file)
+def _inline(file: Path) -> tuple[bytes, str]:
+    """The file's bytes for the request, and the name that tells the daemon their format (UTF-8 only)."""
     name = (
         file.name
         if safe_env.is_utf8(file.name)
         else "audio" + (file.suffix if safe_env.is_utf8(file.suffix) else "")
     )
-    request.filename = name
+    return _read_inline(file), name
 
 
 def transcribe_cmd(args: argparse.Namespace, client: Client) -> int:
     if not args.last and args.file is None:
         print("voicemodectl: give a FILE or --last", file=sys.stderr)
         return output.USAGE
-    request = providers_pb2.TranscribeRequest(
-        caller=client.caller(),
+    ask = functools.partial(
+        client.transcribe,
         last=args.last,
         language=args.language,
         model=args.model,
@@ -199,22 +197,24 @@ def transcribe_cmd(args: argparse.Namespace, client: Client) -> int:
         prompt=args.prompt,
     )
     file = Path(os.path.abspath(args.file)) if args.file is not None else None
+    path = ""
+    audio, filename = b"", ""
     if file is not None:
         _audio_file(file)
         # The daemon reads the file itself (same user, same machine): no copy of it crosses the socket.
         if safe_env.is_utf8(str(file)):
-            request.path = str(file)
+            path = str(file)
         else:  # a path protobuf cannot carry: its bytes go instead
-            _send_inline(request, file)
+            audio, filename = _inline(file)
     try:
-        response = client.call(client.providers.Transcribe, request, timeout=600)
+        response = ask(path=path, audio=audio, filename=filename)
     except ClientError as exc:
         # A daemon that cannot see or open the file (a private /tmp, another user) gets its bytes.
-        unseen = exc.code in ("NOT_FOUND", "PERMISSION_DENIED") and exc.fields.get("path") == request.path
-        if file is None or not request.path or not unseen:
+        unseen = exc.code in ("NOT_FOUND", "PERMISSION_DENIED") and exc.fields.get("path") == path
+        if file is None or not path or not unseen:
             raise
-        _send_inline(request, file)
-        response = client.call(client.providers.Transcribe, request, timeout=600)
+        audio, filename = _inline(file)
+        response = ask(audio=audio, filename=filename)
     if args.json:
         output.print_json(response)
     else:

@@ -5,15 +5,20 @@ a daemon that is still starting (its lock file names a live process) waits for i
 When no socket exists where this front door looks, the base directory's record names the socket of the
 daemon that runs there (see ``voicemoded.api.instance``), so a front door launched with a trimmed environment
 still reaches the one daemon instead of starting a second.
+
+Front doors call the typed methods (``client.start_service(name)``): the request messages and the
+caller's context (working folder, forwarded environment) are built here, never by a front door.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import grpc
 
@@ -24,8 +29,16 @@ from voicemoded.api.paths import base_dir, check_socket_path, default_socket, lo
 from voicemoded.api.v1 import common_pb2, daemon_pb2, daemon_pb2_grpc
 
 if TYPE_CHECKING:
-    # Each front door needs one or two services: their stubs load when first used.
-    from voicemoded.api.v1 import conversation_pb2_grpc, mcp_pb2_grpc, providers_pb2_grpc, services_pb2_grpc
+    # Each front door needs one or two services: their stubs and messages load when first used.
+    from voicemoded.api.v1 import (
+        conversation_pb2,
+        conversation_pb2_grpc,
+        mcp_pb2_grpc,
+        providers_pb2,
+        providers_pb2_grpc,
+        services_pb2,
+        services_pb2_grpc,
+    )
 
 ERROR_METADATA_KEY = "voicemode-error-bin"
 STARTUP_WAIT = 10.0
@@ -115,6 +128,39 @@ def _from_daemon(error: grpc.RpcError) -> bool:
     """The daemon itself sent this error (with its ErrorDetail), rather than the transport failing."""
     metadata = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
     return any(key == ERROR_METADATA_KEY for key, _ in metadata or ())
+
+
+Scope = Literal["user", "project"]
+Kind = Literal["", "stt", "tts"]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOptions:
+    """How one spoken turn differs from the caller's configuration; ``None`` or "" leaves a setting to it."""
+
+    voice: str = ""
+    tts_provider: str = ""
+    tts_model: str = ""
+    tts_instructions: str = ""
+    speed: float | None = None
+    listen_duration_max: float | None = None
+    listen_duration_min: float | None = None
+    vad_aggressiveness: int | None = None
+    silence_threshold: float | None = None
+    disable_silence_detection: bool | None = None
+    chime_enabled: bool | None = None
+    barge_in: bool | None = None
+    audio_format: str = ""
+    language: str = ""
+    stt_provider: str = ""
+    no_wait: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class McpClose:
+    """The last item a tunnel sends: the session ends, and why."""
+
+    reason: str
 
 
 class Client:
@@ -247,3 +293,217 @@ class Client:
                 last = translate(exc, self.socket)
             time.sleep(0.02)
         raise last or DaemonNotRunning(self.socket, "it did not start")
+
+    # --- typed calls: each builds its request (and the caller's context) here, not in a front door ---
+    def watch_events(
+        self, *, replay: int = 0, subsystems: Sequence[str] = (), timeout: float | None = None
+    ) -> Iterator[common_pb2.Event]:
+        request = daemon_pb2.WatchEventsRequest(replay=replay, subsystems=list(subsystems))
+        return self.stream(self.daemon.WatchEvents, request, timeout=timeout)
+
+    def get_config(self, keys: Sequence[str] = ()) -> daemon_pb2.ConfigSnapshot:
+        request = daemon_pb2.GetConfigRequest(caller=self.caller(), keys=list(keys))
+        return self.call(self.daemon.GetConfig, request)
+
+    def set_config(self, key: str, value: str, scope: Scope = "user") -> daemon_pb2.SetConfigResponse:
+        request = daemon_pb2.SetConfigRequest(caller=self.caller(), key=key, value=value, scope=scope)
+        return self.call(self.daemon.SetConfig, request)
+
+    def unset_config(self, key: str, scope: Scope = "user") -> daemon_pb2.SetConfigResponse:
+        request = daemon_pb2.UnsetConfigRequest(caller=self.caller(), key=key, scope=scope)
+        return self.call(self.daemon.UnsetConfig, request)
+
+    def reload_config(self) -> daemon_pb2.ReloadConfigResponse:
+        return self.call(self.daemon.ReloadConfig, daemon_pb2.ReloadConfigRequest())
+
+    def shutdown(self, timeout: float = 5.0) -> daemon_pb2.ShutdownResponse:
+        return self.call(self.daemon.Shutdown, daemon_pb2.ShutdownRequest(), timeout=timeout)
+
+    def list_services(self) -> services_pb2.ListServicesResponse:
+        from voicemoded.api.v1 import services_pb2
+
+        return self.call(self.supervisor.ListServices, services_pb2.ListServicesRequest())
+
+    def get_service(self, name: str) -> services_pb2.ServiceInfo:
+        from voicemoded.api.v1 import services_pb2
+
+        return self.call(self.supervisor.GetService, services_pb2.ServiceRequest(name=name))
+
+    def start_service(self, name: str, timeout: float = 180.0) -> services_pb2.ServiceInfo:
+        """Start a service and wait until it is ready (or has failed: then the error says why)."""
+        return self.call(self.supervisor.StartService, self._service_request(name), timeout=timeout)
+
+    def stop_service(self, name: str, timeout: float = 180.0) -> services_pb2.ServiceInfo:
+        return self.call(self.supervisor.StopService, self._service_request(name), timeout=timeout)
+
+    def restart_service(self, name: str, timeout: float = 180.0) -> services_pb2.ServiceInfo:
+        return self.call(self.supervisor.RestartService, self._service_request(name), timeout=timeout)
+
+    def _service_request(self, name: str) -> services_pb2.ServiceRequest:
+        from voicemoded.api.v1 import services_pb2
+
+        return services_pb2.ServiceRequest(name=name, caller=self.caller())
+
+    def set_autostart(self, name: str, autostart: bool) -> services_pb2.ServiceInfo:
+        from voicemoded.api.v1 import services_pb2
+
+        request = services_pb2.SetAutostartRequest(name=name, autostart=autostart)
+        return self.call(self.supervisor.SetAutostart, request)
+
+    def tail_logs(
+        self, name: str, *, lines: int = 50, follow: bool = False
+    ) -> Iterator[services_pb2.LogLine]:
+        from voicemoded.api.v1 import services_pb2
+
+        request = services_pb2.TailLogsRequest(name=name, lines=lines, follow=follow)
+        return self.stream(self.supervisor.TailLogs, request)
+
+    def reopen_logs(self) -> services_pb2.ReopenLogsResponse:
+        from voicemoded.api.v1 import services_pb2
+
+        return self.call(self.supervisor.ReopenLogs, services_pb2.ReopenLogsRequest())
+
+    def install_service(self, name: str, timeout: float = 1800.0) -> Iterator[services_pb2.InstallProgress]:
+        from voicemoded.api.v1 import services_pb2
+
+        request = services_pb2.InstallServiceRequest(name=name, caller=self.caller())
+        return self.stream(self.supervisor.InstallService, request, timeout=timeout)
+
+    def list_models(self, kind: Kind = "") -> services_pb2.ListModelsResponse:
+        from voicemoded.api.v1 import services_pb2
+
+        return self.call(self.supervisor.ListModels, services_pb2.ListModelsRequest(kind=kind))
+
+    def install_model(
+        self, name: str, kind: Kind = "", timeout: float = 1800.0
+    ) -> Iterator[services_pb2.InstallProgress]:
+        from voicemoded.api.v1 import services_pb2
+
+        request = services_pb2.ModelRequest(kind=kind, name=name)
+        return self.stream(self.supervisor.InstallModel, request, timeout=timeout)
+
+    def remove_model(self, name: str, kind: Kind = "") -> services_pb2.ModelInfo:
+        from voicemoded.api.v1 import services_pb2
+
+        return self.call(self.supervisor.RemoveModel, services_pb2.ModelRequest(kind=kind, name=name))
+
+    def use_model(self, name: str, kind: Kind = "") -> services_pb2.ModelInfo:
+        from voicemoded.api.v1 import services_pb2
+
+        return self.call(self.supervisor.UseModel, services_pb2.ModelRequest(kind=kind, name=name))
+
+    def list_providers(self, kind: Kind = "", timeout: float = 60.0) -> providers_pb2.ListProvidersResponse:
+        return self.call(self.providers.ListProviders, self._providers_request(kind), timeout=timeout)
+
+    def probe_providers(self, kind: Kind = "", timeout: float = 60.0) -> providers_pb2.ListProvidersResponse:
+        """Probe every endpoint now, then list them with what the probe found."""
+        return self.call(self.providers.ProbeProviders, self._providers_request(kind), timeout=timeout)
+
+    def _providers_request(self, kind: Kind) -> providers_pb2.ListProvidersRequest:
+        from voicemoded.api.v1 import providers_pb2
+
+        return providers_pb2.ListProvidersRequest(caller=self.caller(), kind=kind)
+
+    def synthesize(
+        self,
+        text: str,
+        *,
+        voice: str = "",
+        model: str = "",
+        provider: str = "",
+        speed: float | None = None,
+        instructions: str = "",
+        timeout: float = 300.0,
+    ) -> Iterator[providers_pb2.SynthesizeChunk]:
+        """The speech as it is made: one ``info`` chunk, then raw PCM in the format the info names."""
+        from voicemoded.api.v1 import providers_pb2
+
+        request = providers_pb2.SynthesizeRequest(
+            caller=self.caller(), text=text, voice=voice, model=model, provider=provider,
+            instructions=instructions, format="pcm",
+        )  # fmt: skip
+        if speed is not None:
+            request.speed = speed
+        return self.stream(self.providers.Synthesize, request, timeout=timeout)
+
+    def transcribe(
+        self,
+        *,
+        path: str = "",
+        audio: bytes = b"",
+        filename: str = "",
+        last: bool = False,
+        language: str = "",
+        model: str = "",
+        provider: str = "",
+        prompt: str = "",
+        timeout: float = 600.0,
+    ) -> providers_pb2.TranscribeResponse:
+        """A file the daemon reads itself (``path``), the bytes of one (``audio``), or the last recording."""
+        from voicemoded.api.v1 import providers_pb2
+
+        request = providers_pb2.TranscribeRequest(
+            caller=self.caller(), last=last, language=language, model=model, provider=provider, prompt=prompt
+        )
+        if path:
+            request.path = path
+        if audio or filename:
+            request.audio, request.filename = audio, filename
+        return self.call(self.providers.Transcribe, request, timeout=timeout)
+
+    def converse(
+        self, message: str, options: TurnOptions = TurnOptions()
+    ) -> Iterator[conversation_pb2.ConverseEvent]:
+        """Speak ``message``, listen for the answer; the events of the turn, the last one ``DONE``."""
+        return self.stream(self.conversation.Converse, self._turn_request(message, options))
+
+    def speak(
+        self, message: str, options: TurnOptions = TurnOptions()
+    ) -> Iterator[conversation_pb2.ConverseEvent]:
+        request = self._turn_request(message, options)
+        request.wait_for_response = False
+        return self.stream(self.conversation.Speak, request)
+
+    def listen(self, options: TurnOptions = TurnOptions()) -> Iterator[conversation_pb2.ConverseEvent]:
+        request = self._turn_request("", options)
+        request.skip_tts = True
+        return self.stream(self.conversation.Listen, request)
+
+    def _turn_request(self, message: str, options: TurnOptions) -> conversation_pb2.ConverseRequest:
+        from voicemoded.api.v1 import conversation_pb2
+
+        request = conversation_pb2.ConverseRequest(caller=self.caller(), message=message)
+        for field in dataclasses.fields(options):
+            value = getattr(options, field.name)
+            if value is not None and value != "":
+                setattr(request, field.name, value)
+        return request
+
+    def list_devices(self, timeout: float = 30.0) -> conversation_pb2.ListDevicesResponse:
+        from voicemoded.api.v1 import conversation_pb2
+
+        return self.call(
+            self.conversation.ListDevices, conversation_pb2.ListDevicesRequest(), timeout=timeout
+        )
+
+    def statistics(self, recent: int = 0) -> conversation_pb2.Statistics:
+        from voicemoded.api.v1 import conversation_pb2
+
+        request = conversation_pb2.GetStatisticsRequest(recent=recent)
+        return self.call(self.conversation.GetStatistics, request)
+
+    def mcp_session(self, messages: Iterable[bytes | McpClose], *, tunnel_version: str) -> Any:
+        """One MCP session: the ``open`` frame with this caller's context, then each JSON-RPC message, and
+        the close when ``messages`` yields one. Returns the gRPC call: iterate it for the daemon's frames,
+        cancel it to hang up."""
+        from voicemoded.api.v1 import mcp_pb2
+
+        def frames() -> Iterator[mcp_pb2.McpFrame]:
+            yield mcp_pb2.McpFrame(open=mcp_pb2.McpOpen(caller=self.caller(), tunnel_version=tunnel_version))
+            for item in messages:
+                if isinstance(item, McpClose):
+                    yield mcp_pb2.McpFrame(close=mcp_pb2.McpClose(reason=item.reason))
+                    return
+                yield mcp_pb2.McpFrame(message=item)
+
+        return self.mcp.Session(frames(), wait_for_ready=True)

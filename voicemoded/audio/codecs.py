@@ -17,6 +17,8 @@ from typing import Final
 import av
 import numpy as np
 
+from voicemoded.api.audio_file import FORMATS as FILE_FORMATS
+from voicemoded.api.audio_file import codec_rate
 from voicemoded.api.errors import InvalidArgument
 from voicemoded.audio.format import SPEECH_FORMAT, AudioFormat, check_format
 from voicemoded.audio.resample import Resampler
@@ -37,13 +39,20 @@ CONTENT_TYPES: Final = {
     "webm": "audio/webm",
 }
 
-# (container, codec, bit rate, muxer options) per compressed format; low bit rates suit mono speech.
+
+def _muxer(extension: str, options: dict[str, str] | None = None) -> tuple[str, str, int, dict[str, str]]:
+    """(container, codec, bit rate, muxer options): the same choices as a file of that name."""
+    fmt = FILE_FORMATS[extension]
+    return fmt.container, fmt.codec, fmt.bit_rate, options or {}
+
+
+# Per compressed format; low bit rates suit mono speech.
 _MUXERS: Final = {
-    "mp3": ("mp3", "libmp3lame", 64_000, {}),
+    "mp3": _muxer(".mp3"),
     # Ogg holds a page until a second of audio is in it; short pages let speech stream.
-    "opus": ("ogg", "libopus", 32_000, {"page_duration": "100000"}),
-    "aac": ("adts", "aac", 64_000, {}),
-    "flac": ("flac", "flac", 0, {}),
+    "opus": _muxer(".ogg", {"page_duration": "100000"}),
+    "aac": _muxer(".aac"),
+    "flac": _muxer(".flac"),
     "webm": ("webm", "libopus", 32_000, {"live": "1"}),
 }
 
@@ -224,15 +233,6 @@ def wav_header(fmt: AudioFormat, data_bytes: int | None = None) -> bytes:
     )
 
 
-def _codec_rate(codec: str, rate: int) -> int:
-    """The rate to encode at: ``rate`` when the codec takes it, else the closest higher one it takes."""
-    rates = av.codec.Codec(codec, "w").audio_rates
-    if not rates or rate in rates:
-        return rate
-    higher = sorted(r for r in rates if r > rate)
-    return higher[0] if higher else max(rates)
-
-
 class _Sink(io.RawIOBase):
     """A write-only, unseekable buffer the muxer writes into and the encoder drains."""
 
@@ -285,7 +285,7 @@ class Encoder:
         self._resampler: Resampler | None = None
         if fmt in _MUXERS:
             container_name, codec, bit_rate, options = _MUXERS[fmt]
-            rate = _codec_rate(codec, source.rate)
+            rate = codec_rate(av.codec.Codec(codec, "w").audio_rates, source.rate)
             if rate != source.rate:
                 self._resampler = Resampler(source, AudioFormat(rate, 2, source.channels))
             self.rate = rate

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import wave
 
+import av
+import pytest
+
 from tests.integration.conversation.conftest import Rig
 from tests.integration.conversation.test_converse import overlap
+from voicemoded.testing.daemon import DaemonHandle
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 
@@ -67,3 +71,53 @@ def test_devices_lists_the_virtual_speaker_and_microphone(rig: Rig) -> None:
         d["max_output_channels"] > 0 for d in devices
     )
     assert "USED" in rig.daemon.ctl("devices").stdout
+
+
+# (file name, FFmpeg's name for the container it must be, the codec inside)
+ENCODED = [
+    ("answer.mp3", "mp3", "mp3"),
+    ("answer.ogg", "ogg", "opus"),
+    ("answer.opus", "ogg", "opus"),
+    ("answer.flac", "flac", "flac"),
+    ("answer.m4a", "mov,mp4,m4a,3gp,3g2,mj2", "aac"),
+    ("answer.aac", "aac", "aac"),
+    ("ANSWER.WAV", "wav", "pcm_s16le"),
+]
+
+
+@pytest.mark.parametrize(("name", "container", "codec"), ENCODED)
+def test_say_out_encodes_by_the_files_extension(rig: Rig, name: str, container: str, codec: str) -> None:
+    out = rig.daemon.root / name
+    said = rig.daemon.ctl("--json", "say", "Hello there, this is a test.", "--out", str(out))
+    assert said.returncode == 0, said.stderr
+    seconds = json.loads(said.stdout)["seconds"]
+    with av.open(str(out)) as decoded:
+        assert decoded.format.name == container
+        stream = decoded.streams.audio[0]
+        assert stream.codec_context.codec.canonical_name == codec
+        heard = sum(frame.samples for frame in decoded.decode(stream)) / stream.rate
+    # AAC's encoder adds up to a frame of priming (~43 ms at 24 kHz); the others give the length back.
+    assert seconds > 1.0 and abs(heard - seconds) < 0.1, (heard, seconds)
+
+
+def test_an_mp3_answer_transcribes_back(rig: Rig) -> None:
+    out = rig.daemon.root / "fox.mp3"
+    said = rig.daemon.ctl("say", SENTENCE, "--out", str(out))
+    assert said.returncode == 0, said.stderr
+    assert out.read_bytes()[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3"), "MP3, not RIFF/WAVE"
+    heard = rig.daemon.ctl("transcribe", str(out))
+    assert heard.returncode == 0, heard.stderr
+    assert overlap(SENTENCE, heard.stdout) >= 0.9, heard.stdout
+
+
+@pytest.mark.parametrize("name", ["answer.xyz", "answer", "answer.mp4"])
+def test_say_out_with_an_extension_nobody_encodes_is_refused_before_synthesis(
+    daemon_env: DaemonHandle, name: str
+) -> None:
+    # No daemon runs: refused by the name (5), not "not running" (3), so nothing was asked of one.
+    out = daemon_env.root / name
+    result = daemon_env.ctl("say", "hello", "--out", str(out))
+    assert result.returncode == 5, result.stderr
+    assert f"cannot write audio to {name}" in result.stderr
+    assert ".wav, .pcm, .mp3, .ogg, .opus, .flac, .m4a, .aac" in result.stderr
+    assert not out.exists() and "Traceback" not in result.stderr

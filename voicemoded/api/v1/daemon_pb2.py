@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from voicemoded.api.v1 import common_pb2 as voicemode_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19voicemode/v1/daemon.proto\x12\x0cvoicemode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19voicemode/v1/common.proto\"?\n\x10GetStatusRequest\x12+\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x1b.voicemode.v1.CallerContext\"\xb1\x01\n\x0fSubsystemHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.voicemode.v1.SubsystemHealth.State\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"L\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x0c\n\x08\x44\x45GRADED\x10\x02\x12\x08\n\x04\x44OWN\x10\x03\x12\x0c\n\x08\x44ISABLED\x10\x04\"I\n\x0c\x43onfigSource\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06loaded\x18\x03 \x01(\x08\x12\x0c\n\x04keys\x18\x04 \x01(\x05\"F\n\x0b\x43onfigError\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04\x66ile\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xd2\x02\n\x06Status\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x16\n\x0euptime_seconds\x18\x03 \x01(\x01\x12\x0e\n\x06socket\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x62\x61se_dir\x18\x06 \x01(\t\x12\x32\n\x0e\x63onfig_sources\x18\x07 \x03(\x0b\x32\x1a.voicemode.v1.ConfigSource\x12\x30\n\rconfig_errors\x18\x08 \x03(\x0b\x32\x19.voicemode.v1.ConfigError\x12\x31\n\nsubsystems\x18\t \x03(\x0b\x32\x1d.voicemode.v1.SubsystemHealth\x12\x0f\n\x07manager\x18\n \x01(\t\x12\x16\n\x0eresident_bytes\x18\x0b \x01(\x04\"8\n\x12WatchEventsRequest\x12\x0e\n\x06replay\x18\x01 \x01(\x05\x12\x12\n\nsubsystems\x18\x02 \x03(\t\"M\n\x10GetConfigRequest\x12+\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x1b.voicemode.v1.CallerContext\x12\x0c\n\x04keys\x18\x02 \x03(\t\"\x98\x01\n\x0b\x43onfigValue\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05layer\x18\x03 \x01(\t\x12\x0c\n\x04\x66ile\x18\x04 \x01(\t\x12\x0c\n\x04line\x18\x05 \x01(\x05\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04type\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\t \x01(\t\"\x93\x01\n\x0e\x43onfigSnapshot\x12)\n\x06values\x18\x01 \x03(\x0b\x32\x19.voicemode.v1.ConfigValue\x12+\n\x07sources\x18\x02 \x03(\x0b\x32\x1a.voicemode.v1.ConfigSource\x12)\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x19.voicemode.v1.ConfigError\"j\n\x10SetConfigRequest\x12+\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x1b.voicemode.v1.CallerContext\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\r\n\x05scope\x18\x04 \x01(\t\"]\n\x12UnsetConfigRequest\x12+\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x1b.voicemode.v1.CallerContext\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05scope\x18\x03 \x01(\t\"Y\n\x11SetConfigResponse\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12(\n\x05value\x18\x03 \x01(\x0b\x32\x19.voicemode.v1.ConfigValue\"\x15\n\x13ReloadConfigRequest\"h\n\x14ReloadConfigResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12\x14\n\x0c\x63hanged_keys\x18\x02 \x03(\t\x12)\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x19.voicemode.v1.ConfigError\"(\n\x0fShutdownRequest\x12\x15\n\rgrace_seconds\x18\x01 \x01(\x01\"\x12\n\x10ShutdownResponse2\xa0\x04\n\x06\x44\x61\x65mon\x12\x41\n\tGetStatus\x12\x1e.voicemode.v1.GetStatusRequest\x1a\x14.voicemode.v1.Status\x12\x46\n\x0bWatchEvents\x12 .voicemode.v1.WatchEventsRequest\x1a\x13.voicemode.v1.Event0\x01\x12I\n\tGetConfig\x12\x1e.voicemode.v1.GetConfigRequest\x1a\x1c.voicemode.v1.ConfigSnapshot\x12L\n\tSetConfig\x12\x1e.voicemode.v1.SetConfigRequest\x1a\x1f.voicemode.v1.SetConfigResponse\x12P\n\x0bUnsetConfig\x12 .voicemode.v1.UnsetConfigRequest\x1a\x1f.voicemode.v1.SetConfigResponse\x12U\n\x0cReloadConfig\x12!.voicemode.v1.ReloadConfigRequest\x1a\".voicemode.v1.ReloadConfigResponse\x12I\n\x08Shutdown\x12\x1d.voicemode.v1.ShutdownRequest\x1a\x1e.voicemode.v1.ShutdownResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19voicemode/v1/daemon.proto\x12\x0cvoicemode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19voicemode/v1/common.proto\"?\n\x10GetStatusRequest\x12+\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x1b.voicemode.v1.CallerContext\"\xb1\x01\n\x0fSubsystemHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.voicemode.v1.SubsystemHealth.State\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"L\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x0c\n\x08\x44\x45GRADED\x10\x02\x12\x08\n\x04\x44OWN\x10\x03\x12\x0c\n\x08\x44ISABLED\x10\x04\"I\n\x0c\x43onfigSource\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06loaded\x18\x03 \x01(\x08\x12\x0c\n\x04keys\x18\x04 \x01(\x05\"F\n\x0b\x43onfigError\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04\x66ile\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xaa\x03\n\x06Status\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x16\n\x0euptime_seconds\x18\x03 \x01(\x01\x12\x0e\n\x06socket\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x62\x61se_dir\x18\x06 \x01(\t\x12\x32\n\x0e\x63onfig_sources\x18\x07 \x03(\x0b\x32\x1a.voicemode.v1.ConfigSource\x12\x30\n\rconfig_errors\x18\x08 \x03(\x0b\x32\x19.voicemode.v1.ConfigError\x12\x31\n\nsubsystems\x18\t \x03(\x0b\x32\x1d.voicemode.v1.SubsystemHealth\x12\x0f\n\x07manager\x18\n \x01(\t\x12\x16\n\x0eresident_bytes\x18\x0b \x01(\x04\x12)\n\x07plugins\x18\x0c \x03(\x0b\x32\x18.voicemode.v1.PluginInfo\x12+\n\x08webhooks\x18\r \x03(\x0b\x32\x19.voicemode.v1.WebhookInfo\"\xf6\x01\n\nPluginInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x14\n\x0c\x64istribution\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.voicemode.v1.PluginInfo.State\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x10\n\x08provides\x18\x07 \x01(\t\x12\x0e\n\x06target\x18\x08 \x01(\t\"D\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\n\n\x06LOADED\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\x0c\n\x08\x44ISABLED\x10\x03\"\xfa\x01\n\x0bWebhookInfo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x03(\t\x12\x11\n\tdelivered\x18\x03 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x05 \x01(\x04\x12\x0f\n\x07retries\x18\x06 \x01(\x04\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x18\n\x10last_status_code\x18\x08 \x01(\x05\x12\x14\n\x0cqueue_length\x18\t \x01(\r\x12\x35\n\x11last_delivered_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06signed\x18\x0b \x01(\x08\"8\n\x12WatchEventsRequest\x12\x0e\n\x06replay\x18\x01 \x01(\x05\x12\x12\n\nsubsystems\x18\x02 \x03(\t\"M\n\x10GetConfigRequest\x12+\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x1b.voicemode.v1.CallerContext\x12\x0c\n\x04keys\x18\x02 \x03(\t\"\x98\x01\n\x0b\x43onfigValue\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05layer\x18\x03 \x01(\t\x12\x0c\n\x04\x66ile\x18\x04 \x01(\t\x12\x0c\n\x04line\x18\x05 \x01(\x05\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04type\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\t \x01(\t\"\x93\x01\n\x0e\x43onfigSnapshot\x12)\n\x06values\x18\x01 \x03(\x0b\x32\x19.voicemode.v1.ConfigValue\x12+\n\x07sources\x18\x02 \x03(\x0b\x32\x1a.voicemode.v1.ConfigSource\x12)\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x19.voicemode.v1.ConfigError\"j\n\x10SetConfigRequest\x12+\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x1b.voicemode.v1.CallerContext\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\r\n\x05scope\x18\x04 \x01(\t\"]\n\x12UnsetConfigRequest\x12+\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x1b.voicemode.v1.CallerContext\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05scope\x18\x03 \x01(\t\"Y\n\x11SetConfigResponse\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12(\n\x05value\x18\x03 \x01(\x0b\x32\x19.voicemode.v1.ConfigValue\"\x15\n\x13ReloadConfigRequest\"h\n\x14ReloadConfigResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12\x14\n\x0c\x63hanged_keys\x18\x02 \x03(\t\x12)\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x19.voicemode.v1.ConfigError\"(\n\x0fShutdownRequest\x12\x15\n\rgrace_seconds\x18\x01 \x01(\x01\"\x12\n\x10ShutdownResponse2\xa0\x04\n\x06\x44\x61\x65mon\x12\x41\n\tGetStatus\x12\x1e.voicemode.v1.GetStatusRequest\x1a\x14.voicemode.v1.Status\x12\x46\n\x0bWatchEvents\x12 .voicemode.v1.WatchEventsRequest\x1a\x13.voicemode.v1.Event0\x01\x12I\n\tGetConfig\x12\x1e.voicemode.v1.GetConfigRequest\x1a\x1c.voicemode.v1.ConfigSnapshot\x12L\n\tSetConfig\x12\x1e.voicemode.v1.SetConfigRequest\x1a\x1f.voicemode.v1.SetConfigResponse\x12P\n\x0bUnsetConfig\x12 .voicemode.v1.UnsetConfigRequest\x1a\x1f.voicemode.v1.SetConfigResponse\x12U\n\x0cReloadConfig\x12!.voicemode.v1.ReloadConfigRequest\x1a\".voicemode.v1.ReloadConfigResponse\x12I\n\x08Shutdown\x12\x1d.voicemode.v1.ShutdownRequest\x1a\x1e.voicemode.v1.ShutdownResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,29 +44,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONFIGERROR']._serialized_start=423
   _globals['_CONFIGERROR']._serialized_end=493
   _globals['_STATUS']._serialized_start=496
-  _globals['_STATUS']._serialized_end=834
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=836
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=892
-  _globals['_GETCONFIGREQUEST']._serialized_start=894
-  _globals['_GETCONFIGREQUEST']._serialized_end=971
-  _globals['_CONFIGVALUE']._serialized_start=974
-  _globals['_CONFIGVALUE']._serialized_end=1126
-  _globals['_CONFIGSNAPSHOT']._serialized_start=1129
-  _globals['_CONFIGSNAPSHOT']._serialized_end=1276
-  _globals['_SETCONFIGREQUEST']._serialized_start=1278
-  _globals['_SETCONFIGREQUEST']._serialized_end=1384
-  _globals['_UNSETCONFIGREQUEST']._serialized_start=1386
-  _globals['_UNSETCONFIGREQUEST']._serialized_end=1479
-  _globals['_SETCONFIGRESPONSE']._serialized_start=1481
-  _globals['_SETCONFIGRESPONSE']._serialized_end=1570
-  _globals['_RELOADCONFIGREQUEST']._serialized_start=1572
-  _globals['_RELOADCONFIGREQUEST']._serialized_end=1593
-  _globals['_RELOADCONFIGRESPONSE']._serialized_start=1595
-  _globals['_RELOADCONFIGRESPONSE']._serialized_end=1699
-  _globals['_SHUTDOWNREQUEST']._serialized_start=1701
-  _globals['_SHUTDOWNREQUEST']._serialized_end=1741
-  _globals['_SHUTDOWNRESPONSE']._serialized_start=1743
-  _globals['_SHUTDOWNRESPONSE']._serialized_end=1761
-  _globals['_DAEMON']._serialized_start=1764
-  _globals['_DAEMON']._serialized_end=2308
+  _globals['_STATUS']._serialized_end=922
+  _globals['_PLUGININFO']._serialized_start=925
+  _globals['_PLUGININFO']._serialized_end=1171
+  _globals['_PLUGININFO_STATE']._serialized_start=1103
+  _globals['_PLUGININFO_STATE']._serialized_end=1171
+  _globals['_WEBHOOKINFO']._serialized_start=1174
+  _globals['_WEBHOOKINFO']._serialized_end=1424
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=1426
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=1482
+  _globals['_GETCONFIGREQUEST']._serialized_start=1484
+  _globals['_GETCONFIGREQUEST']._serialized_end=1561
+  _globals['_CONFIGVALUE']._serialized_start=1564
+  _globals['_CONFIGVALUE']._serialized_end=1716
+  _globals['_CONFIGSNAPSHOT']._serialized_start=1719
+  _globals['_CONFIGSNAPSHOT']._serialized_end=1866
+  _globals['_SETCONFIGREQUEST']._serialized_start=1868
+  _globals['_SETCONFIGREQUEST']._serialized_end=1974
+  _globals['_UNSETCONFIGREQUEST']._serialized_start=1976
+  _globals['_UNSETCONFIGREQUEST']._serialized_end=2069
+  _globals['_SETCONFIGRESPONSE']._serialized_start=2071
+  _globals['_SETCONFIGRESPONSE']._serialized_end=2160
+  _globals['_RELOADCONFIGREQUEST']._serialized_start=2162
+  _globals['_RELOADCONFIGREQUEST']._serialized_end=2183
+  _globals['_RELOADCONFIGRESPONSE']._serialized_start=2185
+  _globals['_RELOADCONFIGRESPONSE']._serialized_end=2289
+  _globals['_SHUTDOWNREQUEST']._serialized_start=2291
+  _globals['_SHUTDOWNREQUEST']._serialized_end=2331
+  _globals['_SHUTDOWNRESPONSE']._serialized_start=2333
+  _globals['_SHUTDOWNRESPONSE']._serialized_end=2351
+  _globals['_DAEMON']._serialized_start=2354
+  _globals['_DAEMON']._serialized_end=2898
 # @@protoc_insertion_point(module_scope)

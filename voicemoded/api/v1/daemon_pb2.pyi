@@ -165,6 +165,8 @@ class Status(_message.Message):
     SUBSYSTEMS_FIELD_NUMBER: _builtins.int
     MANAGER_FIELD_NUMBER: _builtins.int
     RESIDENT_BYTES_FIELD_NUMBER: _builtins.int
+    PLUGINS_FIELD_NUMBER: _builtins.int
+    WEBHOOKS_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     pid: _builtins.int
     uptime_seconds: _builtins.float
@@ -183,6 +185,14 @@ class Status(_message.Message):
 
     @_builtins.property
     def subsystems(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubsystemHealth]: ...
+    @_builtins.property
+    def plugins(self) -> _containers.RepeatedCompositeFieldContainer[Global___PluginInfo]:
+        """Installed plugins: loaded, failed (and why) or not selected by VOICEMODE_PLUGINS."""
+
+    @_builtins.property
+    def webhooks(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookInfo]:
+        """Configured webhooks and how their deliveries fare."""
+
     def __init__(
         self,
         *,
@@ -197,14 +207,146 @@ class Status(_message.Message):
         subsystems: _abc.Iterable[Global___SubsystemHealth] | None = ...,
         manager: _builtins.str = ...,
         resident_bytes: _builtins.int = ...,
+        plugins: _abc.Iterable[Global___PluginInfo] | None = ...,
+        webhooks: _abc.Iterable[Global___WebhookInfo] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_dir", b"base_dir", "config_errors", b"config_errors", "config_sources", b"config_sources", "manager", b"manager", "pid", b"pid", "resident_bytes", b"resident_bytes", "socket", b"socket", "started_at", b"started_at", "subsystems", b"subsystems", "uptime_seconds", b"uptime_seconds", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_dir", b"base_dir", "config_errors", b"config_errors", "config_sources", b"config_sources", "manager", b"manager", "pid", b"pid", "plugins", b"plugins", "resident_bytes", b"resident_bytes", "socket", b"socket", "started_at", b"started_at", "subsystems", b"subsystems", "uptime_seconds", b"uptime_seconds", "version", b"version", "webhooks", b"webhooks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Status: _TypeAlias = Status  # noqa: Y015
+
+@_typing.final
+class PluginInfo(_message.Message):
+    """One entry point of an installed plugin package."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[PluginInfo._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: PluginInfo._State.ValueType  # 0
+        LOADED: PluginInfo._State.ValueType  # 1
+        FAILED: PluginInfo._State.ValueType  # 2
+        """It failed to import or was refused; the daemon runs without it."""
+        DISABLED: PluginInfo._State.ValueType  # 3
+        """Installed but not selected by VOICEMODE_PLUGINS."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper): ...
+    STATE_UNSPECIFIED: PluginInfo.State.ValueType  # 0
+    LOADED: PluginInfo.State.ValueType  # 1
+    FAILED: PluginInfo.State.ValueType  # 2
+    """It failed to import or was refused; the daemon runs without it."""
+    DISABLED: PluginInfo.State.ValueType  # 3
+    """Installed but not selected by VOICEMODE_PLUGINS."""
+
+    NAME_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    DISTRIBUTION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    PROVIDES_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Entry-point name."""
+    group: _builtins.str
+    """"voicemode.services", "voicemode.providers" or "voicemode.tools"."""
+    distribution: _builtins.str
+    version: _builtins.str
+    state: Global___PluginInfo.State.ValueType
+    error: _builtins.str
+    """Why it failed to load (or, when loaded, why its last refresh failed)."""
+    provides: _builtins.str
+    """The service, provider or tool name it adds."""
+    target: _builtins.str
+    """What the entry point points at ("package.module:attribute")."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        group: _builtins.str = ...,
+        distribution: _builtins.str = ...,
+        version: _builtins.str = ...,
+        state: Global___PluginInfo.State.ValueType = ...,
+        error: _builtins.str = ...,
+        provides: _builtins.str = ...,
+        target: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["distribution", b"distribution", "error", b"error", "group", b"group", "name", b"name", "provides", b"provides", "state", b"state", "target", b"target", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PluginInfo: _TypeAlias = PluginInfo  # noqa: Y015
+
+@_typing.final
+class WebhookInfo(_message.Message):
+    """One webhook URL and its deliveries since the daemon started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    DROPPED_FIELD_NUMBER: _builtins.int
+    RETRIES_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    LAST_STATUS_CODE_FIELD_NUMBER: _builtins.int
+    QUEUE_LENGTH_FIELD_NUMBER: _builtins.int
+    LAST_DELIVERED_AT_FIELD_NUMBER: _builtins.int
+    SIGNED_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """Credentials (user info, query values) masked."""
+    delivered: _builtins.int
+    failed: _builtins.int
+    """Events given up after every attempt failed (or refused with a 4xx)."""
+    dropped: _builtins.int
+    """Events dropped unsent because the queue was full (oldest first)."""
+    retries: _builtins.int
+    """Attempts after a first one failed."""
+    last_error: _builtins.str
+    last_status_code: _builtins.int
+    """HTTP status of the last answer (0: none yet, or no answer)."""
+    queue_length: _builtins.int
+    """Events waiting to be sent."""
+    signed: _builtins.bool
+    """True when a secret is set and deliveries carry a signature."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Event kinds sent to it ("conversation.turn", "service.*", ...)."""
+
+    @_builtins.property
+    def last_delivered_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        events: _abc.Iterable[_builtins.str] | None = ...,
+        delivered: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        dropped: _builtins.int = ...,
+        retries: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        last_status_code: _builtins.int = ...,
+        queue_length: _builtins.int = ...,
+        last_delivered_at: _timestamp_pb2.Timestamp | None = ...,
+        signed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_delivered_at", b"last_delivered_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivered", b"delivered", "dropped", b"dropped", "events", b"events", "failed", b"failed", "last_delivered_at", b"last_delivered_at", "last_error", b"last_error", "last_status_code", b"last_status_code", "queue_length", b"queue_length", "retries", b"retries", "signed", b"signed", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookInfo: _TypeAlias = WebhookInfo  # noqa: Y015
 
 @_typing.final
 class WatchEventsRequest(_message.Message):
