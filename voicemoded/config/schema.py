@@ -33,6 +33,8 @@ from voicemoded.config.parsers import (
     parse_ws_url,
 )
 from voicemoded.peercred import parse_uids
+from voicemoded.plugins.selection import parse_plugins
+from voicemoded.webhooks import DEFAULT_EVENTS, parse_events
 
 __all__ = [
     "BOOTSTRAP_KEYS",
@@ -405,6 +407,40 @@ class Settings:
         "Seconds in-flight calls get to finish when the daemon stops.",
         daemon_wide=True,
     )
+    # --- extensions ------------------------------------------------------------------------------
+    plugins: tuple[str, ...] = setting(
+        "VOICEMODE_PLUGINS",
+        ("all",),
+        parse_plugins,
+        "Installed plugins (entry points in voicemode.services, voicemode.providers, voicemode.tools) "
+        "the daemon loads when it starts: all, none, or a comma list of entry-point names.",
+        daemon_wide=True,
+    )
+    webhook_urls: tuple[str, ...] = setting(
+        "VOICEMODE_WEBHOOK_URLS",
+        (),
+        parse_urls,
+        "URLs that receive the events of VOICEMODE_WEBHOOK_EVENTS as JSON POSTs (comma-separated; "
+        "empty: none), retried with backoff; `voicemodectl status` shows how deliveries fare.",
+        daemon_wide=True,
+    )
+    webhook_secret: str = setting(
+        "VOICEMODE_WEBHOOK_SECRET",
+        "",
+        parse_str,
+        "Signs every webhook delivery (X-Voicemode-Signature: sha256=HMAC of timestamp.body) so a "
+        "receiver can tell it came from this daemon; empty: unsigned.",
+        secret=True,
+        daemon_wide=True,
+    )
+    webhook_events: tuple[str, ...] = setting(
+        "VOICEMODE_WEBHOOK_EVENTS",
+        DEFAULT_EVENTS,
+        parse_events,
+        "Daemon events sent to the webhooks: kinds (conversation.turn), a subsystem's (service.*) or "
+        "all (*), comma-separated.",
+        daemon_wide=True,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,8 +474,8 @@ SETTINGS: tuple[SettingInfo, ...] = tuple(
 )
 BY_ENV: dict[str, SettingInfo] = {s.env: s for s in SETTINGS}
 
-#: Settings that decide where audio and transcripts are sent, which programs the daemon runs and who may
-#: reach it (and the switch guarding them): the MCP door changes them only when
+#: Settings that decide where audio, transcripts and events are sent, which programs and plugins the
+#: daemon runs and who may reach it (and the switch guarding them): the MCP door changes them only when
 #: ``VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS`` is true in the user's own file.
 ENDPOINT_KEYS: frozenset[str] = frozenset(
     {
@@ -453,6 +489,9 @@ ENDPOINT_KEYS: frozenset[str] = frozenset(
         "VOICEMODE_KOKORO_FASTAPI_DIR",
         "VOICEMODE_LIVEKIT_SERVER_PATH",
         "VOICEMODE_ALLOWED_UIDS",
+        "VOICEMODE_PLUGINS",
+        "VOICEMODE_WEBHOOK_URLS",
+        "VOICEMODE_WEBHOOK_EVENTS",
     }
     | {s.env for s in SETTINGS if s.secret}
 )
