@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from voicemoded.events import EventBus
     from voicemoded.health import HealthRegistry
     from voicemoded.mcp.session import McpHost
+    from voicemoded.plugins.loaded import Plugins
     from voicemoded.supervisor.spec import ServiceSpec
 
 #: More supervised services beside the built-in ones, from the daemon's settings (a plugin's, say);
@@ -73,12 +74,14 @@ def build_app(
     journal: Journal,
     process: DaemonProcess,
     *,
+    plugins: Plugins | None = None,
     more_services: Sequence[MoreServices] = (),
     turns: Callable[[], Turns] | None = None,
 ) -> App:
     """Every part of the daemon, built once and wired together under the application layer (nothing
-    starts here). ``more_services`` adds supervised services beside the built-in ones; ``turns``
-    replaces the converse loop (which is otherwise built with the audio stack on first use)."""
+    starts here). ``plugins``: what the installed plugins add (see :func:`load_installed_plugins`);
+    ``more_services`` adds supervised services beside the built-in ones; ``turns`` replaces the
+    converse loop (which is otherwise built with the audio stack on first use)."""
     from voicemoded import wiring
     from voicemoded.app.application import App
     from voicemoded.app.audio import AudioStack
@@ -89,10 +92,14 @@ def build_app(
     from voicemoded.app.providers import Providers
     from voicemoded.app.services import Services
     from voicemoded.app.statistics import Statistics
+    from voicemoded.app.tools import Tools
     from voicemoded.engines.install import Installer, ModelStore
+    from voicemoded.plugins.loaded import Plugins
     from voicemoded.supervisor.supervisor import Supervisor
+    from voicemoded.webhooks import Webhooks
 
     settings = config.settings
+    plugins = plugins if plugins is not None else Plugins()
     installer = Installer(
         binary_paths={
             "VOICEMODE_LIVEKIT_SERVER_PATH": settings.livekit_server_path,
@@ -104,7 +111,7 @@ def build_app(
 
     def specs() -> list[ServiceSpec]:
         current = config.settings
-        out = wiring.service_specs(current, paths, models.in_use())
+        out = wiring.service_specs(current, paths, models.in_use()) + plugins.service_specs()
         for more in more_services:
             out += list(more(current))
         return out
@@ -112,13 +119,14 @@ def build_app(
     supervisor = Supervisor(
         specs(), logs_dir=paths.logs, run_dir=paths.services, state_dir=paths.services, events=events
     )
-    providers = Providers(config, paths, events)
+    providers = Providers(config, paths, events, plugins.endpoint_keys())
     audio = AudioStack(lambda: build_audio(paths, config, events, journal, providers))
     configuration = Configuration(config)
-    daemon = Daemon(process, configuration, events)
+    webhooks = Webhooks(wiring.webhook_settings(settings), events)
+    daemon = Daemon(process, configuration, events, plugins, webhooks)
     return App(
         conversations=Conversations(config, turns or (lambda: audio.conversation)),
-        services=Services(supervisor, installer, models, specs),
+        services=Services(supervisor, installer, models, specs, plugins),
         providers=providers,
         configuration=configuration,
         statistics=Statistics(journal, daemon),
@@ -126,6 +134,39 @@ def build_app(
         daemon=daemon,
         audio=audio,
         events=events,
+        tools=Tools(plugins),
+        plugins=plugins,
+        webhooks=webhooks,
+    )
+
+
+def log_secrets(settings: Settings, plugins: Plugins) -> list[str]:
+    """Values the log never shows: every secret setting's, and the plugins' API keys."""
+    from voicemoded.config import SETTINGS
+
+    secrets = [str(getattr(settings, info.name)) for info in SETTINGS if info.secret]
+    return [*secrets, *plugins.endpoint_keys().values()]
+
+
+def load_installed_plugins(settings: Settings, events: EventBus) -> Plugins:
+    """The plugins ``VOICEMODE_PLUGINS`` selects among the installed ones; never raises (a plugin that
+    fails is reported in ``status`` and skipped)."""
+    import functools
+    import importlib.metadata
+
+    from voicemoded.config.parsers import SERVICE_NAMES
+    from voicemoded.mcp.names import BUILTIN_TOOLS
+    from voicemoded.plugins.loader import load_plugins
+
+    # One pass over the installed distributions' metadata serves all three groups (each pass costs
+    # ~10 ms); inside ``discover``, so the loader reports metadata it cannot read instead of raising.
+    everything = functools.cache(importlib.metadata.entry_points)
+    return load_plugins(
+        settings.plugins,
+        builtin_services=SERVICE_NAMES,
+        builtin_tools=BUILTIN_TOOLS,
+        events=events,
+        discover=lambda group: everything().select(group=group),
     )
 
 
@@ -229,6 +270,7 @@ async def serve(
         )  # fmt: skip
     config = ConfigManager(paths, env, events)
     config.load()
+    plugins = load_installed_plugins(config.settings, events)
     journal = Journal(paths.conversations)
     recover_answers(paths, journal)
     loop = asyncio.get_running_loop()
@@ -248,11 +290,11 @@ async def serve(
     process = DaemonProcess(
         paths.socket, paths.base, started_at, health_registry, request_stop, stopping, service_manager(env)
     )
-    app = build_app(paths, config, events, journal, process, more_services=more_services)
+    app = build_app(paths, config, events, journal, process, plugins=plugins, more_services=more_services)
     register_health(health_registry, app)
 
     def apply_daemon_settings(old: Settings | None, new: Settings) -> None:
-        scrubber.update([new.openai_api_key, new.livekit_api_secret, new.livekit_api_key])
+        scrubber.update(log_secrets(new, plugins))
         logsetup.set_level(args.log_level or new.log_level)
         if old is not None:
             background.append(loop.create_task(app.settings_changed(old, new)))
@@ -287,6 +329,8 @@ async def serve(
             loop.add_signal_handler(sig, request_stop)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         await app.start()
+        webhooks = asyncio.create_task(app.webhooks.run(), name="webhooks")
+        background.append(webhooks)
         background.append(asyncio.create_task(app.follow_services(), name="providers.follow_services"))
         # Leftovers of a previous run are ended before their ports are needed; autostart runs in the
         # background so the API answers while models load.
@@ -295,6 +339,7 @@ async def serve(
         if config.settings.config_watch:
             background.append(asyncio.create_task(config.watch(), name="config.watch"))
         await _set_serving(health_servicer, health_pb2.HealthCheckResponse.SERVING)
+        await webhooks_following(app, webhooks)  # else they would miss the start
         events.publish("daemon.started", "daemon", f"voicemoded {__version__} ready", pid=os.getpid())
         log.info("daemon.ready", version=__version__, pid=os.getpid(), socket=str(paths.socket))
         notifier.ready(f"serving {paths.socket}")
@@ -314,6 +359,20 @@ async def serve(
         await app.aclose()
     log.info("daemon.stopped")
     return 0
+
+
+async def webhooks_following(app: App, task: asyncio.Task[None]) -> None:
+    """Return once the webhooks follow the event bus, or at once if their task ended instead."""
+    import structlog
+
+    following = asyncio.ensure_future(app.webhooks.subscribed.wait())
+    try:
+        await asyncio.wait({following, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        following.cancel()
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        error = repr(task.exception())
+        structlog.get_logger("voicemoded").error("webhooks.stopped", error=error)
 
 
 def mcp_host(app: App) -> McpHost:

@@ -74,8 +74,7 @@ def parse_events(text: str) -> tuple[str, ...]:
     patterns = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
     for pattern in patterns:
         if not _PATTERN.match(pattern):
-            shown = pattern if len(pattern) <= 40 else pattern[:40] + "…"
-            raise ValueError(f"{shown!r} is not an event kind like service.state, service.* or *")
+            raise ValueError(f"{clip(pattern, 40)!r} is not an event kind like service.state, service.* or *")
     return patterns
 
 
@@ -241,6 +240,8 @@ class Webhooks:
         self._targets: dict[str, _Target] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._client: httpx.AsyncClient | None = None
+        """Made on the first attempt: a daemon without webhooks never builds its TLS context."""
+        self._running = False
         self.subscribed = asyncio.Event()
         """Set once ``run`` follows the bus: events published from then on are delivered."""
         self.reconfigure(settings)
@@ -305,11 +306,7 @@ class Webhooks:
 
     async def run(self) -> None:
         """Follow the bus until cancelled; the senders and the HTTP client end with it."""
-        import httpx
-
-        self._client = httpx.AsyncClient(
-            follow_redirects=False, headers={"User-Agent": f"voicemoded/{__version__}"}
-        )
+        self._running = True
         self._start_senders()
         stream = self._events.subscribe()
         # The generator's first step registers the subscription: run it now, so ``subscribed`` is true.
@@ -321,6 +318,7 @@ class Webhooks:
             async for event in stream:
                 self.offer(event)
         finally:
+            self._running = False
             self.subscribed.clear()
             first.cancel()
             tasks = [first, *self._tasks.values()]
@@ -330,13 +328,14 @@ class Webhooks:
             await asyncio.wait(tasks)
             await stream.aclose()
             client, self._client = self._client, None
-            await client.aclose()
+            if client is not None:
+                await client.aclose()
             pending = sum(len(t.queue) for t in self._targets.values())
             if pending:
                 log.info("webhook.unsent", events=pending)
 
     def _start_senders(self) -> None:
-        if self._client is None:
+        if not self._running:
             return
         for url, target in self._targets.items():
             if url not in self._tasks or self._tasks[url].done():
@@ -383,10 +382,19 @@ class Webhooks:
             target.failing = True
             self._announce(target, "webhook.failing", f"{target.shown}: {target.last_error}", level="warning")
 
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                follow_redirects=False, headers={"User-Agent": f"voicemoded/{__version__}"}
+            )
+        return self._client
+
     async def _attempt(self, target: _Target, delivery: _Delivery) -> tuple[Outcome, float | None]:
         import httpx
 
-        assert self._client is not None
+        client = self._http()
         headers = {
             "Content-Type": "application/json",
             DELIVERY_HEADER: delivery.id,
@@ -403,7 +411,7 @@ class Webhooks:
             # streamed and never read, so a receiver's answer body cannot make us hold anything.
             async with (
                 asyncio.timeout(timeout),
-                self._client.stream(
+                client.stream(
                     "POST", target.url, content=delivery.body, headers=headers, timeout=timeout
                 ) as response,
             ):

@@ -1,4 +1,4 @@
-"""Settings -> the parts' own settings: service specs, provider settings, endpointing defaults.
+"""Settings -> the parts' own settings: service specs, provider settings, webhooks, endpointing defaults.
 
 Every subsystem takes its own small frozen settings type and knows nothing of ``VOICEMODE_*`` names;
 this module is the one place that maps the configuration onto them.
@@ -15,9 +15,10 @@ from voicemoded.api.errors import FailedPrecondition
 from voicemoded.api.paths import Paths
 from voicemoded.config import Settings
 from voicemoded.engines.access import TOKEN_FILE_NAME, TokenFileError, ensure_token, is_loopback_address
-from voicemoded.providers import ProviderSettings
+from voicemoded.providers import Kind, ProviderSettings
 from voicemoded.supervisor.builtin import Backend, BuiltinService, BuiltinSettings, builtin_specs
 from voicemoded.supervisor.spec import LogSettings, ServiceSpec
+from voicemoded.webhooks import WebhookSettings
 
 #: Which kind of endpoint each built-in service is, for the provider registry.
 SERVICE_KINDS = {"whisper": "stt", "kokoro": "tts", "piper": "tts"}
@@ -84,10 +85,15 @@ def service_specs(settings: Settings, paths: Paths, models_in_use: Mapping[str, 
     return specs
 
 
-def provider_settings(settings: Settings, paths: Paths | None = None) -> ProviderSettings:
-    """``paths`` given: the built-in engines' token goes with requests to them (when they need one)."""
+def provider_settings(
+    settings: Settings, paths: Paths | None = None, endpoint_keys: Mapping[tuple[Kind, str], str] | None = None
+) -> ProviderSettings:
+    """``paths`` given: the built-in engines' token goes with requests to them (when they need one).
+    ``endpoint_keys``: plugin providers' keys by ``(kind, name)``."""
     return ProviderSettings(
         engine_token=engine_token(settings, paths) if paths is not None else "",
+        engines=frozenset(SERVICE_KINDS),
+        endpoint_keys=dict(endpoint_keys or {}),
         tts_base_urls=settings.tts_base_urls,
         stt_base_urls=settings.stt_base_urls,
         openai_api_key=settings.openai_api_key,
@@ -95,6 +101,12 @@ def provider_settings(settings: Settings, paths: Paths | None = None) -> Provide
         tts_models=settings.tts_models,
         stt_model=settings.stt_model,
         request_timeout=settings.request_timeout,
+    )
+
+
+def webhook_settings(settings: Settings) -> WebhookSettings:
+    return WebhookSettings(
+        urls=settings.webhook_urls, secret=settings.webhook_secret, events=settings.webhook_events
     )
 
 

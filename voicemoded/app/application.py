@@ -2,7 +2,8 @@
 
 Two things span subsystems and live here: the provider registry follows the supervisor (a speech server
 that comes up or goes down is added to or dropped from the endpoints at once), and a settings change
-reaches the running parts (a new registry when the endpoints changed, rebuilt service specs always).
+reaches the running parts (a new registry when the endpoints changed, rebuilt service specs and the
+webhooks' new settings always).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from voicemoded import wiring
 from voicemoded.app.audio import AudioStack
 from voicemoded.app.config import Configuration
 from voicemoded.app.conversation import Conversations
@@ -18,9 +20,12 @@ from voicemoded.app.devices import Devices
 from voicemoded.app.providers import Providers
 from voicemoded.app.services import Services
 from voicemoded.app.statistics import Statistics
+from voicemoded.app.tools import Tools
 from voicemoded.config import Settings
 from voicemoded.events import EventBus
 from voicemoded.health import Health
+from voicemoded.plugins.loaded import Plugins
+from voicemoded.webhooks import Webhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,11 @@ class App:
     daemon: Daemon
     audio: AudioStack
     events: EventBus
+    tools: Tools
+    """The MCP tools plugins add."""
+    plugins: Plugins
+    webhooks: Webhooks
+    """Delivers selected events once :meth:`Webhooks.run` runs (the composition root starts it)."""
 
     def health_probes(self) -> dict[str, Callable[[], Health]]:
         """Cheap per-subsystem health for ``status``, read from state the parts already keep."""
@@ -43,6 +53,8 @@ class App:
             "providers": self.providers.health,
             "conversation": self.statistics.health,
             "storage": self.statistics.storage_health,
+            "plugins": self.plugins.health,
+            "webhooks": self.webhooks.health,
         }
 
     async def start(self) -> None:
@@ -60,6 +72,7 @@ class App:
                 self.update_local_endpoints()
 
     async def settings_changed(self, old: Settings, new: Settings) -> None:
+        self.webhooks.reconfigure(wiring.webhook_settings(new))
         await self.providers.reconfigure(old, new, self.services.local_endpoints())
         await self.services.refresh(restart=True)
 

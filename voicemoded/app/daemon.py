@@ -1,4 +1,5 @@
-"""The daemon itself: who it is, how it is doing, its event stream, and stopping it."""
+"""The daemon itself: who it is, how it is doing (its plugins and webhooks too), its event stream, and
+stopping it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from voicemoded import __version__
 from voicemoded.app.config import Configuration, ConfigView
 from voicemoded.events import Event, EventBus
 from voicemoded.health import Health, HealthRegistry
+from voicemoded.plugins.loaded import Plugins
+from voicemoded.plugins.report import PluginInfo
+from voicemoded.webhooks import Webhooks, WebhookStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,9 @@ class DaemonStatus:
     manager: str
     """The service manager running the daemon (systemd, launchd), "" when started by hand."""
     resident_bytes: int
+    plugins: tuple[PluginInfo, ...]
+    """Every plugin entry point found, loaded or not."""
+    webhooks: tuple[WebhookStatus, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +63,19 @@ class DaemonProcess:
 
 
 class Daemon:
-    def __init__(self, process: DaemonProcess, configuration: Configuration, events: EventBus) -> None:
+    def __init__(
+        self,
+        process: DaemonProcess,
+        configuration: Configuration,
+        events: EventBus,
+        plugins: Plugins,
+        webhooks: Webhooks,
+    ) -> None:
         self._daemon = process
         self._configuration = configuration
         self._events = events
+        self._plugins = plugins
+        self._webhooks = webhooks
         self._started_monotonic = time.monotonic() - (time.time() - process.started_at)
         self._process = psutil.Process()
 
@@ -77,7 +93,15 @@ class Daemon:
             subsystems=tuple(daemon.health.report()),
             manager=daemon.manager,
             resident_bytes=self._process.memory_info().rss,
+            plugins=self.plugins(),
+            webhooks=self.webhooks(),
         )
+
+    def plugins(self) -> tuple[PluginInfo, ...]:
+        return tuple(self._plugins.report())
+
+    def webhooks(self) -> tuple[WebhookStatus, ...]:
+        return tuple(self._webhooks.status())
 
     async def events(
         self, replay: int = 0, subsystems: frozenset[str] = frozenset()

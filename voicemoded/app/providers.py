@@ -25,7 +25,7 @@ from voicemoded.config import Caller, ConfigManager, Settings
 from voicemoded.conversation.params import check_synthesis, default_speed, default_voice
 from voicemoded.events import EventBus
 from voicemoded.health import Health
-from voicemoded.providers import EndpointStatus, Kind, Speech, SpeechInfo
+from voicemoded.providers import EndpointStatus, Kind, ProviderSettings, Speech, SpeechInfo
 
 log = structlog.get_logger(__name__)
 
@@ -64,15 +64,26 @@ class TranscriptionResult:
 
 
 class Providers:
-    def __init__(self, config: ConfigManager, paths: Paths, events: EventBus) -> None:
+    def __init__(
+        self,
+        config: ConfigManager,
+        paths: Paths,
+        events: EventBus,
+        endpoint_keys: Mapping[tuple[Kind, str], str] | None = None,
+    ) -> None:
         self._config = config
         self._paths = paths
         self._events = events
+        self._keys = dict(endpoint_keys or {})
+        """Plugin providers' API keys by ``(kind, name)``: fixed at start, as the plugins are."""
         self._speech = self._build(config.settings)
         self._retired: set[asyncio.Task[None]] = set()
 
     def _build(self, settings: Settings) -> Speech:
-        return Speech(wiring.provider_settings(settings, self._paths), events=self._events)
+        return Speech(self._provider_settings(settings), events=self._events)
+
+    def _provider_settings(self, settings: Settings) -> ProviderSettings:
+        return wiring.provider_settings(settings, self._paths, self._keys)
 
     def current(self) -> Speech:
         """The registry a new request uses (replaced when the endpoint settings change)."""
@@ -96,7 +107,7 @@ class Providers:
 
     async def reconfigure(self, old: Settings, new: Settings, local: Mapping[str, Mapping[str, str]]) -> bool:
         """A new registry when the endpoint settings changed (True), told at once which local servers run."""
-        if wiring.provider_settings(old, self._paths) == wiring.provider_settings(new, self._paths):
+        if self._provider_settings(old) == self._provider_settings(new):
             return False
         previous, self._speech = self._speech, self._build(new)
         await self._speech.start()

@@ -3,7 +3,7 @@
 A start or restart answers with the outcome of the attempt it launched: RUNNING is the answer, anything
 else (given up, exited) is an ``Unavailable`` error naming why, whichever door asked. An install or a
 model choice rebuilds the service specs, so a backend that was missing is usable without a restart of
-the daemon.
+the daemon. A service a plugin adds is supervised like a built-in one; its install is the plugin's.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from voicemoded.api.errors import NotFound, Unavailable
 from voicemoded.app.providers import parse_kind
 from voicemoded.engines.install import Installer, InstallStatus, ModelInfo, ModelStore, ProgressCallback
 from voicemoded.health import Health
+from voicemoded.plugins.loaded import Plugins
 from voicemoded.supervisor.spec import ServiceSpec
 from voicemoded.supervisor.states import ServiceState
 from voicemoded.supervisor.stats import ServiceStatus
@@ -46,12 +47,18 @@ class Service:
 
 class Services:
     def __init__(
-        self, supervisor: Supervisor, installer: Installer, models: ModelStore, specs: SpecSource
+        self,
+        supervisor: Supervisor,
+        installer: Installer,
+        models: ModelStore,
+        specs: SpecSource,
+        plugins: Plugins | None = None,
     ) -> None:
         self._supervisor = supervisor
         self._installer = installer
         self._models = models
         self._specs = specs
+        self._plugins = plugins if plugins is not None else Plugins()
 
     @property
     def names(self) -> builtins.list[str]:
@@ -109,6 +116,11 @@ class Services:
         return self._install(name, progress)
 
     async def _install(self, name: str, progress: ProgressCallback) -> InstallStatus:
+        if name in self._plugins.service_names():
+            await self._plugins.install(name, progress)
+            await self.refresh()  # the plugin's factory says whether it is set up now
+            missing = self._supervisor.spec(name).not_installed
+            return InstallStatus(name, missing is None, hint=missing.hint if missing else "")
         status = await self._installer.install(name, progress)
         await self.refresh()  # a backend that was missing at start-up is usable now
         return status
@@ -126,11 +138,15 @@ class Services:
             await self._supervisor.replace_spec(spec, restart=restart)
 
     def local_endpoints(self) -> dict[str, dict[str, str]]:
-        """The running speech servers per kind, for the provider registry."""
+        """The running speech servers per kind, for the provider registry, with the plugins' endpoints
+        (their providers', and their speech services' while those run)."""
         statuses = [
             (s.name, s.host, s.port or 0, s.state is ServiceState.RUNNING) for s in self._supervisor.list()
         ]
-        return wiring.local_endpoints(statuses)
+        out = wiring.local_endpoints(statuses)
+        for kind, endpoints in self._plugins.speech_endpoints(statuses).items():
+            out[kind].update(endpoints)
+        return out
 
     # -- models ---------------------------------------------------------------------------------------
 

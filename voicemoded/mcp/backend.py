@@ -17,6 +17,7 @@ from voicemoded.api.errors import InvalidArgument
 from voicemoded.app.application import App
 from voicemoded.app.doors import MCP
 from voicemoded.app.services import Service
+from voicemoded.app.tools import ToolInfo
 from voicemoded.config import Caller
 from voicemoded.providers import EndpointStatus
 from voicemoded.render import plain
@@ -48,6 +49,12 @@ class Backend(Protocol):
     async def voices(self, caller: Caller) -> JSON: ...
 
     async def conversations(self, recent: int) -> JSON: ...
+
+    def plugin_tools(self) -> Sequence[ToolInfo]:
+        """The tools plugins add, listed after the built-in ones."""
+        ...
+
+    async def plugin_tool(self, name: str, arguments: JSON) -> JSON | str: ...
 
 
 class DaemonBackend:
@@ -83,10 +90,22 @@ class DaemonBackend:
             },
             "recent": [r.summary() for r in report.recent],
         }
+        # Only when there are any: every byte of the answer is in the assistant's context.
+        if plugins := self._app.daemon.plugins():
+            out["plugins"] = [p.as_dict() for p in plugins]
+        if webhooks := self._app.daemon.webhooks():
+            out["webhooks"] = [w.as_dict() for w in webhooks]
         return plain(out)
 
     async def conversations(self, recent: int) -> JSON:
         return {"recent": [r.summary() for r in self._app.statistics.recent(recent)]}
+
+    # --- plugin tools ------------------------------------------------------------------------------
+    def plugin_tools(self) -> Sequence[ToolInfo]:
+        return self._app.tools.list()
+
+    async def plugin_tool(self, name: str, arguments: JSON) -> JSON | str:
+        return await self._app.tools.call(name, arguments)
 
     # --- services ------------------------------------------------------------------------------------
     async def service(self, action: str, name: str, lines: int, progress: ProgressFn) -> JSON:

@@ -65,6 +65,14 @@ async def isolated(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
+def plugin_tools(backend: Backend) -> list[types.Tool]:
+    """The plugins' tools as ``tools/list`` shows them, after the built-in ones."""
+    return [
+        types.Tool(name=t.name, description=t.description, input_schema=t.input_schema)
+        for t in backend.plugin_tools()
+    ]
+
+
 class TunnelClosed(Exception):
     """The tunnel's side of the stream is gone (its process died or hung up); raised by ``send``."""
 
@@ -127,19 +135,19 @@ class McpHost:
         backend = self._backend
 
         async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
-            return types.ListToolsResult(tools=TOOLS)
+            return types.ListToolsResult(tools=[*TOOLS, *plugin_tools(backend)])
 
         async def call_tool(
             ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
         ) -> types.CallToolResult:
             info.calls += 1
             if params.name not in TOOL_NAMES:
-                # The specs (2025-06-18, 2025-11-25) make an unknown tool a protocol error, not a result.
-                raise MCPError(
-                    types.INVALID_PARAMS,
-                    f"Unknown tool: {params.name}",
-                    {"known": sorted(TOOL_NAMES)},
-                )
+                known = TOOL_NAMES | {t.name for t in backend.plugin_tools()}
+                if params.name not in known:
+                    # The specs (2025-06-18, 2025-11-25) make an unknown tool a protocol error.
+                    raise MCPError(
+                        types.INVALID_PARAMS, f"Unknown tool: {params.name}", {"known": sorted(known)}
+                    )
 
             async def progress(done: float, total: float | None, message: str) -> None:
                 await ctx.session.report_progress(done, total, message or None)

@@ -153,8 +153,11 @@ class ToolCall:
     extra_statistics: Callable[[], JSON]
 
 
-async def dispatch(backend: Backend, call: ToolCall) -> JSON:
-    """Run one tool against the backend; raises ``VoicemodeError`` for the session to turn into isError."""
+async def dispatch(backend: Backend, call: ToolCall) -> JSON | str:
+    """Run one tool against the backend; raises ``VoicemodeError`` for the session to turn into isError.
+    A name that is not a built-in tool's is a plugin's (the session refused any other)."""
+    if call.name not in TOOL_NAMES:
+        return await backend.plugin_tool(call.name, call.arguments)
     a = call.arguments
     check_arguments(call.name, a)
     handlers: dict[str, Callable[[], Awaitable[JSON]]] = {

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from voicemoded.api.errors import clip
+
 ALL = "all"
 NONE = "none"
 
@@ -28,8 +30,7 @@ def parse_plugins(text: str) -> tuple[str, ...]:
         raise ValueError("all and none stand alone; otherwise list entry-point names")
     for name in names:
         if not _NAME.match(name):
-            shown = name if len(name) <= 40 else name[:40] + "…"
-            raise ValueError(f"{shown!r} is not an entry-point name (letters, digits, '_', '-', '.')")
+            raise ValueError(f"{clip(name, 40)!r} is not an entry-point name (letters, digits, '_', '-', '.')")
     return names
 
 

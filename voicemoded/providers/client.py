@@ -166,12 +166,16 @@ class EndpointClient:
         return s.local_connect_timeout if endpoint.local else s.remote_connect_timeout
 
     def api_key(self, endpoint: Endpoint) -> str:
-        """The OpenAI key goes to the OpenAI host only, the engine token to the local children only;
-        other servers get a placeholder they ignore."""
-        if self._settings.openai_api_key and urlsplit(endpoint.url).netloc == self._openai_host:
-            return self._settings.openai_api_key
-        if self._settings.engine_token and endpoint.source is Source.LOCAL:
-            return self._settings.engine_token
+        """The OpenAI key goes to the OpenAI host only, the engine token to the daemon's own engines only,
+        a plugin provider's key to its endpoints; other servers get a placeholder they ignore."""
+        s = self._settings
+        if s.openai_api_key and urlsplit(endpoint.url).netloc == self._openai_host:
+            return s.openai_api_key
+        if endpoint.source is Source.LOCAL:
+            if key := s.endpoint_keys.get((endpoint.kind, endpoint.name)):
+                return key
+            if s.engine_token and endpoint.name in s.engines:
+                return s.engine_token
         return _PLACEHOLDER_KEY
 
     @staticmethod

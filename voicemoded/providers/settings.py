@@ -9,9 +9,11 @@ two audio chunks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from voicemoded.providers.breaker import BreakerPolicy
+from voicemoded.providers.endpoint import Kind
 
 #: The OpenAI cloud endpoint used when an API key is configured.
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -28,8 +30,13 @@ class ProviderSettings:
     openai_api_key: str = field(default="", repr=False)
     """``OPENAI_API_KEY``: adds the cloud endpoint; sent only to the OpenAI host, never logged."""
     engine_token: str = field(default="", repr=False)
-    """The per-install token of the built-in engines, sent to the local children only (they require it
-    when bound beyond loopback); never logged."""
+    """The per-install token of the built-in engines, sent to them only (they require it when bound
+    beyond loopback); never logged."""
+    engines: frozenset[str] = frozenset()
+    """Names of the local endpoints that are the daemon's own engines: the only ones given
+    ``engine_token``. Other local endpoints (a plugin's servers) may be anywhere."""
+    endpoint_keys: Mapping[tuple[Kind, str], str] = field(default_factory=dict, repr=False)
+    """API keys of other local endpoints (plugins' providers) by ``(kind, name)``; never logged."""
     openai_base_url: str = OPENAI_BASE_URL
     """Where the cloud endpoint lives (a proxy or a compatible cloud may replace it)."""
     voices: tuple[str, ...] = ()

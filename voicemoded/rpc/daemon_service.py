@@ -72,6 +72,8 @@ class DaemonService(daemon_pb2_grpc.DaemonServicer):
             ],
             manager=status.manager,
             resident_bytes=status.resident_bytes,
+            plugins=[p.to_proto() for p in status.plugins],
+            webhooks=[w.to_proto() for w in status.webhooks],
         )
 
     @streaming

@@ -2,8 +2,8 @@
 
 Each door's agreement with the others is held by tests/integration/daemon/test_doors_agree.py; here are
 the rules themselves: what the modes fix, one kind check, defaults resolved from the caller's settings,
-what the assistant's door may change, what a settings change rebuilds, and that building the App loads
-no audio stack.
+what the assistant's door may change, what a settings change rebuilds, where the plugins' parts and
+the webhooks reach, and that building the App loads no audio stack (nor the MCP SDK, nor an HTTP client).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
@@ -33,6 +34,7 @@ from voicemoded.conversation.params import TurnParams
 from voicemoded.conversation.results import TurnEvent, TurnResult
 from voicemoded.events import EventBus
 from voicemoded.health import HealthRegistry
+from voicemoded.plugins.loaded import Plugins
 from voicemoded.supervisor.spec import ServiceSpec
 
 
@@ -63,6 +65,7 @@ async def make_app(tmp_path: Path) -> AsyncIterator[Build]:
         *,
         turns: RecordingTurns | None = None,
         more_services: tuple[MoreServices, ...] = (),
+        plugins: Plugins | None = None,
     ) -> App:
         paths = Paths.from_env({"VOICEMODE_BASE_DIR": str(tmp_path / "base")}, socket=tmp_path / "s.sock")
         paths.ensure()
@@ -75,7 +78,7 @@ async def make_app(tmp_path: Path) -> AsyncIterator[Build]:
         recording = turns or RecordingTurns()
         app = build_app(
             paths, config, events, Journal(paths.conversations), process,
-            more_services=more_services, turns=lambda: recording,
+            plugins=plugins, more_services=more_services, turns=lambda: recording,
         )  # fmt: skip
         apps.append(app)
         return app
@@ -183,11 +186,96 @@ async def test_a_settings_change_rebuilds_the_registry_only_for_endpoint_changes
     assert "extra" in app.services.names, "a service another source adds survives the rebuilt specs"
 
 
+def example_plugins() -> Plugins:
+    """A service with an installer, a provider with a key, a tool: from the loader's samples."""
+    from tests.unit.plugins.test_loader import load
+
+    return load(
+        services={"sample-service": "service"}, providers={"acme": "provider"}, tools={"echo": "tool"}
+    )
+
+
+async def test_plugins_reach_the_services_the_endpoints_the_tools_and_the_status(make_app: Build) -> None:
+    from tests.unit.plugins import samples
+
+    app = make_app(plugins=example_plugins())
+    assert "sample" in app.services.names
+    local = app.services.local_endpoints()
+    assert local["tts"]["acme"] == "http://127.0.0.1:18001/v1" and local["stt"]["acme"]
+    installs = len(samples.installs)
+    lines: list[str] = []
+    status = await app.services.install("sample", lines.append)
+    assert (status.name, status.installed) == ("sample", True)
+    assert len(samples.installs) == installs + 1 and lines == ["installing sample"]
+    assert [t.name for t in app.tools.list()] == ["echo"]
+    assert await app.tools.call("echo", {"text": "hi"}) == {"echo": "hi"}
+    with pytest.raises(InvalidArgument, match="required property"):
+        await app.tools.call("echo", {})
+    daemon = app.daemon.status()
+    assert [p.name for p in daemon.plugins] == ["sample-service", "acme", "echo"]
+    assert daemon.webhooks == ()
+    probes = app.health_probes()
+    assert probes["plugins"]().state == "ok" and probes["webhooks"]().state == "disabled"
+
+
+async def test_mcp_statistics_show_plugins_and_webhooks_only_when_there_are_some(make_app: Build) -> None:
+    from voicemoded.mcp.backend import DaemonBackend
+
+    plain = await DaemonBackend(make_app()).statistics(0)
+    assert "plugins" not in plain and "webhooks" not in plain
+    app = make_app({"VOICEMODE_WEBHOOK_URLS": "http://user:pw@127.0.0.1:9/hook"}, plugins=example_plugins())
+    stats = await DaemonBackend(app).statistics(0)
+    assert [p["name"] for p in stats["plugins"]] == ["sample-service", "acme", "echo"]
+    [hook] = stats["webhooks"]
+    assert hook["url"] == "http://****@127.0.0.1:9/hook" and hook["delivered"] == 0
+
+
+async def test_a_settings_change_reaches_the_webhooks(make_app: Build) -> None:
+    app = make_app()
+    old = Settings()
+    assert app.daemon.webhooks() == ()
+    new = replace(old, webhook_urls=("http://127.0.0.1:9/hook",), webhook_secret="s3cret-value")
+    await app.settings_changed(old, new)
+    [hook] = app.daemon.webhooks()
+    assert hook.url == "http://127.0.0.1:9/hook" and hook.signed
+    await app.settings_changed(new, old)
+    assert app.daemon.webhooks() == ()
+
+
+def test_the_log_hides_every_secret_setting_and_the_plugins_keys() -> None:
+    from voicemoded.__main__ import log_secrets
+
+    settings = replace(Settings(), openai_api_key="sk-one", webhook_secret="hook-secret")
+    secrets = log_secrets(settings, example_plugins())
+    assert {"sk-one", "hook-secret", "acme-key-123", settings.livekit_api_secret} <= set(secrets)
+
+
+async def test_the_daemon_starts_once_the_webhooks_follow_the_bus_or_their_task_ended() -> None:
+    from voicemoded.__main__ import webhooks_following
+    from voicemoded.webhooks import Webhooks, WebhookSettings
+
+    bus = EventBus()
+    hooks = Webhooks(WebhookSettings(), bus)
+    app = cast(App, SimpleNamespace(webhooks=hooks))
+    running = asyncio.create_task(hooks.run())
+    await asyncio.wait_for(webhooks_following(app, running), 5)
+    assert hooks.subscribed.is_set()
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+    async def broken() -> None:
+        raise RuntimeError("no webhooks today")
+
+    failed = asyncio.create_task(broken())
+    await asyncio.wait_for(webhooks_following(app, failed), 5)  # returns instead of waiting forever
+    assert not hooks.subscribed.is_set()
+
+
 def test_building_the_app_loads_no_audio_stack(tmp_path: Path) -> None:
     code = f"""
 import asyncio, sys, time
 from pathlib import Path
-from voicemoded.__main__ import build_app, register_health
+from voicemoded.__main__ import build_app, load_installed_plugins, register_health
 from voicemoded.api.paths import Paths
 from voicemoded.app.daemon import DaemonProcess
 from voicemoded.config import ConfigManager
@@ -202,10 +290,12 @@ config = ConfigManager(paths, {{}}, events)
 config.load()
 health = HealthRegistry()
 process = DaemonProcess(paths.socket, paths.base, time.time(), health, lambda grace: None, asyncio.Event())
-register_health(health, build_app(paths, config, events, Journal(paths.conversations), process))
+plugins = load_installed_plugins(config.settings, events)
+app = build_app(paths, config, events, Journal(paths.conversations), process, plugins=plugins)
+register_health(health, app)
 health.report()
-print(sorted(m for m in ("numpy", "pyaudio", "webrtcvad", "soxr", "mcp", "voicemoded.conversation.loop")
-             if m in sys.modules))
+print(sorted(m for m in ("numpy", "pyaudio", "webrtcvad", "soxr", "mcp", "voicemoded.conversation.loop",
+                         "mcp_types", "jsonschema", "httpcore") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

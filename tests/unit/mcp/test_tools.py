@@ -12,8 +12,14 @@ from voicemoded.api.client import ClientError
 from voicemoded.api.errors import FailedPrecondition, InvalidArgument
 from voicemoded.conversation.journal import Timings
 from voicemoded.conversation.results import TurnResult
+from voicemoded.mcp.names import BUILTIN_TOOLS
 from voicemoded.mcp.tools import CONVERSE, TOOLS, check_arguments, error_result, schema_bytes
 from voicemoded.render import plain
+
+
+def test_the_light_list_of_builtin_tool_names_is_the_tools() -> None:
+    # The daemon reads the names at start-up without the schemas (which import the MCP SDK's types).
+    assert tuple(t.name for t in TOOLS) == BUILTIN_TOOLS
 
 
 def test_schema_stays_small() -> None:
