@@ -58,3 +58,28 @@ if command -v npm >/dev/null 2>&1; then
     echo "$NODE_PACKAGES" > "$NODE_TOOLS/.voicemode-installed"
   fi
 fi
+
+# LiveKit rooms need a livekit-server: LiveKit's own Go program, built once at the pinned release with
+# `go install` into a cache outside the clone. Skipped when one is already built or on PATH; without Go the
+# rest of voicemode works and the room tests say why they skip. VOICEMODE_GO names another Go toolchain.
+LIVEKIT_VERSION=$(.venv/bin/python -c 'from voicemoded.livekit.binary import PINNED_VERSION; print(PINNED_VERSION)')
+LIVEKIT_PACKAGE=$(.venv/bin/python -c 'from voicemoded.livekit.binary import GO_PACKAGE; print(GO_PACKAGE)')
+livekit_dir="${VOICEMODE_LIVEKIT_CACHE:-$HOME/.cache/voicemode-livekit}/$LIVEKIT_VERSION"
+GO=${VOICEMODE_GO:-$(command -v go || echo /usr/local/go/bin/go)}  # else where the go.dev archive puts it
+if [ -x "$livekit_dir/livekit-server" ] || command -v livekit-server >/dev/null 2>&1; then
+  :
+elif [ -x "$livekit_dir/server" ]; then
+  mv "$livekit_dir/server" "$livekit_dir/livekit-server"  # the name `go install` gave it
+elif [ -x "$GO" ]; then
+  echo "setup: building livekit-server $LIVEKIT_VERSION with Go into $livekit_dir (once; a few minutes)"
+  mkdir -p "$livekit_dir"
+  build=$(mktemp -d "$livekit_dir/.build-XXXXXX")
+  if GOBIN="$build" "$GO" install "$LIVEKIT_PACKAGE@$LIVEKIT_VERSION"; then
+    mv "$build/server" "$livekit_dir/livekit-server"
+  else
+    echo "setup: building livekit-server failed (see above); LiveKit rooms stay unavailable" >&2
+  fi
+  rm -rf "$build"
+else
+  echo "setup: LiveKit rooms need Go >= 1.26 (to build livekit-server) or a livekit-server on PATH; skipped"
+fi

@@ -11,13 +11,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
-from voicemoded.api.errors import FailedPrecondition
-from voicemoded.api.paths import Paths
+from voicemoded.api.errors import FailedPrecondition, VoicemodeError
+from voicemoded.api.paths import Paths, storage_error
 from voicemoded.config import Settings
 from voicemoded.engines.access import TOKEN_FILE_NAME, TokenFileError, ensure_token, is_loopback_address
+from voicemoded.livekit.binary import cache_folder
+from voicemoded.livekit.config import CONFIG_FILE_NAME, ServerConfig, parse_rtc_ports, write_config
+from voicemoded.livekit.credentials import ensure_keys, keys_file, livekit_folder
 from voicemoded.providers import Kind, ProviderSettings
 from voicemoded.supervisor.builtin import Backend, BuiltinService, BuiltinSettings, builtin_specs
-from voicemoded.supervisor.spec import LogSettings, ServiceSpec
+from voicemoded.supervisor.spec import LogSettings, NotInstalled, ServiceSpec
 from voicemoded.webhooks import WebhookSettings
 
 #: Which kind of endpoint each built-in service is, for the provider registry.
@@ -50,7 +53,32 @@ def builtin_settings(settings: Settings) -> BuiltinSettings:
         livekit=service("livekit", settings.livekit_port, "external", settings.livekit_server_path),
         whisper_model_path=_path(settings.whisper_model_path),
         logs=LogSettings(max_bytes=settings.service_log_max_bytes, backups=settings.service_log_backups),
+        livekit_cache=cache_folder(settings.livekit_cache),
     )
+
+
+def livekit_config(settings: Settings, paths: Paths) -> ServerConfig:
+    """What the supervised livekit-server runs with (its key file is made on first use)."""
+    return ServerConfig(
+        port=settings.livekit_port,
+        key_file=keys_file(paths),
+        host=settings.service_host,
+        rtc_ports=parse_rtc_ports(settings.livekit_rtc_ports),
+        redis=settings.livekit_redis,
+    )
+
+
+def prepared_livekit(spec: ServiceSpec, settings: Settings, paths: Paths) -> ServiceSpec:
+    """Make the server's key and write its config; a folder that refuses them marks it not startable."""
+    try:
+        ensure_keys(keys_file(paths))
+        write_config(livekit_folder(paths) / CONFIG_FILE_NAME, livekit_config(settings, paths))
+    except VoicemodeError as exc:
+        return dataclasses.replace(spec, not_installed=NotInstalled(exc.message, exc.hint))
+    except OSError as exc:
+        error = storage_error(exc, livekit_folder(paths), "write the livekit-server config")
+        return dataclasses.replace(spec, not_installed=NotInstalled(error.message, error.hint))
+    return spec
 
 
 def engine_token(settings: Settings, paths: Paths) -> str:
@@ -72,9 +100,12 @@ def service_specs(settings: Settings, paths: Paths, models_in_use: Mapping[str, 
     """Built-in specs; embedded engines are told where models live and which STT model to load."""
     specs = []
     builtin = builtin_settings(settings)
+    builtin = dataclasses.replace(builtin, livekit_config=livekit_folder(paths) / CONFIG_FILE_NAME)
     if engine_token(settings, paths):
         builtin = dataclasses.replace(builtin, engine_token_file=paths.base / TOKEN_FILE_NAME)
     for spec in builtin_specs(builtin):
+        if spec.name == "livekit" and spec.not_installed is None:
+            spec = prepared_livekit(spec, settings, paths)
         if spec.backend == "embedded" and spec.not_installed is None:
             extra: tuple[str, ...] = ("--models-dir", str(paths.models))
             if spec.name == "whisper":

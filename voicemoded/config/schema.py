@@ -55,6 +55,28 @@ __all__ = [
 ]
 
 
+def parse_optional_ws_url(text: str) -> str:
+    """Empty (the supervised server) or a ws(s):// URL."""
+    return parse_ws_url(text) if text.strip() else ""
+
+
+parse_optional_ws_url.__name__ = "url"
+
+
+def parse_port_range(text: str) -> str:
+    """``first-last``: at least two UDP ports (one per participant's media), in order."""
+    first, dash, last = text.strip().partition("-")
+    if not dash or not first.strip().isdigit() or not last.strip().isdigit():
+        raise ValueError(f"{text.strip()!r} is not a port range like 50000-50100")
+    lo, hi = int(first), int(last)
+    if not 1024 <= lo < hi <= 65535:
+        raise ValueError(f"{text.strip()!r}: the range must be ascending, within 1024-65535")
+    return f"{lo}-{hi}"
+
+
+parse_port_range.__name__ = "port range"
+
+
 def setting(
     env: str, default: Any, parse: Parser, doc: str, *, secret: bool = False, daemon_wide: bool = False
 ) -> Any:
@@ -222,7 +244,30 @@ class Settings:
         "VOICEMODE_LIVEKIT_SERVER_PATH",
         "",
         parse_path,
-        "Path of a livekit-server binary (else looked up on PATH).",
+        "Path of a livekit-server binary (else looked up on PATH, then in the build cache).",
+        daemon_wide=True,
+    )
+    livekit_cache: str = setting(
+        "VOICEMODE_LIVEKIT_CACHE",
+        "",
+        parse_path,
+        "Folder of livekit-server builds made by `voicemodectl service install livekit` (empty: "
+        "~/.cache/voicemode-livekit).",
+        daemon_wide=True,
+    )
+    livekit_rtc_ports: str = setting(
+        "VOICEMODE_LIVEKIT_RTC_PORTS",
+        "50000-50100",
+        parse_port_range,
+        "UDP ports the local livekit-server carries media on (first-last); its TCP fallback is "
+        "VOICEMODE_LIVEKIT_PORT + 1.",
+        daemon_wide=True,
+    )
+    livekit_redis: str = setting(
+        "VOICEMODE_LIVEKIT_REDIS",
+        "",
+        parse_str,
+        "Redis (host:port) the local livekit-server shares with other LiveKit nodes; empty: one node.",
         daemon_wide=True,
     )
     autostart_services: tuple[str, ...] = setting(
@@ -249,16 +294,19 @@ class Settings:
     )
     livekit_url: str = setting(
         "LIVEKIT_URL",
-        "ws://127.0.0.1:7880",
-        parse_ws_url,
-        "LiveKit server for room audio.",
+        "",
+        parse_optional_ws_url,
+        "A remote LiveKit deployment for room audio (with LIVEKIT_API_KEY and LIVEKIT_API_SECRET); empty: "
+        "the livekit-server the daemon runs, with a key pair it generates once.",
     )
-    livekit_api_key: str = setting("LIVEKIT_API_KEY", "devkey", parse_str, "LiveKit API key.", secret=True)
+    livekit_api_key: str = setting(
+        "LIVEKIT_API_KEY", "", parse_str, "API key of the LIVEKIT_URL deployment.", secret=True
+    )
     livekit_api_secret: str = setting(
         "LIVEKIT_API_SECRET",
-        "secret",
+        "",
         parse_str,
-        "LiveKit API secret.",
+        "API secret of the LIVEKIT_URL deployment.",
         secret=True,
     )
     # --- audio -----------------------------------------------------------------------------------
@@ -488,6 +536,8 @@ ENDPOINT_KEYS: frozenset[str] = frozenset(
         "VOICEMODE_WHISPER_MODEL_PATH",
         "VOICEMODE_KOKORO_FASTAPI_DIR",
         "VOICEMODE_LIVEKIT_SERVER_PATH",
+        "VOICEMODE_LIVEKIT_CACHE",
+        "VOICEMODE_LIVEKIT_REDIS",
         "VOICEMODE_ALLOWED_UIDS",
         "VOICEMODE_PLUGINS",
         "VOICEMODE_WEBHOOK_URLS",

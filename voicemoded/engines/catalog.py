@@ -14,6 +14,7 @@ from pathlib import Path
 
 from voicemoded.api.errors import NotFound
 from voicemoded.engines import models
+from voicemoded.livekit.binary import GO_PACKAGE, PINNED_VERSION
 
 SERVER_PACKAGES = ("fastapi", "uvicorn", "python-multipart", "av", "soxr", "numpy", "structlog")
 """What every embedded server needs besides its engine (the daemon has most of it already)."""
@@ -35,6 +36,10 @@ class EngineSpec:
     binary_setting: str | None = None
     """Setting that points at the binary when it is not on PATH."""
     download_hint: str = ""
+    go_package: str | None = None
+    """Go package whose ``go install`` builds the binary when Go is present (``service install``)."""
+    go_version: str | None = None
+    """The pinned release of ``go_package``; builds are cached per version."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +184,12 @@ def default_catalog() -> Catalog:
             binary_setting="VOICEMODE_LIVEKIT_SERVER_PATH",
             default_port=7880,
             download_hint=(
-                "download livekit-server from https://github.com/livekit/livekit/releases, then put it on "
-                "PATH or set VOICEMODE_LIVEKIT_SERVER_PATH to it"
+                "install Go >= 1.26 (your distribution's golang package or https://go.dev/dl), then run "
+                "`voicemodectl service install livekit` again to build it; or put a livekit-server binary "
+                "(https://github.com/livekit/livekit/releases) on PATH or set VOICEMODE_LIVEKIT_SERVER_PATH to it"
             ),
+            go_package=GO_PACKAGE,
+            go_version=PINNED_VERSION,
         ),
     }
     stt = {

@@ -1,9 +1,10 @@
 """Installing speech services and models from the package registry, and choosing the model in use.
 
 Installation is ``python -m pip`` in the daemon's own interpreter (the embedded servers run there too),
-with pip's output handed line by line to a progress callback so ``voicemodectl`` can show it live. What
-pip cannot provide (``livekit-server``, ``whisper-server``) is not attempted: the error names the binary,
-where to get it and the setting that points at it.
+with pip's output handed line by line to a progress callback so ``voicemodectl`` can show it live. A
+program pip cannot provide is built with ``go install`` of its pinned release when the catalog names a Go
+package and Go is present (``livekit-server``), into a cache folder per version; otherwise (no Go, or
+``whisper-server``) the error names the binary, where to get it and the setting that points at it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from voicemoded.api.errors import FailedPrecondition, Unavailable
 from voicemoded.engines import models
 from voicemoded.engines.catalog import Catalog, EngineSpec, ModelSpec, default_catalog
 from voicemoded.events import EventBus
+from voicemoded.livekit.binary import find_program
 
 log = structlog.get_logger(__name__)
 
@@ -58,21 +61,37 @@ class Installer:
         pip_args: Iterable[str] = (),
         binary_paths: Mapping[str, str] | None = None,
         events: EventBus | None = None,
+        go_cache: Path | None = None,
+        go: str | None = None,
     ) -> None:
+        """``go_cache``: where Go builds are kept (``<cache>/<version>/<binary>``); None: nothing is built
+        and only the configured path and PATH are looked at. ``go``: the Go toolchain (else looked up)."""
         self.catalog = catalog or default_catalog()
         self.python = python
         self.pip_args = tuple(pip_args)
         self.binary_paths = dict(binary_paths or {})
         self.events = events
+        self.go_cache = go_cache
+        self.go = go
+
+    def build_folder(self, spec: EngineSpec) -> Path | None:
+        """Where ``go install`` puts this engine's program, when it has a Go package and a cache."""
+        if self.go_cache is None or spec.go_package is None or spec.go_version is None:
+            return None
+        return self.go_cache / spec.go_version
 
     def binary_path(self, spec: EngineSpec) -> str | None:
-        """Where the engine's external program is: the configured path if executable, else PATH."""
+        """Where the engine's external program is: the configured path if executable, else PATH, else
+        the cached Go build."""
         if spec.binary is None:
             return None
-        configured = self.binary_paths.get(spec.binary_setting or "")
-        if configured:
-            return configured if os.access(configured, os.X_OK) else None
-        return shutil.which(spec.binary)
+        found = find_program(
+            spec.binary,
+            self.binary_paths.get(spec.binary_setting or "", ""),
+            self.build_folder(spec),
+            also=(_go_binary_name(spec.go_package),) if spec.go_package else (),
+        )
+        return str(found) if found is not None else None
 
     def status(self, name: str) -> InstallStatus:
         spec = self.catalog.engine(name)
@@ -95,6 +114,17 @@ class Installer:
             if status.installed:
                 await _report(progress_cb, f"{spec.binary} found at {status.binary_path}")
                 return status
+            configured = self.binary_paths.get(spec.binary_setting or "", "")
+            if configured:
+                raise FailedPrecondition(
+                    f"{spec.binary_setting} is {configured}, which is not an executable {spec.binary}",
+                    hint=f"point {spec.binary_setting} at a {spec.binary} binary, or unset it",
+                    fields={"binary": spec.binary, "setting": spec.binary_setting or ""},
+                )
+            go = self.go or find_go()
+            if self.build_folder(spec) is not None and go is not None:
+                await self.go_install(spec, go, progress_cb)
+                return self.status(name)
             raise FailedPrecondition(
                 f"{spec.binary} is not on PyPI and was not found",
                 hint=spec.download_hint,
@@ -125,11 +155,61 @@ class Installer:
         self, args: list[str], progress_cb: ProgressCallback | None, *, subject: str, action: str
     ) -> None:
         argv = [self.python, "-m", "pip", *args]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PIP_NO_INPUT": "1"}
+        code, tail = await self._run(argv, env, progress_cb, subject=subject, action=action)
+        importlib.invalidate_caches()
+        if code != 0:
+            raise Unavailable(
+                f"pip could not {action} {subject} (exit {code}): {tail[-1] if tail else 'no output'}",
+                hint="check the network or the package index, then retry; the full pip output was streamed",
+                fields={"output": "\n".join(tail)},
+            )
+        self._finished(subject, action)
+
+    async def go_install(self, spec: EngineSpec, go: str, progress_cb: ProgressCallback | None) -> Path:
+        """``go install <package>@<version>`` into a private folder, then move the program into the
+        cache under the binary's name: a failed or cancelled build leaves no half-written binary."""
+        folder = self.build_folder(spec)
+        assert folder is not None and spec.binary is not None and spec.go_package is not None
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / spec.binary
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=folder))
+        try:
+            argv = [go, "install", "-v", f"{spec.go_package}@{spec.go_version}"]
+            await _report(progress_cb, f"building {spec.binary} {spec.go_version} with Go (a few minutes)")
+            code, tail = await self._run(
+                argv, {**os.environ, "GOBIN": str(work)}, progress_cb, subject=spec.name, action="build"
+            )
+            built = work / _go_binary_name(spec.go_package)
+            if code != 0 or not built.is_file():
+                raise Unavailable(
+                    f"go install could not build {spec.binary} (exit {code}): "
+                    f"{tail[-1] if tail else 'no output'}",
+                    hint="Go >= 1.26 and access to the Go module proxy (GOPROXY) are needed; the full "
+                    "output was streamed. Or put a livekit-server binary on PATH instead",
+                    fields={"output": "\n".join(tail)},
+                )
+            os.replace(built, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        self._finished(spec.name, "build")
+        await _report(progress_cb, f"{spec.binary} built at {target}")
+        return target
+
+    async def _run(
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        progress_cb: ProgressCallback | None,
+        *,
+        subject: str,
+        action: str,
+    ) -> tuple[int, deque[str]]:
+        """Run a tool, each output line to ``progress_cb``; its exit code and last lines."""
         log.info("install.started", subject=subject, action=action, argv=argv)
         self._publish("install.started", f"{action} {subject}", subject=subject, action=action)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PIP_NO_INPUT": "1"}
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=dict(env)
         )
         assert proc.stdout is not None
         tail: deque[str] = deque(maxlen=_TAIL_LINES)
@@ -145,21 +225,35 @@ class Installer:
                 proc.terminate()
                 await proc.wait()
             raise
-        importlib.invalidate_caches()
         if code != 0:
             self._publish("install.failed", f"{action} {subject} failed", level="error", subject=subject)
             log.error("install.failed", subject=subject, action=action, code=code, tail=list(tail)[-3:])
-            raise Unavailable(
-                f"pip could not {action} {subject} (exit {code}): {tail[-1] if tail else 'no output'}",
-                hint="check the network or the package index, then retry; the full pip output was streamed",
-                fields={"output": "\n".join(tail)},
-            )
+        return code, tail
+
+    def _finished(self, subject: str, action: str) -> None:
         log.info("install.finished", subject=subject, action=action)
         self._publish("install.finished", f"{action} {subject} done", subject=subject, action=action)
 
     def _publish(self, kind: str, message: str, *, level: str = "info", **fields: object) -> None:
         if self.events is not None:
             self.events.publish(kind, "install", message, level=level, **fields)
+
+
+#: Where Go is when it is not on PATH: the go.dev archive's documented place.
+GO_FALLBACKS = (Path("/usr/local/go/bin/go"),)
+
+
+def find_go() -> str | None:
+    """The Go toolchain: on PATH, else where the go.dev archive installs it."""
+    found = shutil.which("go")
+    if found:
+        return found
+    return next((str(path) for path in GO_FALLBACKS if os.access(path, os.X_OK)), None)
+
+
+def _go_binary_name(package: str | None) -> str:
+    """``go install`` names the program after the package's last path element."""
+    return (package or "").rstrip("/").rsplit("/", 1)[-1]
 
 
 async def _report(progress_cb: ProgressCallback | None, line: str) -> None:

@@ -8,6 +8,7 @@ yields a spec, marked ``not_installed``, so the service is listed and starting i
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import shutil
 import sys
@@ -18,6 +19,8 @@ from typing import Literal
 
 from voicemoded.api.errors import InvalidArgument
 from voicemoded.engines.access import is_loopback_address
+from voicemoded.livekit.binary import BINARY_NAME, find_server
+from voicemoded.livekit.config import CONFIG_FILE_NAME
 from voicemoded.supervisor.spec import (
     HttpProbe,
     LogSettings,
@@ -26,6 +29,9 @@ from voicemoded.supervisor.spec import (
     ServiceSpec,
     TcpProbe,
 )
+
+#: What livekit-server reads from its environment over its config file (its flags' variables).
+LIVEKIT_OVERRIDES = ("LIVEKIT_*", "NODE_IP", "UDP_PORT", "REDIS_HOST", "REDIS_PASSWORD")
 
 Backend = Literal["auto", "embedded", "external"]
 FindSpec = Callable[[str], object]
@@ -78,6 +84,10 @@ class BuiltinSettings:
     logs: LogSettings = field(default_factory=LogSettings)
     engine_token_file: Path | None = None
     """The per-install token an embedded engine bound beyond loopback requires of every request."""
+    livekit_config: Path | None = None
+    """The generated livekit-server config (bind, RTC ports, key file); None: not written yet."""
+    livekit_cache: Path | None = None
+    """Folder of pinned livekit-server builds; None: look on PATH (and the configured path) only."""
 
 
 def builtin_specs(
@@ -233,12 +243,24 @@ class _Builder:
 
     def livekit(self) -> ServiceSpec:
         svc = self.s.livekit
-        binary = self.program(svc.path, "livekit-server")
+        configured = str(svc.path) if svc.path is not None else ""
+        binary = find_server(configured, self.s.livekit_cache, self.search_path)
+        config = self.s.livekit_config
         problem = None
         if binary is None or svc.backend == "embedded":
             problem = NotInstalled(
                 "livekit: no livekit-server binary found",
-                hint="put a livekit-server binary on PATH or set VOICEMODE_LIVEKIT_SERVER_PATH",
+                hint="voicemodectl service install livekit (builds it with Go), or put a livekit-server "
+                "binary on PATH or set VOICEMODE_LIVEKIT_SERVER_PATH",
             )
-        command = (binary or "livekit-server", "--dev", "--bind", svc.host, "--port", str(svc.port))
-        return self.spec("livekit", svc, command, "livekit-server", TcpProbe(), problem)
+        elif config is None:
+            problem = NotInstalled(
+                "livekit: its config file was not generated",
+                hint="start it through the daemon, which writes livekit/livekit.yaml in the voicemode folder",
+            )
+        # Never --dev (a key pair everyone knows): the generated config holds the bind, ports and key file.
+        command = (str(binary or BINARY_NAME), "--config", str(config or CONFIG_FILE_NAME))
+        spec = self.spec("livekit", svc, command, "livekit-server", HttpProbe("/"), problem)
+        # livekit-server lets these override its config file (keys, bind, node IP, Redis): the config
+        # the daemon wrote is the one that holds.
+        return dataclasses.replace(spec, env_drop=LIVEKIT_OVERRIDES)

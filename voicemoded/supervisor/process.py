@@ -276,7 +276,9 @@ class ServiceProcess:
             if owner is not None:
                 return _Outcome("start_failed", None, f"port {spec.port} is taken by {owner.describe()}")
         try:
-            spawned = await spawn.spawn(spec.command, env=spec.env, cwd=spec.cwd, preexec=self._preexec)
+            spawned = await spawn.spawn(
+                spec.command, env=spec.env, cwd=spec.cwd, preexec=self._preexec, env_drop=spec.env_drop
+            )
         except OSError as exc:
             return _Outcome("start_failed", None, f"cannot run {spec.command[0]}: {exc.strerror or exc}")
         proc = spawned.proc

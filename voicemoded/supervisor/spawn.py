@@ -47,12 +47,23 @@ class Spawned:
     transport: asyncio.ReadTransport
 
 
+def child_environment(
+    inherited: Mapping[str, str], env: Mapping[str, str], drop: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """``inherited`` without the ``drop`` names (``PREFIX*`` drops a prefix), then ``env`` over it."""
+    names = {d for d in drop if not d.endswith("*")}
+    prefixes = tuple(d[:-1] for d in drop if d.endswith("*"))
+    kept = {k: v for k, v in inherited.items() if k not in names and not k.startswith(prefixes or ("\0",))}
+    return {**kept, **env}
+
+
 async def spawn(
     command: tuple[str, ...],
     *,
     env: Mapping[str, str],
     cwd: Path | None,
     preexec: Callable[[], None] | None,
+    env_drop: tuple[str, ...] = (),
 ) -> Spawned:
     """Start the child with stdout and stderr on one pipe of our own (order kept) and no stdin.
 
@@ -68,7 +79,7 @@ async def spawn(
             stdout=write_fd,
             stderr=write_fd,
             cwd=cwd,
-            env={**os.environ, **env},
+            env=child_environment(os.environ, env, env_drop),
             start_new_session=True,
             preexec_fn=preexec,
         )

@@ -102,6 +102,9 @@ class ServiceSpec:
     """argv; the first element is a path or a name looked up on PATH."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Added to (and overriding) the daemon's environment."""
+    env_drop: tuple[str, ...] = ()
+    """Inherited variables the child must not see: exact names, or prefixes ending in ``*`` (a server
+    that lets its environment override its config file)."""
     cwd: Path | None = None
     host: str = "127.0.0.1"
     port: int | None = None
@@ -135,6 +138,7 @@ class ServiceSpec:
         if not self.command or not self.command[0] or not all(isinstance(a, str) for a in self.command):
             problems.append("command must be a non-empty argv")
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+        object.__setattr__(self, "env_drop", tuple(self.env_drop))
         if self.port is not None and not 0 < self.port < 65536:
             problems.append(f"port {self.port} is outside 1-65535")
         if self.probe is not None and self.port is None:

@@ -50,9 +50,9 @@ def test_defaults_use_the_known_ports_on_loopback_and_the_embedded_engines(tmp_p
     assert specs["piper"].autostart and not specs["kokoro"].autostart
     livekit = specs["livekit"]
     assert livekit.not_installed is not None
-    assert (
-        livekit.not_installed.hint
-        == "put a livekit-server binary on PATH or set VOICEMODE_LIVEKIT_SERVER_PATH"
+    assert livekit.not_installed.hint == (
+        "voicemodectl service install livekit (builds it with Go), or put a livekit-server "
+        "binary on PATH or set VOICEMODE_LIVEKIT_SERVER_PATH"
     )
     assert not livekit.autostart
 
@@ -74,7 +74,9 @@ def test_auto_falls_back_to_external_programs_found_on_path(tmp_path: Path) -> N
     model = tmp_path / "ggml-base.en.bin"
     model.write_bytes(b"ggml")
     settings = BuiltinSettings(
-        whisper_model_path=model, livekit=BuiltinService(port=7881, host="0.0.0.0", autostart=True)
+        whisper_model_path=model,
+        livekit=BuiltinService(port=7881, host="0.0.0.0", autostart=True),
+        livekit_config=tmp_path / "livekit.yaml",
     )
     specs = _by_name(builtin_specs(settings, search_path=str(tmp_path), find_spec=_nothing_installed))
     whisper = specs["whisper"]
@@ -91,7 +93,8 @@ def test_auto_falls_back_to_external_programs_found_on_path(tmp_path: Path) -> N
     assert isinstance(whisper.probe, TcpProbe)
     lk = specs["livekit"]
     assert lk.not_installed is None and lk.autostart
-    assert lk.command == (str(livekit), "--dev", "--bind", "0.0.0.0", "--port", "7881")
+    assert lk.command == (str(livekit), "--config", str(tmp_path / "livekit.yaml"))
+    assert lk.host == "0.0.0.0" and lk.port == 7881 and lk.probe == HttpProbe("/")
 
 
 def test_external_whisper_without_a_model_says_which_setting_is_missing(tmp_path: Path) -> None:

@@ -47,3 +47,13 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_a_probe_needs_a_port() -> None:
     with pytest.raises(InvalidArgument, match="probe needs a port"):
         ServiceSpec(name="x", command=("true",), probe=HttpProbe())
+
+
+def test_a_child_inherits_the_environment_without_what_its_spec_drops() -> None:
+    from voicemoded.supervisor.spawn import child_environment
+
+    inherited = {"PATH": "/bin", "LIVEKIT_KEYS": "devkey: secret", "LIVEKIT_CONFIG": "x", "NODE_IP": "1.2.3.4"}
+    out = child_environment(inherited, {"PYTHONUNBUFFERED": "1"}, ("LIVEKIT_*", "NODE_IP"))
+    assert out == {"PATH": "/bin", "PYTHONUNBUFFERED": "1"}
+    assert child_environment(inherited, {"NODE_IP": "127.0.0.1"}, ("NODE_IP",))["NODE_IP"] == "127.0.0.1"
+    assert child_environment(inherited, {}) == inherited
