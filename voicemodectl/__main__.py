@@ -20,6 +20,7 @@ from voicemodectl import (
     models,
     output,
     provider,
+    room,
     service,
     speech,
     status,
@@ -43,6 +44,7 @@ NOUNS = (
     speech,
     converse,
     devices,
+    room,
     events,
     doctor,
 )

@@ -90,10 +90,13 @@ def build_app(
     from voicemoded.app.daemon import Daemon
     from voicemoded.app.devices import Devices
     from voicemoded.app.providers import Providers
+    from voicemoded.app.rooms import Rooms
     from voicemoded.app.services import Services
     from voicemoded.app.statistics import Statistics
     from voicemoded.app.tools import Tools
     from voicemoded.engines.install import Installer, ModelStore
+    from voicemoded.livekit.binary import cache_folder
+    from voicemoded.livekit.credentials import livekit_access
     from voicemoded.plugins.loaded import Plugins
     from voicemoded.supervisor.supervisor import Supervisor
     from voicemoded.webhooks import Webhooks
@@ -106,6 +109,7 @@ def build_app(
             "VOICEMODE_WHISPER_SERVER_PATH": settings.whisper_server_path,
         },
         events=events,
+        go_cache=cache_folder(settings.livekit_cache),
     )
     models = ModelStore(installer, paths.models, paths.services / "models.json")
 
@@ -137,6 +141,7 @@ def build_app(
         tools=Tools(plugins),
         plugins=plugins,
         webhooks=webhooks,
+        rooms=Rooms(lambda: livekit_access(config.settings, paths)),  # the settings of each call
     )
 
 
@@ -241,6 +246,7 @@ async def serve(
         daemon_pb2_grpc,
         mcp_pb2_grpc,
         providers_pb2_grpc,
+        rooms_pb2_grpc,
         services_pb2_grpc,
     )
     from voicemoded.app.daemon import DaemonProcess
@@ -253,6 +259,7 @@ async def serve(
     from voicemoded.rpc.daemon_service import DaemonService
     from voicemoded.rpc.mcp_service import McpTunnelService
     from voicemoded.rpc.providers_service import ProvidersService
+    from voicemoded.rpc.rooms_service import RoomsService
     from voicemoded.rpc.supervisor_service import SupervisorService
     from voicemoded.sdnotify import Notifier
     from voicemoded.server import SocketServer
@@ -313,6 +320,7 @@ async def serve(
         conversation_pb2_grpc.add_ConversationServicer_to_server(
             ConversationService(app.conversations, app.devices, app.statistics), server
         )
+        rooms_pb2_grpc.add_RoomsServicer_to_server(RoomsService(app.rooms), server)
         mcp_pb2_grpc.add_McpTunnelServicer_to_server(mcp_service, server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
         mcp_pb2_grpc,
         providers_pb2,
         providers_pb2_grpc,
+        rooms_pb2,
+        rooms_pb2_grpc,
         services_pb2,
         services_pb2_grpc,
     )
@@ -225,6 +227,12 @@ class Client:
         from voicemoded.api.v1 import conversation_pb2_grpc
 
         return conversation_pb2_grpc.ConversationStub(self.channel)
+
+    @property
+    def rooms(self) -> rooms_pb2_grpc.RoomsStub:
+        from voicemoded.api.v1 import rooms_pb2_grpc
+
+        return rooms_pb2_grpc.RoomsStub(self.channel)
 
     @property
     def mcp(self) -> mcp_pb2_grpc.McpTunnelStub:
@@ -491,6 +499,41 @@ class Client:
 
         request = conversation_pb2.GetStatisticsRequest(recent=recent)
         return self.call(self.conversation.GetStatistics, request)
+
+    def create_room(
+        self, name: str, *, empty_timeout: int = 0, max_participants: int = 0
+    ) -> rooms_pb2.RoomInfo:
+        """Create a LiveKit room (an existing one of that name is returned as it is)."""
+        from voicemoded.api.v1 import rooms_pb2
+
+        request = rooms_pb2.CreateRoomRequest(
+            name=name, empty_timeout_seconds=empty_timeout, max_participants=max_participants
+        )
+        return self.call(self.rooms.CreateRoom, request)
+
+    def list_rooms(self) -> rooms_pb2.ListRoomsResponse:
+        from voicemoded.api.v1 import rooms_pb2
+
+        return self.call(self.rooms.ListRooms, rooms_pb2.ListRoomsRequest())
+
+    def delete_room(self, name: str) -> rooms_pb2.DeleteRoomResponse:
+        from voicemoded.api.v1 import rooms_pb2
+
+        return self.call(self.rooms.DeleteRoom, rooms_pb2.RoomRequest(name=name))
+
+    def list_participants(self, room: str) -> rooms_pb2.ListParticipantsResponse:
+        from voicemoded.api.v1 import rooms_pb2
+
+        return self.call(self.rooms.ListParticipants, rooms_pb2.RoomRequest(name=room))
+
+    def create_token(
+        self, room: str, identity: str, *, name: str = "", ttl: float = 0.0
+    ) -> rooms_pb2.JoinToken:
+        """A join token for a person; ``ttl`` in seconds, 0 for the daemon's default (an hour)."""
+        from voicemoded.api.v1 import rooms_pb2
+
+        request = rooms_pb2.CreateTokenRequest(room=room, identity=identity, name=name, ttl_seconds=ttl)
+        return self.call(self.rooms.CreateToken, request)
 
     def mcp_session(self, messages: Iterable[bytes | McpClose], *, tunnel_version: str) -> Any:
         """One MCP session: the ``open`` frame with this caller's context, then each JSON-RPC message, and

@@ -18,6 +18,7 @@ from voicemoded.app.conversation import Conversations
 from voicemoded.app.daemon import Daemon
 from voicemoded.app.devices import Devices
 from voicemoded.app.providers import Providers
+from voicemoded.app.rooms import Rooms
 from voicemoded.app.services import Services
 from voicemoded.app.statistics import Statistics
 from voicemoded.app.tools import Tools
@@ -44,6 +45,8 @@ class App:
     plugins: Plugins
     webhooks: Webhooks
     """Delivers selected events once :meth:`Webhooks.run` runs (the composition root starts it)."""
+    rooms: Rooms
+    """LiveKit rooms on the server the settings name."""
 
     def health_probes(self) -> dict[str, Callable[[], Health]]:
         """Cheap per-subsystem health for ``status``, read from state the parts already keep."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from voicemoded.api.errors import InvalidArgument
@@ -19,6 +20,7 @@ from voicemoded.app.doors import MCP
 from voicemoded.app.services import Service
 from voicemoded.app.tools import ToolInfo
 from voicemoded.config import Caller
+from voicemoded.livekit.rooms import JoinToken, Participant, Room
 from voicemoded.providers import EndpointStatus
 from voicemoded.render import plain
 
@@ -27,6 +29,7 @@ ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
 JSON = dict[str, Any]
 
 SERVICE_ACTIONS = ("status", "start", "stop", "restart", "enable", "disable", "logs", "install")
+ROOM_ACTIONS = ("list", "create", "delete", "participants", "token")
 
 
 class Backend(Protocol):
@@ -45,6 +48,8 @@ class Backend(Protocol):
     async def config_set(self, key: str, value: str, scope: str, caller: Caller) -> JSON: ...
 
     async def statistics(self, recent: int) -> JSON: ...
+
+    async def rooms(self, action: str, args: JSON) -> JSON: ...
 
     async def voices(self, caller: Caller) -> JSON: ...
 
@@ -167,6 +172,26 @@ class DaemonBackend:
     async def devices(self) -> JSON:
         return {"devices": plain((await self._app.devices.list()).devices)}
 
+    # --- rooms ---------------------------------------------------------------------------------------
+    async def rooms(self, action: str, args: JSON) -> JSON:
+        """One tool for every room action: decoded here, each one call on the rooms."""
+        rooms = self._app.rooms
+        if action == "list":
+            return {"rooms": [room_summary(r) for r in await rooms.list()]}
+        if action not in ROOM_ACTIONS:
+            raise InvalidArgument(f"unknown action {action!r}", hint=f"use one of {', '.join(ROOM_ACTIONS)}")
+        room = args.get("room", "")  # an empty name is the rooms' to refuse, as on every door
+        if action == "create":
+            return room_summary(await rooms.create(room))
+        if action == "delete":
+            await rooms.delete(room)
+            return {"deleted": room}
+        if action == "participants":
+            found = await rooms.participants(room)
+            return {"room": room, "participants": [participant_summary(p) for p in found]}
+        identity = args.get("identity", "")
+        return token_summary(rooms.token(room, identity, MCP, name=args.get("name", ""), ttl=args.get("ttl")))
+
     # --- configuration -----------------------------------------------------------------------------
     async def config_get(self, keys: Sequence[str], caller: Caller) -> JSON:
         """Values by key, and where each came from (all of them for named keys; only the ones that
@@ -217,3 +242,34 @@ def endpoint_summary(e: EndpointStatus) -> JSON:
         "models": list(e.models),
     }
     return {k: v for k, v in out.items() if v not in (None, "", [])}
+
+
+def room_summary(r: Room) -> JSON:
+    return {
+        "name": r.name,
+        "sid": r.sid,
+        "participants": r.participants,
+        "max_participants": r.max_participants,
+        "empty_timeout": r.empty_timeout,
+        "created_at": timestamp(r.created_at),
+    }
+
+
+def participant_summary(p: Participant) -> JSON:
+    out: JSON = {"identity": p.identity, "name": p.name, "state": p.state, "tracks": p.tracks}
+    return {k: v for k, v in out.items() if v != ""}
+
+
+def token_summary(t: JoinToken) -> JSON:
+    return {
+        "token": t.token,
+        "url": t.url,
+        "room": t.room,
+        "identity": t.identity,
+        "expires_at": timestamp(t.expires_at),
+    }
+
+
+def timestamp(seconds: float) -> str:
+    """Wall-clock seconds as ISO 8601 UTC, to the second."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

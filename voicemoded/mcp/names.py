@@ -7,4 +7,4 @@ names live here on their own (a test holds that they match the tools).
 
 from __future__ import annotations
 
-BUILTIN_TOOLS = ("converse", "service", "providers", "devices", "config", "statistics")
+BUILTIN_TOOLS = ("converse", "service", "providers", "devices", "config", "statistics", "rooms")

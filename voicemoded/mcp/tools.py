@@ -19,7 +19,7 @@ import mcp_types as types
 
 from voicemoded.api.errors import InvalidArgument, VoicemodeError
 from voicemoded.config import Caller
-from voicemoded.mcp.backend import JSON, SERVICE_ACTIONS, Backend, ProgressFn
+from voicemoded.mcp.backend import JSON, ROOM_ACTIONS, SERVICE_ACTIONS, Backend, ProgressFn
 
 
 def _obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -102,6 +102,19 @@ TOOLS: list[types.Tool] = [
         description="Daemon status, recent conversation turns and timing summaries.",
         input_schema=_obj({"recent": _p("integer", "Turns to list.", default=5, minimum=0, maximum=100)}),
     ),
+    types.Tool(
+        name="rooms",
+        description="LiveKit rooms: list, create, delete, participants, or a join token for a person.",
+        input_schema=_obj(
+            {
+                "action": _p("string", "What to do.", enum=list(ROOM_ACTIONS), default="list"),
+                "room": _p("string", "Room name (all but list)."),
+                "identity": _p("string", "Who joins (token)."),
+                "name": _p("string", "Their display name (token)."),
+                "ttl": _p("number", "Token lifetime in seconds.", default=3600),
+            }
+        ),
+    ),
 ]
 
 TOOL_NAMES = frozenset(t.name for t in TOOLS)
@@ -167,6 +180,7 @@ async def dispatch(backend: Backend, call: ToolCall) -> JSON | str:
         "devices": backend.devices,
         "config": lambda: _config(backend, a, call.caller),
         "statistics": lambda: _statistics(backend, a.get("recent", 5), call.extra_statistics),
+        "rooms": lambda: backend.rooms(a.get("action", "list"), a),
     }
     return await handlers[call.name]()
 

@@ -35,12 +35,15 @@ from voicemoded.api.v1 import (
     mcp_pb2_grpc,
     providers_pb2,
     providers_pb2_grpc,
+    rooms_pb2,
+    rooms_pb2_grpc,
     services_pb2,
     services_pb2_grpc,
 )
 from voicemoded.config.schema import known_env_names
 from voicemoded.engines.catalog import default_catalog
 from voicemoded.testing.daemon import DaemonHandle, speech_daemon
+from voicemoded.testing.ports import free_port
 from voicemoded.testing.sounds import wav
 
 MODULES = {
@@ -49,6 +52,7 @@ MODULES = {
     providers_pb2: providers_pb2_grpc,
     conversation_pb2: conversation_pb2_grpc,
     mcp_pb2: mcp_pb2_grpc,
+    rooms_pb2: rooms_pb2_grpc,
 }
 BUG_STATUSES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 MEMORY_LIMIT = 4 * 1024**3
@@ -413,10 +417,17 @@ class Target:
 
 PIP_OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
 """pip in the fuzzed daemon finds no index: nothing is downloaded, whatever a request names."""
+FUZZ_ENV = {
+    **PIP_OFFLINE,
+    # Rooms live on a LiveKit server where nothing listens: no request reaches a real one.
+    "LIVEKIT_URL": f"ws://127.0.0.1:{free_port()}",
+    "LIVEKIT_API_KEY": "fuzz",
+    "LIVEKIT_API_SECRET": "fuzz-secret-that-no-server-knows",
+}
 
 
 def start_fuzz_daemon(daemon: DaemonHandle) -> None:
-    daemon.start(PIP_OFFLINE, cwd=daemon.root / "daemon-cwd", memory_limit_bytes=MEMORY_LIMIT)
+    daemon.start(FUZZ_ENV, cwd=daemon.root / "daemon-cwd", memory_limit_bytes=MEMORY_LIMIT)
 
 
 def prepare_files(root: Path) -> None:
@@ -429,7 +440,7 @@ def prepare_files(root: Path) -> None:
 
 def fuzz_target() -> Iterator[Target]:
     """A daemon on virtual audio devices whose STT and TTS endpoint is a real loopback server."""
-    for daemon, _ in speech_daemon(PIP_OFFLINE, memory_limit_bytes=MEMORY_LIMIT):
+    for daemon, _ in speech_daemon(FUZZ_ENV, memory_limit_bytes=MEMORY_LIMIT):
         prepare_files(daemon.root)
         t = Target(daemon, Sandbox(daemon.root), daemon.client().channel)
         yield t
