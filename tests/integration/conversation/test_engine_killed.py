@@ -60,8 +60,9 @@ def test_whisper_killed_while_the_person_answers(rig: Rig) -> None:
     assert killed.is_set()
     assert_clear(turn.error)
     if turn.error is not None:  # STT was down when the answer ended: the recording is kept and named
-        kept = [w for w in (turn.error.details() or "").split() if w.endswith(".wav")]
-        assert kept and Path(kept[0].strip("'\"(),.")).is_file(), turn.error.details()
+        words = (w.strip("'\"(),.:;") for w in (turn.error.details() or "").split())
+        kept = [w for w in words if w.endswith(".wav")]
+        assert kept and Path(kept[0]).is_file(), turn.error.details()
     else:
         assert turn.result is not None and overlap(ANSWER, turn.result.text) >= 0.6, turn.result
 
