@@ -46,6 +46,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", action="store_true", help="fail at once if another caller is talking")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the transcript")
     parser.add_argument("--events", action="store_true", help="with --json: one JSON line per event")
+    parser.add_argument(
+        "--transport",
+        choices=["local", "livekit", "auto"],
+        help="this machine's devices (default), a LiveKit room, or the room when a person is in it",
+    )
+    parser.add_argument("--room", default="", help="the LiveKit room of --transport livekit or auto")
 
 
 def _speaking(parser: argparse.ArgumentParser) -> None:
@@ -128,6 +134,8 @@ def turn_options(args: argparse.Namespace) -> TurnOptions:
         language=given("language") or "",
         stt_provider=given("stt_provider") or "",
         no_wait=bool(given("no_wait")),
+        transport=given("transport") or "",
+        room=given("room") or "",
     )
 
 

@@ -186,6 +186,8 @@ def build_audio(
     from voicemoded.audio.recorder import Listener
     from voicemoded.audio.turn import TurnModels
     from voicemoded.conversation.loop import Conversation
+    from voicemoded.livekit.credentials import livekit_access
+    from voicemoded.livekit.transport import RoomTransport
 
     settings = config.settings
     audio = AudioBackend()
@@ -200,6 +202,7 @@ def build_audio(
         audio_dir=paths.audio,
         turns=TurnModels(paths.models, events=events),
         events=events,
+        rooms=RoomTransport(lambda: livekit_access(config.settings, paths), events=events),
     )
     return audio, conversation
 

@@ -156,6 +156,10 @@ class TurnOptions:
     language: str = ""
     stt_provider: str = ""
     no_wait: bool = False
+    transport: str = ""
+    """"local", "livekit" or "auto" ("" is local)."""
+    room: str = ""
+    """The LiveKit room of transport livekit or auto."""
 
 
 @dataclass(frozen=True, slots=True)

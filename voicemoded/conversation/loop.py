@@ -1,7 +1,9 @@
 """The converse loop: speak the message, hand the microphone over with no dead time, hear the answer,
 transcribe it, and account for every millisecond.
 
-One turn at a time owns the devices (:class:`AudioOwner`, FIFO with a wait bound). The microphone is
+A turn's speaker and microphone are the local devices or, with a LiveKit transport, the assistant's
+track and the person's in a room (:mod:`voicemoded.livekit.transport`): the stages do not know which.
+One turn at a time owns the devices (:class:`AudioOwner`, FIFO with a wait bound), one per room. The microphone is
 subscribed while the message is still playing, and the recorder keeps only audio captured after the
 last sample left the speaker, so the answer window opens exactly when playback ends. A cancelled call
 (client gone, MCP cancellation) unwinds through ``finally`` blocks that stop playback, close the
@@ -21,7 +23,8 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -31,7 +34,7 @@ import structlog
 from voicemoded.api.errors import Unavailable, VoicemodeError
 from voicemoded.audio.end_of_turn import TurnVerdict
 from voicemoded.audio.endpointing import EndReason
-from voicemoded.audio.format import AudioChunk
+from voicemoded.audio.format import AudioChunk, AudioFormat
 from voicemoded.audio.microphone import Microphone, MicSubscription
 from voicemoded.audio.owner import AudioOwner
 from voicemoded.audio.playback import BargeIn, PlaybackResult, Speaker
@@ -48,6 +51,48 @@ log = structlog.get_logger(__name__)
 
 
 Emit = Callable[[TurnEvent], None]
+
+
+class Playback(Protocol):
+    """Where the message is played: the local speaker, or the assistant's track in a room."""
+
+    async def play(
+        self,
+        source: AsyncIterable[AudioChunk],
+        *,
+        chimes: bool = False,
+        barge_in: BargeIn | None = None,
+        on_first_audio: Callable[[float], None] | None = None,
+        expect: AudioFormat | None = None,
+    ) -> PlaybackResult: ...
+
+
+class Capture(Protocol):
+    """Where the answer is heard: the local microphone, or the person's track in a room."""
+
+    async def subscribe(self) -> MicSubscription: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Devices:
+    """One turn's speaker and microphone; the stages do not know which transport they belong to."""
+
+    speaker: Playback
+    microphone: Capture
+    room: str = ""
+    """The LiveKit room they are in ("" for the local devices)."""
+    gone: asyncio.Event | None = None
+    """Set when the person left the room: listening ends there, with what was heard so far."""
+
+
+class Rooms(Protocol):
+    """LiveKit rooms as a transport (see :mod:`voicemoded.livekit.transport`)."""
+
+    async def room_for(self, params: TurnParams) -> str: ...
+
+    def owner(self, room: str) -> AudioOwner: ...
+
+    def open(self, room: str, params: TurnParams) -> AbstractAsyncContextManager[Devices]: ...
 
 
 class Turns(Protocol):
@@ -106,13 +151,15 @@ class _Turn:
     spool: Spool
     queue_wait: float
     outcomes: _Outcomes
+    devices: Devices
 
 
 class Conversation:
     """Built once in the composition root; ``turn`` is called per Converse/Speak/Listen request.
 
     ``speech`` is the provider registry or a function returning the current one: each turn asks it
-    once, at its start, so a registry rebuilt on a settings change serves the next turn.
+    once, at its start, so a registry rebuilt on a settings change serves the next turn. ``rooms``
+    carries a turn through a LiveKit room instead of the local speaker and microphone.
     """
 
     def __init__(
@@ -127,6 +174,7 @@ class Conversation:
         audio_dir: Path,
         turns: TurnModels | None = None,
         events: EventBus | None = None,
+        rooms: Rooms | None = None,
     ) -> None:
         self.owner = owner
         self.speaker = speaker
@@ -137,6 +185,7 @@ class Conversation:
         self.audio_dir = audio_dir
         self.turns = turns
         self._events = events
+        self.rooms = rooms
 
     @property
     def speech(self) -> Speech:
@@ -162,14 +211,20 @@ class Conversation:
         outcomes = _Outcomes()
         queue_wait, kept, error, cancelled = 0.0, "", None, False
         try:
-            holder = self.owner.holder
+            room = await self._room_for(params)
+            owner = self.owner if not room or self.rooms is None else self.rooms.owner(room)
+            holder = owner.holder
             if holder is not None and not params.no_wait:
                 event("queued", detail=f"waiting for {holder.who}")
-            async with self.owner.hold(
+            async with owner.hold(
                 client or "a caller", wait=not params.no_wait, timeout=params.queue_timeout
             ):
                 queue_wait = time.monotonic() - t_call
-                await self._run(_Turn(turn_id, params, speech, event, spool, queue_wait, outcomes))
+                async with self._devices(room, params) as devices:
+                    if room:
+                        event("progress", detail=f"in LiveKit room {room}")
+                    turn = _Turn(turn_id, params, speech, event, spool, queue_wait, outcomes, devices)
+                    await self._run(turn)
         except BaseException as exc:
             # Cut short (cancelled, the daemon stopping, a failure) before any transcript existed:
             # what was heard is kept whatever the saving setting says.
@@ -203,6 +258,22 @@ class Conversation:
         event("done", result=result, detail="; ".join(result.warnings))
         return result
 
+    async def _room_for(self, params: TurnParams) -> str:
+        if params.transport == "local":
+            return ""
+        if self.rooms is None:
+            raise Unavailable(
+                f"transport {params.transport} is not available in this daemon",
+                hint="use transport local",
+                fields={"param": "transport"},
+            )
+        return await self.rooms.room_for(params)
+
+    def _devices(self, room: str, params: TurnParams) -> AbstractAsyncContextManager[Devices]:
+        if room and self.rooms is not None:
+            return self.rooms.open(room, params)
+        return contextlib.nullcontext(Devices(self.speaker, self.microphone))
+
     async def _run(self, turn: _Turn) -> None:
         params, outcomes = turn.params, turn.outcomes
         sub: MicSubscription | None = None
@@ -211,7 +282,7 @@ class Conversation:
                 if self.turns is not None:
                     self.turns.get(params.turn_model)  # loads while the question plays
                 # Open the microphone now: it is warm and capturing when the last word leaves the speaker.
-                sub = await self.microphone.subscribe()
+                sub = await turn.devices.microphone.subscribe()
             if params.speaks:
                 outcomes.spoken = await self._speak(turn, sub)
             if sub is not None:
@@ -255,7 +326,7 @@ class Conversation:
 
         barge = BargeIn(sub) if params.barge_in and sub is not None else None
         try:
-            played = await self.speaker.play(
+            played = await turn.devices.speaker.play(
                 audio(),
                 chimes=params.chime_enabled and params.listens,
                 barge_in=barge,
@@ -288,8 +359,9 @@ class Conversation:
         heard: Heard | None = None
         try:
             utterance, reusable = await self._hear(turn, sub, played, on_event)
+            gone = turn.devices.gone is not None and turn.devices.gone.is_set()
             heard = Heard(
-                end_reason="barge_in" if _barged(played) else str(utterance.reason),
+                end_reason=_end_reason(utterance, played, gone),
                 speech_seconds=utterance.seconds,
                 mic_gap=mic_gap,
                 record=utterance.ended_at - utterance.listening_at,
@@ -298,7 +370,8 @@ class Conversation:
             if params.save_audio and utterance.audio:
                 path, warnings = await self._save(turn, utterance, heard.warnings)
                 heard = dataclasses.replace(heard, recording=path, warnings=warnings)
-            if utterance.reason is EndReason.NO_SPEECH or not utterance.audio:
+            silent = gone and utterance.speech_start is None  # left without a word: nothing to read
+            if utterance.reason is EndReason.NO_SPEECH or not utterance.audio or silent:
                 if utterance.reason is not EndReason.CANCELLED:
                     heard = dataclasses.replace(heard, end_reason="no_speech")
                 await asyncio.to_thread(turn.spool.discard)
@@ -377,6 +450,7 @@ class Conversation:
                 initial=played.barge_in if played is not None and barged else (),
                 predictor=predictor if predicting else None,
                 on_event=on_event,
+                stop=turn.devices.gone,
                 spool=turn.spool,
             )
             reusable = next(
@@ -433,6 +507,13 @@ class Conversation:
             model=params.stt_model or None,
             provider=params.stt_provider or None,
         )
+
+
+def _end_reason(utterance: Utterance, played: PlaybackResult | None, gone: bool) -> str:
+    """Why listening ended: the person left the room, spoke over the message, or the endpointer's reason."""
+    if gone:
+        return "person_left"
+    return "barge_in" if _barged(played) else str(utterance.reason)
 
 
 def _barged(played: PlaybackResult | None) -> bool:

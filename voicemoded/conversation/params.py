@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from voicemoded.audio.endpointing import EndpointConfig
 
 AUDIO_FORMATS = ("wav", "flac", "mp3", "opus")
+TRANSPORTS = ("local", "livekit", "auto")
+"""The local devices, a LiveKit room, or the room when a person is in it (else the local devices)."""
 
 #: The closed range of every numeric turn parameter (seconds, or a rate for speed). voicemodectl checks
 #: its options against the same figures (a unit test keeps the two tables equal).
@@ -42,6 +44,8 @@ MAX_CHARS: dict[str, int] = {
     "stt_provider": 2048,
     "stt_model": 200,
     "audio_format": 16,
+    "transport": 16,
+    "room": 128,
 }
 
 
@@ -74,6 +78,8 @@ class TurnParams:
     save_audio: bool = False
     turn_model: str = "auto"
     stt_at_pauses: str = "auto"
+    transport: str = "local"
+    room: str = ""
 
     @property
     def speaks(self) -> bool:
@@ -202,6 +208,8 @@ def resolve(settings: Settings, given: dict[str, Any]) -> TurnParams:
         save_audio=settings.save_audio,
         turn_model=settings.turn_model,
         stt_at_pauses=settings.stt_at_pauses,
+        transport=str(given.get("transport") or "local").lower(),
+        room=str(given.get("room") or ""),
     )
     _check(params.speaks or params.listens, "message", "nothing to do: give a message, or listen")
     _check(
@@ -217,6 +225,8 @@ def resolve(settings: Settings, given: dict[str, Any]) -> TurnParams:
     )
     _check(params.vad_aggressiveness in (0, 1, 2, 3), "vad_aggressiveness", "must be 0, 1, 2 or 3")
     _check(params.audio_format in AUDIO_FORMATS, "audio_format", f"must be one of {', '.join(AUDIO_FORMATS)}")
+    _check(params.transport in TRANSPORTS, "transport", f"must be one of {', '.join(TRANSPORTS)}")
+    _check(params.transport != "livekit" or bool(params.room), "room", "transport livekit needs a room")
     for name in ("speed", "silence_threshold", "queue_timeout"):
         value = getattr(params, name)
         if value is not None:

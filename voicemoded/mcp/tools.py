@@ -51,6 +51,8 @@ CONVERSE = _obj(
         "chime_enabled": _p("boolean", "Chimes when listening starts/ends (default from config)."),
         "audio_format": _p("string", "Format of saved audio.", enum=["wav", "flac", "mp3", "opus"]),
         "skip_tts": _p("boolean", "Don't speak; only listen.", default=False),
+        "transport": _p("string", "auto: the room if someone is in it.", enum=["local", "livekit", "auto"]),
+        "room": _p("string", "LiveKit room (livekit/auto)."),
     },
     ("message",),
 )

@@ -40,6 +40,8 @@ PLAIN = (
     "language",
     "stt_provider",
     "stt_model",
+    "transport",
+    "room",
 )
 
 

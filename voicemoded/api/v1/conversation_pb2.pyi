@@ -49,6 +49,8 @@ class ConverseRequest(_message.Message):
     STT_PROVIDER_FIELD_NUMBER: _builtins.int
     STT_MODEL_FIELD_NUMBER: _builtins.int
     SILENCE_THRESHOLD_FIELD_NUMBER: _builtins.int
+    TRANSPORT_FIELD_NUMBER: _builtins.int
+    ROOM_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     wait_for_response: _builtins.bool
     listen_duration_max: _builtins.float
@@ -75,6 +77,12 @@ class ConverseRequest(_message.Message):
     stt_model: _builtins.str
     silence_threshold: _builtins.float
     """Seconds of silence before the answer is over (0 = configured default)."""
+    transport: _builtins.str
+    """Where the audio goes: "local" (default, this machine's devices), "livekit" (the room), "auto"
+    (the room when a person is in it, else local).
+    """
+    room: _builtins.str
+    """The LiveKit room of transport "livekit" or "auto"."""
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
     def __init__(
@@ -102,10 +110,12 @@ class ConverseRequest(_message.Message):
         stt_provider: _builtins.str = ...,
         stt_model: _builtins.str = ...,
         silence_threshold: _builtins.float = ...,
+        transport: _builtins.str = ...,
+        room: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_barge_in", b"_barge_in", "_chime_enabled", b"_chime_enabled", "_disable_silence_detection", b"_disable_silence_detection", "_listen_duration_max", b"_listen_duration_max", "_listen_duration_min", b"_listen_duration_min", "_speed", b"_speed", "_vad_aggressiveness", b"_vad_aggressiveness", "_wait_for_response", b"_wait_for_response", "barge_in", b"barge_in", "caller", b"caller", "chime_enabled", b"chime_enabled", "disable_silence_detection", b"disable_silence_detection", "listen_duration_max", b"listen_duration_max", "listen_duration_min", b"listen_duration_min", "speed", b"speed", "vad_aggressiveness", b"vad_aggressiveness", "wait_for_response", b"wait_for_response"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_barge_in", b"_barge_in", "_chime_enabled", b"_chime_enabled", "_disable_silence_detection", b"_disable_silence_detection", "_listen_duration_max", b"_listen_duration_max", "_listen_duration_min", b"_listen_duration_min", "_speed", b"_speed", "_vad_aggressiveness", b"_vad_aggressiveness", "_wait_for_response", b"_wait_for_response", "audio_format", b"audio_format", "barge_in", b"barge_in", "caller", b"caller", "chime_enabled", b"chime_enabled", "disable_silence_detection", b"disable_silence_detection", "language", b"language", "listen_duration_max", b"listen_duration_max", "listen_duration_min", b"listen_duration_min", "message", b"message", "no_wait", b"no_wait", "queue_timeout", b"queue_timeout", "silence_threshold", b"silence_threshold", "skip_tts", b"skip_tts", "speed", b"speed", "stt_model", b"stt_model", "stt_provider", b"stt_provider", "tts_instructions", b"tts_instructions", "tts_model", b"tts_model", "tts_provider", b"tts_provider", "vad_aggressiveness", b"vad_aggressiveness", "voice", b"voice", "wait_for_response", b"wait_for_response"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_barge_in", b"_barge_in", "_chime_enabled", b"_chime_enabled", "_disable_silence_detection", b"_disable_silence_detection", "_listen_duration_max", b"_listen_duration_max", "_listen_duration_min", b"_listen_duration_min", "_speed", b"_speed", "_vad_aggressiveness", b"_vad_aggressiveness", "_wait_for_response", b"_wait_for_response", "audio_format", b"audio_format", "barge_in", b"barge_in", "caller", b"caller", "chime_enabled", b"chime_enabled", "disable_silence_detection", b"disable_silence_detection", "language", b"language", "listen_duration_max", b"listen_duration_max", "listen_duration_min", b"listen_duration_min", "message", b"message", "no_wait", b"no_wait", "queue_timeout", b"queue_timeout", "room", b"room", "silence_threshold", b"silence_threshold", "skip_tts", b"skip_tts", "speed", b"speed", "stt_model", b"stt_model", "stt_provider", b"stt_provider", "transport", b"transport", "tts_instructions", b"tts_instructions", "tts_model", b"tts_model", "tts_provider", b"tts_provider", "vad_aggressiveness", b"vad_aggressiveness", "voice", b"voice", "wait_for_response", b"wait_for_response"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__barge_in: _TypeAlias = _typing.Literal["barge_in"]  # noqa: Y015
     _WhichOneofArgType__barge_in: _TypeAlias = _typing.Literal["_barge_in", b"_barge_in"]  # noqa: Y015
