@@ -1,0 +1,380 @@
+"""A spoken turn through a LiveKit room against the same turn on the local (virtual) devices.
+
+One voicemoded with its embedded Whisper tiny.en and Piper engines, one private PulseAudio rig, one real
+livekit-server on loopback. In the room a Python participant (the LiveKit rtc SDK) is the person: it hears
+the assistant's track and answers into its own. On the local devices the person is the rig: the message
+is heard on the speaker's monitor and the answer played into the virtual microphone. Both transports ask
+the same question and hear the same answer (one Piper rendering, spoken the moment the daemon reports
+``listening``); rounds alternate between them so machine noise falls on both.
+
+The figures, each timed from the person's side with the same definition for both transports:
+
+- time to first audio: the call to the first sounding sample the person hears (room: the first
+  non-silent frame the participant receives; local: the first played sample on the speaker's monitor);
+- last voiced sample -> result returned: from the last loud sample of the answer as it left the person
+  (room: out of the participant's audio source; local: played into the microphone) to the result;
+- whole turn minus the audio's own length: call to result, less the heard message and the answer.
+
+Each figure also has the daemon's own account beside it (``TurnTimings.ttfa``, ``endpoint_delay``).
+Median and p90 of N rounds per transport, and the room's median over the local one.
+
+Run: .venv/bin/python benchmarks/livekit_turn.py [--rounds 5] [--verbose]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from conversation_turn import ANSWER, KIND, LISTEN_MAX, LOUD, QUESTION, Bench, Ear, Sound, Turn, ours
+
+from voicemoded.api.client import Client, ClientError, TurnOptions
+from voicemoded.api.v1 import services_pb2
+from voicemoded.audio.format import AudioFormat
+from voicemoded.testing.demo import start_daemon, synthesize
+from voicemoded.testing.livekit import LiveKitServer, absent_reason, running_livekit, server_binary
+from voicemoded.testing.ports import free_port
+from voicemoded.testing.rig import VirtualAudioRig
+
+ROOM = "bench-room"
+RATE = 48_000
+"""The participant's rate both ways: WebRTC's own, so the SDK resamples nothing."""
+FRAME = 480
+"""10 ms frames, the unit WebRTC works in."""
+FLOOR = 16
+"""A received frame whose peak is above this is sounding (the decoder's silence reaches a few units)."""
+MAX_GAP = 0.3
+"""Quiet inside the message shorter than this is part of it, as for the ears of conversation_turn.py."""
+HUSH_AFTER = 20.0
+"""The participant stops sending silence after this long if the turn never ends."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The person's answer: Piper's PCM for the local microphone and its 48 kHz copy for the room."""
+
+    pcm: bytes
+    format: AudioFormat
+    room: np.ndarray
+    tail: float
+    """Seconds of the room copy after its last loud sample."""
+    seconds: float
+    """The answer's own length: first to last non-zero sample, as an ear would widen it."""
+
+    @classmethod
+    def of(cls, pcm: bytes, rate: int) -> Answer:
+        import soxr
+
+        samples = np.frombuffer(pcm, dtype="<i2")
+        room = soxr.resample(samples, rate, RATE).astype(np.int16)
+        loud = np.flatnonzero(np.abs(room.astype(np.int32)) > LOUD)
+        tail = (len(room) - int(loud[-1]) - 1) / RATE
+        nonzero = np.flatnonzero(samples)
+        seconds = (int(nonzero[-1]) - int(nonzero[0]) + 1) / rate
+        return cls(pcm, AudioFormat(rate, 2, 1), room, tail, seconds)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One frame as the participant received it: its arrival (wall time), peak and length in seconds."""
+
+    at: float
+    peak: int
+    seconds: float
+    track: str
+    """The assistant's track it came on (a new one each turn)."""
+
+
+class Participant:
+    """The person in the room: hears every track the assistant publishes, answers into its own."""
+
+    def __init__(self, server: LiveKitServer, room: str, identity: str = "person") -> None:
+        from livekit import rtc
+
+        self.server, self.room_name, self.identity = server, room, identity
+        self.room = rtc.Room()
+        self.source = rtc.AudioSource(RATE, 1)
+        self.frames: list[Heard] = []
+        self._lock = threading.Lock()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def __aenter__(self) -> Participant:
+        from livekit import api, rtc
+
+        grants = api.VideoGrants(room_join=True, room=self.room_name)
+        token = (
+            api.AccessToken(self.server.api_key, self.server.api_secret)
+            .with_identity(self.identity)
+            .with_grants(grants)
+            .to_jwt()
+        )
+        self.room.on("track_subscribed", self._subscribed)
+        self.room.on("track_unsubscribed", self._unsubscribed)
+        await self.room.connect(self.server.url, token)
+        track = rtc.LocalAudioTrack.create_audio_track("mic", self.source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await self.room.local_participant.publish_track(track, options)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self.room.disconnect()
+        await self.source.aclose()
+
+    def _subscribed(self, track: Any, *_: object) -> None:
+        self._tasks[track.sid] = asyncio.create_task(self._hear(track))
+
+    def _unsubscribed(self, track: Any, *_: object) -> None:
+        """The assistant left: its stream would go on yielding decoded silence."""
+        task = self._tasks.pop(track.sid, None)
+        if task is not None:
+            task.cancel()
+
+    async def _hear(self, track: Any) -> None:
+        """Every frame of one track of the assistant, with its arrival time."""
+        from livekit import rtc
+
+        async for event in rtc.AudioStream(track, sample_rate=RATE, num_channels=1):
+            frame = event.frame
+            samples = np.frombuffer(frame.data, dtype=np.int16)
+            heard = Heard(time.time(), int(np.abs(samples.astype(np.int32)).max(initial=0)),
+                          frame.samples_per_channel / RATE, track.sid)  # fmt: skip
+            with self._lock:
+                self.frames.append(heard)
+
+    async def say(self, answer: Answer, hush: threading.Event) -> float:
+        """Send the answer, then silence until ``hush``; the wall time the last loud sample left.
+
+        The source queues ahead of real time, so the answer has left when its queue has played out;
+        after it the person's microphone keeps sending silence, as a real one does.
+        """
+        from livekit import rtc
+
+        samples = answer.room
+        for at in range(0, len(samples), FRAME):
+            frame = samples[at : at + FRAME]
+            if len(frame) < FRAME:
+                frame = np.concatenate([frame, np.zeros(FRAME - len(frame), dtype=np.int16)])
+            await self.source.capture_frame(rtc.AudioFrame(frame.tobytes(), RATE, 1, FRAME))
+        await self.source.wait_for_playout()
+        voice_end = time.time() - answer.tail - (-len(samples) % FRAME) / RATE
+        silence = rtc.AudioFrame(bytes(FRAME * 2), RATE, 1, FRAME)
+        deadline = time.monotonic() + HUSH_AFTER
+        while not hush.is_set() and time.monotonic() < deadline:
+            await self.source.capture_frame(silence)
+        self.source.clear_queue()
+        return voice_end
+
+    def heard(self, since: float, until: float) -> Sound | None:
+        """The message as the participant heard it: the first loud stretch after ``since`` (quiet under
+        ``MAX_GAP`` inside), widened through the sounding frames around it.
+
+        Its start is when the first sounding frame began (its arrival less its length); its length is
+        counted in samples, so jitter in the frames' arrival does not stretch or shrink it.
+        """
+        with self._lock:
+            frames = [f for f in self.frames if since <= f.at <= until]
+        first_loud = next((f for f in frames if f.peak > LOUD), None)
+        if first_loud is None:
+            return None
+        frames = [f for f in frames if f.track == first_loud.track]
+        loud = [i for i, f in enumerate(frames) if f.peak > LOUD]
+        first = last = loud[0]
+        for i in loud[1:]:
+            if frames[i].at - frames[last].at > MAX_GAP:
+                break
+            last = i
+        begin, end = first, last
+        while begin > 0 and frames[begin - 1].peak > FLOOR:
+            begin -= 1
+        while end + 1 < len(frames) and frames[end + 1].peak > FLOOR:
+            end += 1
+
+        def length(a: int, b: int) -> float:
+            return sum(f.seconds for f in frames[a:b])
+
+        start = frames[begin].at - frames[begin].seconds
+        return Sound(start, start + length(begin, first), start + length(begin, last + 1),
+                     start + length(begin, end + 1))  # fmt: skip
+
+
+def room_turn(
+    client: Client, person: Participant, loop: asyncio.AbstractEventLoop, answer: Answer, verbose: bool
+) -> Turn:
+    """One turn through the room, timed by the participant; run in a thread beside the room's loop."""
+    turn, result = Turn(), None
+    hush = threading.Event()
+    answering: concurrent.futures.Future[float] | None = None
+    options = TurnOptions(listen_duration_max=LISTEN_MAX, transport="livekit", room=ROOM)
+    called = time.time()
+    try:
+        for event in client.converse(QUESTION, options):
+            kind = KIND.get(event.kind, "?")
+            if kind == "listening" and answering is None:
+                answering = asyncio.run_coroutine_threadsafe(person.say(answer, hush), loop)
+            elif kind == "done":
+                result = event.result
+    except ClientError as exc:
+        turn.notes.append(f"error: {exc}")
+    returned = time.time()
+    hush.set()
+    voice_end = answering.result(HUSH_AFTER + 30) if answering is not None else None
+    if result is None:
+        turn.notes.append("no result")
+        return turn
+    turn.text = result.text
+    t = result.timings
+    turn.self_ttfa, turn.self_endpoint = t.ttfa, t.endpoint_delay
+    message = person.heard(called, returned)
+    if message is None:
+        turn.notes.append("the participant heard no message")
+        return turn
+    turn.ttfa = message.start - called
+    if voice_end is None:
+        turn.notes.append("the daemon never listened")
+        return turn
+    turn.endpoint = returned - voice_end
+    turn.overhead = (returned - called) - message.seconds - answer.seconds
+    if verbose:
+        turn.notes.append(
+            f"message heard {message.seconds:.3f} s (loud {message.loud_end - message.loud_start:.3f}), "
+            f"own playback {t.playback:.3f} s, stt {t.stt:.3f} s, end {result.end_reason}"
+        )
+    return turn
+
+
+def local_turn(client: Client, bench: Bench) -> Turn:
+    """The same turn on the local devices: conversation_turn.py's turn, timed by its two ears."""
+    try:
+        return ours(client, bench)
+    except ClientError as exc:
+        return Turn(notes=[f"error: {exc}"])
+
+
+async def rounds(
+    client: Client, bench: Bench, server: LiveKitServer, answer: Answer, count: int, verbose: bool
+) -> tuple[list[Turn], list[Turn]]:
+    """One uncounted warm-up turn per transport, then ``count`` rounds, local and room in turn."""
+    loop = asyncio.get_running_loop()
+    local: list[Turn] = []
+    room: list[Turn] = []
+    async with Participant(server, ROOM) as person:
+        await asyncio.to_thread(local_turn, client, bench)
+        await asyncio.to_thread(room_turn, client, person, loop, answer, verbose)
+        for _ in range(count):
+            local.append(await asyncio.to_thread(local_turn, client, bench))
+            room.append(await asyncio.to_thread(room_turn, client, person, loop, answer, verbose))
+    return local, room
+
+
+def stats(values: list[float | None]) -> tuple[float, float] | None:
+    got = [v for v in values if v is not None]
+    if not got:
+        return None
+    return float(np.median(got)), float(np.percentile(got, 90))
+
+
+def ms(value: float | None) -> str:
+    return f"{value * 1000:7.0f}" if value is not None else "      -"
+
+
+def report(local: list[Turn], room: list[Turn]) -> None:
+    figures: list[tuple[str, Callable[[Turn], float | None], Callable[[Turn], float | None]]] = [
+        ("time to first audio heard", lambda t: t.ttfa, lambda t: t.self_ttfa),
+        ("last voiced sample -> result returned", lambda t: t.endpoint, lambda t: t.self_endpoint),
+        ("whole turn minus the audio's own length", lambda t: t.overhead, lambda _t: None),
+    ]
+    print(f"\n{len(local)} rounds; ms; heard: timed by the person; own: the daemon's TurnTimings (median)")
+    print(f"  {'':40s} {'local (virtual devices)':>25s}   {'room (LiveKit)':>25s}   {'room/local':>10s}")
+    print(f"  {'':40s} {'median':>7s} {'p90':>7s} {'own':>7s}   {'median':>7s} {'p90':>7s} {'own':>7s}")
+    for label, heard, own in figures:
+        cells, medians = [], []
+        for turns in (local, room):
+            got = stats([heard(t) for t in turns])
+            mine = stats([own(t) for t in turns])
+            medians.append(got[0] if got else None)
+            cells.append(f"{ms(got[0] if got else None)} {ms(got[1] if got else None)} "
+                         f"{ms(mine[0] if mine else None)}")  # fmt: skip
+        low, high = medians
+        ratio = f"{high / low:9.2f}x" if low and high is not None else "         -"
+        print(f"  {label:40s} {cells[0]}   {cells[1]}   {ratio}")
+    for name, turns in (("local", local), ("room", room)):
+        for i, t in enumerate(turns, 1):
+            extra = f"  [{'; '.join(t.notes)}]" if t.notes else ""
+            print(f"  {name} {i}: {t.text!r}{extra}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if server_binary() is None:
+        print(f"no room figures: {absent_reason()}", file=sys.stderr)
+        return 1
+    root = Path(tempfile.mkdtemp(prefix="vm-lk-bench-"))
+    (root / "home").mkdir()
+    rig = VirtualAudioRig(root / "audio").start()
+    proc = None
+    ears: list[Ear] = []
+    try:
+        with running_livekit(root / "livekit") as server:
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("VOICEMODE_", "LIVEKIT_"))}
+            env.update(
+                HOME=str(root / "home"), VOICEMODE_BASE_DIR=str(root / "state"),
+                VOICEMODE_WHISPER_PORT=str(free_port()), VOICEMODE_PIPER_PORT=str(free_port()),
+                VOICEMODE_AUTOSTART_SERVICES="whisper,piper", VOICEMODE_CONFIG_WATCH="false",
+                LIVEKIT_URL=server.url, LIVEKIT_API_KEY=server.api_key, LIVEKIT_API_SECRET=server.api_secret,
+                **rig.env,
+            )  # fmt: skip
+            proc, client = start_daemon(root, env, "livekit-bench")
+            for name in ("whisper", "piper"):
+                request = services_pb2.ServiceRequest(name=name)
+                client.call(client.supervisor.StartService, request, timeout=300)
+            client.create_room(ROOM)
+            pcm, rate = synthesize(client, ANSWER)
+            answer = Answer.of(pcm, rate)
+            ears = [Ear(rig, "speaker"), Ear(rig, "mic")]
+            bench = Bench(rig, ears[0], ears[1], pcm, answer.format, args.verbose)
+            print(
+                f"livekit-server {server.url}; answer {answer.seconds:.2f} s; {args.rounds} rounds per transport"
+            )
+            local, room = asyncio.run(rounds(client, bench, server, answer, args.rounds, args.verbose))
+            report(local, room)
+            client.close()
+        return 0
+    finally:
+        for ear in ears:
+            ear.close()
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            proc.wait(20)
+        rig.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="counted turns per transport (default 5)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (daemon and server logs)")
+    parser.add_argument("--verbose", action="store_true", help="print each turn's details")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
