@@ -115,7 +115,8 @@ def build_app(
 
     def specs() -> list[ServiceSpec]:
         current = config.settings
-        out = wiring.service_specs(current, paths, models.in_use()) + plugins.service_specs()
+        out = wiring.service_specs(current, paths, models.in_use())
+        out += wiring.plugin_specs(current, plugins.service_specs())
         for more in more_services:
             out += list(more(current))
         return out
@@ -173,6 +174,19 @@ def load_installed_plugins(settings: Settings, events: EventBus) -> Plugins:
         events=events,
         discover=lambda group: everything().select(group=group),
     )
+
+
+def warn_unprovided_autostart(settings: Settings, plugins: Plugins, events: EventBus) -> None:
+    """A name in ``VOICEMODE_AUTOSTART_SERVICES`` nothing provides (a typo, a plugin not installed) is said
+    once at start, in the log and the event stream; the other services start as usual."""
+    import structlog
+
+    from voicemoded import wiring
+
+    for name in wiring.unprovided_autostart(settings, plugins.service_names()):
+        message = f"VOICEMODE_AUTOSTART_SERVICES names {name}, which no built-in service or loaded plugin provides"
+        structlog.get_logger("voicemoded").warning("config.warning", detail=message)
+        events.publish("config.warning", "config", message, level="warning", service=name)
 
 
 def build_audio(
@@ -281,6 +295,7 @@ async def serve(
     config = ConfigManager(paths, env, events)
     config.load()
     plugins = load_installed_plugins(config.settings, events)
+    warn_unprovided_autostart(config.settings, plugins, events)
     journal = Journal(paths.conversations)
     recover_answers(paths, journal)
     loop = asyncio.get_running_loop()

@@ -7,13 +7,14 @@ this module is the one place that maps the configuration onto them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
 from voicemoded.api.errors import FailedPrecondition, VoicemodeError
 from voicemoded.api.paths import Paths, storage_error
 from voicemoded.config import Settings
+from voicemoded.config.parsers import SERVICE_NAMES
 from voicemoded.engines.access import TOKEN_FILE_NAME, TokenFileError, ensure_token, is_loopback_address
 from voicemoded.livekit.binary import cache_folder
 from voicemoded.livekit.config import CONFIG_FILE_NAME, ServerConfig, parse_rtc_ports, write_config
@@ -156,3 +157,15 @@ def local_endpoints(statuses: list[tuple[str, str, int, bool]]) -> dict[str, dic
         if kind and running and port:
             out[kind][name] = service_url(name, host, port)
     return out
+
+
+def plugin_specs(settings: Settings, specs: Sequence[ServiceSpec]) -> list[ServiceSpec]:
+    """Plugins' services, started with the daemon when ``VOICEMODE_AUTOSTART_SERVICES`` names them."""
+    chosen = set(settings.autostart_services)
+    return [dataclasses.replace(spec, autostart=True) if spec.name in chosen else spec for spec in specs]
+
+
+def unprovided_autostart(settings: Settings, provided: Iterable[str]) -> list[str]:
+    """Names in ``VOICEMODE_AUTOSTART_SERVICES`` that no built-in service and no loaded plugin provides."""
+    known = {*SERVICE_NAMES, *provided}
+    return [name for name in settings.autostart_services if name not in known]

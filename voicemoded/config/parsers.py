@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from voicemoded.loopback import is_loopback_address as is_loopback
+from voicemoded.supervisor.spec import SERVICE_NAME
 
 Parser = Callable[[str], Any]
 
@@ -151,11 +152,15 @@ SERVICE_NAMES = ("whisper", "kokoro", "piper", "livekit")
 
 
 def parse_services(text: str) -> tuple[str, ...]:
+    """Service names: the built-in ones, or any a plugin may provide (checked once plugins are loaded)."""
     names = tuple(name.lower() for name in parse_list(text))
     for name in names:
-        if name not in SERVICE_NAMES:
+        if not SERVICE_NAME.match(name):
             shown = name if name.isidentifier() and len(name) <= 40 else repr(name[:40])
-            raise ValueError(f"unknown service {shown}; known services: {', '.join(SERVICE_NAMES)}")
+            raise ValueError(
+                f"unknown service {shown}; known services: {', '.join(SERVICE_NAMES)} (a plugin's service "
+                "names are lowercase letters, digits, '-' or '_')"
+            )
     return names
 
 

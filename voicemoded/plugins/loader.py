@@ -10,6 +10,7 @@ which of two clashing plugins wins does not depend on the order packages were in
 from __future__ import annotations
 
 import importlib.metadata
+import threading
 from collections.abc import Callable, Container, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,39 @@ log = structlog.get_logger(__name__)
 
 Discover = Callable[[str], Iterable[importlib.metadata.EntryPoint]]
 
+IMPORT_TIMEOUT_S = 5.0
+"""How long one plugin may take to import and declare itself before it is reported and skipped."""
+
+
+class ImportTooSlow(Exception):
+    """A plugin's import (or factory) did not finish in time; it runs on in a thread nobody waits for."""
+
+
+def within(seconds: float, work: Callable[[], Any]) -> Any:
+    """``work()``'s result, or :class:`ImportTooSlow` when it takes longer than ``seconds``.
+
+    A plugin's import runs its code, and code can block (a network call, a lock, ``input()``); the daemon
+    must start anyway. The work runs in a daemon thread: left behind if it never returns, it does not
+    keep the process alive at exit.
+    """
+    outcome: list[Any] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # handed to the caller's thread, which decides
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="plugin-import", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise ImportTooSlow(f"did not finish importing within {seconds:g} s (skipped; the daemon went on)")
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
 
 def installed(group: str) -> list[importlib.metadata.EntryPoint]:
     """The entry points of ``group`` in every distribution on ``sys.path``."""
@@ -59,8 +93,10 @@ class _Loader:
         builtin_services: Iterable[str],
         builtin_tools: Iterable[str],
         events: EventBus | None,
+        import_timeout: float = IMPORT_TIMEOUT_S,
     ) -> None:
         self.selection = selection
+        self.import_timeout = import_timeout
         self.events = events
         self.report: list[PluginInfo] = []
         self.services: list[LoadedService] = []
@@ -78,9 +114,11 @@ class _Loader:
             self.report.append(replace(info, state="disabled"))
             return
         try:
-            obj = ep.load()
-            declaration = instantiate(obj, group)
+            obj, declaration = within(self.import_timeout, lambda: self._declared(ep, group))
             provides, problems = self.check(declaration)
+        except ImportTooSlow as exc:
+            self.failed(info, str(exc))
+            return
         except (Exception, SystemExit) as exc:  # a plugin's import runs its code: anything can happen
             self.failed(info, describe(exc))
             return
@@ -91,6 +129,11 @@ class _Loader:
         self.keep(info, declaration, obj if obj is not declaration else None)
         self.report.append(info)
         log.info("plugin.loaded", plugin=ep.name, group=group, provides=provides, distribution=dist)
+
+    @staticmethod
+    def _declared(ep: importlib.metadata.EntryPoint, group: str) -> tuple[object, Declaration]:
+        obj = ep.load()
+        return obj, instantiate(obj, group)
 
     def check(self, declaration: Declaration) -> tuple[str, list[str]]:
         if isinstance(declaration, ServicePlugin):
@@ -137,13 +180,15 @@ def load_plugins(
     builtin_tools: Iterable[str],
     events: EventBus | None = None,
     discover: Discover = installed,
+    import_timeout: float = IMPORT_TIMEOUT_S,
 ) -> Plugins:
     """Load what ``selection`` (the ``VOICEMODE_PLUGINS`` value) allows; never raises.
 
     ``builtin_services`` and ``builtin_tools`` are the names a plugin may not take; ``discover`` lists a
-    group's entry points (the installed distributions' by default).
+    group's entry points (the installed distributions' by default); a plugin whose import takes longer
+    than ``import_timeout`` seconds is reported and skipped.
     """
-    loader = _Loader(selection, builtin_services, builtin_tools, events)
+    loader = _Loader(selection, builtin_services, builtin_tools, events, import_timeout)
     found: set[str] = set()
     for group in GROUPS:
         try:

@@ -16,7 +16,8 @@ from types import MappingProxyType
 
 from voicemoded.api.errors import InvalidArgument
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+"""What any service's name looks like, a plugin's too: it is also a file name under services/."""
 
 
 class RestartPolicy(StrEnum):
@@ -132,7 +133,7 @@ class ServiceSpec:
 
     def __post_init__(self) -> None:
         problems: list[str] = []
-        if not _NAME.match(self.name):
+        if not SERVICE_NAME.match(self.name):
             problems.append(f"name {self.name!r} must be lowercase letters, digits, '-' or '_'")
         object.__setattr__(self, "command", tuple(self.command))
         if not self.command or not self.command[0] or not all(isinstance(a, str) for a in self.command):

@@ -296,3 +296,19 @@ def test_a_tools_schema_is_a_private_copy() -> None:
         assert tool.input_schema["required"] == ["text"]
     finally:
         samples.OBJECT["required"].remove("later")  # type: ignore[attr-defined]
+
+
+def test_a_plugin_that_hangs_while_importing_is_skipped_and_the_others_load() -> None:
+    by_group = {
+        GROUP_SERVICES: eps(GROUP_SERVICES, stuck="tests.unit.plugins.hanging_sample:plugin"),
+        GROUP_PROVIDERS: [],
+        GROUP_TOOLS: eps(GROUP_TOOLS, echo="tool"),
+    }
+    plugins = load_plugins(
+        builtin_services=BUILTIN_SERVICES, builtin_tools=BUILTIN_TOOLS,
+        discover=lambda group: by_group[group], import_timeout=0.3,
+    )  # fmt: skip
+    report = by_name(plugins)
+    assert report["stuck"].state == "failed"
+    assert "did not finish importing within 0.3 s" in report["stuck"].error
+    assert report["echo"].state == "loaded"
