@@ -109,19 +109,22 @@ class Daemon:
         """The daemon's events (the last ``replay`` first) until the caller stops or the daemon does."""
         subscription = self._events.subscribe(replay=max(0, replay), subsystems=subsystems)
         stop = asyncio.ensure_future(self._daemon.stopping.wait())
+        nxt: asyncio.Future[Event] | None = None
         try:
             while True:
                 nxt = asyncio.ensure_future(anext(subscription))
                 done, _ = await asyncio.wait({nxt, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if nxt not in done:
-                    nxt.cancel()
-                    # Let the generator finish its cancelled step before aclose() below.
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await nxt
                     return
                 yield nxt.result()
         finally:
             stop.cancel()
+            # The daemon stopping, or the caller hanging up (this task cancelled inside wait): either way
+            # the generator's pending step ends first, or aclose() finds it still running.
+            if nxt is not None and not nxt.done():
+                nxt.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await nxt
             await subscription.aclose()
 
     def shutdown(self, grace: float = 0.0) -> None:

@@ -111,6 +111,20 @@ def test_sigterm_stops_gracefully_and_ends_event_streams(daemon: DaemonHandle) -
     client.close()
 
 
+def test_a_watcher_hanging_up_ends_its_stream_without_an_error_in_the_daemon(daemon: DaemonHandle) -> None:
+    # A browser tab closing mid-stream is the common case: the daemon must close the subscription cleanly.
+    client = daemon.client()
+    for _ in range(3):
+        stream = client.watch_events(replay=5)
+        assert next(stream).kind
+        stream.cancel()
+    assert client.status().pid
+    time.sleep(0.3)
+    log = daemon.log_text()
+    assert "rpc.internal_error" not in log and "already running" not in log, log[-2000:]
+    client.close()
+
+
 def test_shutdown_rpc_stops_the_daemon(daemon: DaemonHandle) -> None:
     result = daemon.ctl("daemon", "stop")
     assert result.returncode == 0, result.stderr
