@@ -214,6 +214,7 @@ class TurnResult(_message.Message):
     SPEECH_SECONDS_FIELD_NUMBER: _builtins.int
     VOICE_MAPPING_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     text: _builtins.str
     tts_provider: _builtins.str
@@ -225,12 +226,15 @@ class TurnResult(_message.Message):
     recording_path: _builtins.str
     speech_seconds: _builtins.float
     voice_mapping: _builtins.str
+    language: _builtins.str
+    """The language of the answer (ISO 639, "de"): the one asked for, else the one Whisper detected."""
     @_builtins.property
     def timings(self) -> Global___TurnTimings: ...
     @_builtins.property
     def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """What could not be written (a full disk, a folder without write permission): the transcript is
-        returned all the same, and each warning names the file and what to do.
+        """What the turn succeeded without: the usual voice (its endpoints were down, another spoke), a file
+        that could not be written (a full disk, a folder without write permission; the warning names it and
+        what to do). The transcript is returned all the same.
         """
 
     def __init__(
@@ -248,10 +252,11 @@ class TurnResult(_message.Message):
         speech_seconds: _builtins.float = ...,
         voice_mapping: _builtins.str = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_reason", b"end_reason", "recording_path", b"recording_path", "speech_seconds", b"speech_seconds", "stt_provider", b"stt_provider", "text", b"text", "timings", b"timings", "tts_model", b"tts_model", "tts_provider", b"tts_provider", "turn_id", b"turn_id", "voice", b"voice", "voice_mapping", b"voice_mapping", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_reason", b"end_reason", "language", b"language", "recording_path", b"recording_path", "speech_seconds", b"speech_seconds", "stt_provider", b"stt_provider", "text", b"text", "timings", b"timings", "tts_model", b"tts_model", "tts_provider", b"tts_provider", "turn_id", b"turn_id", "voice", b"voice", "voice_mapping", b"voice_mapping", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -344,6 +349,8 @@ class Device(_message.Message):
     HOST_API_FIELD_NUMBER: _builtins.int
     SELECTED_INPUT_FIELD_NUMBER: _builtins.int
     SELECTED_OUTPUT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    IN_USE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     name: _builtins.str
     max_input_channels: _builtins.int
@@ -355,6 +362,10 @@ class Device(_message.Message):
     selected_input: _builtins.bool
     """Selected by the configuration."""
     selected_output: _builtins.bool
+    description: _builtins.str
+    """The sound server's description of one of its sinks or sources (index -1); empty for PortAudio's own."""
+    in_use: _builtins.bool
+    """A stream of the daemon is open on it now."""
     def __init__(
         self,
         *,
@@ -368,10 +379,12 @@ class Device(_message.Message):
         host_api: _builtins.str = ...,
         selected_input: _builtins.bool = ...,
         selected_output: _builtins.bool = ...,
+        description: _builtins.str = ...,
+        in_use: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_input", b"default_input", "default_output", b"default_output", "default_sample_rate", b"default_sample_rate", "host_api", b"host_api", "index", b"index", "max_input_channels", b"max_input_channels", "max_output_channels", b"max_output_channels", "name", b"name", "selected_input", b"selected_input", "selected_output", b"selected_output"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_input", b"default_input", "default_output", b"default_output", "default_sample_rate", b"default_sample_rate", "description", b"description", "host_api", b"host_api", "in_use", b"in_use", "index", b"index", "max_input_channels", b"max_input_channels", "max_output_channels", b"max_output_channels", "name", b"name", "selected_input", b"selected_input", "selected_output", b"selected_output"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -448,11 +461,14 @@ class TurnRecord(_message.Message):
     TIMINGS_FIELD_NUMBER: _builtins.int
     END_REASON_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    RECORDING_KEPT_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     message: _builtins.str
     text: _builtins.str
     end_reason: _builtins.str
     error: _builtins.str
+    recording_kept: _builtins.bool
+    """The turn's recording is kept (GetRecording reads it)."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -467,14 +483,63 @@ class TurnRecord(_message.Message):
         timings: Global___TurnTimings | None = ...,
         end_reason: _builtins.str = ...,
         error: _builtins.str = ...,
+        recording_kept: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_reason", b"end_reason", "error", b"error", "message", b"message", "text", b"text", "time", b"time", "timings", b"timings", "turn_id", b"turn_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_reason", b"end_reason", "error", b"error", "message", b"message", "recording_kept", b"recording_kept", "text", b"text", "time", b"time", "timings", b"timings", "turn_id", b"turn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TurnRecord: _TypeAlias = TurnRecord  # noqa: Y015
+
+@_typing.final
+class GetRecordingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURN_ID_FIELD_NUMBER: _builtins.int
+    turn_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        turn_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["turn_id", b"turn_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRecordingRequest: _TypeAlias = GetRecordingRequest  # noqa: Y015
+
+@_typing.final
+class RecordingChunk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORMAT_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    format: _builtins.str
+    """Set on the first chunk: "wav", "flac", "mp3" or "opus", its MIME type and its size in bytes."""
+    mime_type: _builtins.str
+    size: _builtins.int
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        format: _builtins.str = ...,
+        mime_type: _builtins.str = ...,
+        size: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "format", b"format", "mime_type", b"mime_type", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordingChunk: _TypeAlias = RecordingChunk  # noqa: Y015
 
 @_typing.final
 class TimingSummary(_message.Message):

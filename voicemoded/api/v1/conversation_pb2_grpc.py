@@ -60,6 +60,11 @@ class ConversationStub:
                 request_serializer=voicemode_dot_v1_dot_conversation__pb2.GetStatisticsRequest.SerializeToString,
                 response_deserializer=voicemode_dot_v1_dot_conversation__pb2.Statistics.FromString,
                 _registered_method=True)
+        self.GetRecording = channel.unary_stream(
+                '/voicemode.v1.Conversation/GetRecording',
+                request_serializer=voicemode_dot_v1_dot_conversation__pb2.GetRecordingRequest.SerializeToString,
+                response_deserializer=voicemode_dot_v1_dot_conversation__pb2.RecordingChunk.FromString,
+                _registered_method=True)
 
 
 class ConversationServicer:
@@ -100,6 +105,14 @@ class ConversationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRecording(self, request, context):
+        """The recording a turn kept (only a file the journal names, in the audio folder), as chunks: the
+        first carries its format; a turn without one is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -127,6 +140,11 @@ def add_ConversationServicer_to_server(servicer, server):
                     servicer.GetStatistics,
                     request_deserializer=voicemode_dot_v1_dot_conversation__pb2.GetStatisticsRequest.FromString,
                     response_serializer=voicemode_dot_v1_dot_conversation__pb2.Statistics.SerializeToString,
+            ),
+            'GetRecording': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetRecording,
+                    request_deserializer=voicemode_dot_v1_dot_conversation__pb2.GetRecordingRequest.FromString,
+                    response_serializer=voicemode_dot_v1_dot_conversation__pb2.RecordingChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +283,33 @@ class Conversation:
             '/voicemode.v1.Conversation/GetStatistics',
             voicemode_dot_v1_dot_conversation__pb2.GetStatisticsRequest.SerializeToString,
             voicemode_dot_v1_dot_conversation__pb2.Statistics.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecording(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/voicemode.v1.Conversation/GetRecording',
+            voicemode_dot_v1_dot_conversation__pb2.GetRecordingRequest.SerializeToString,
+            voicemode_dot_v1_dot_conversation__pb2.RecordingChunk.FromString,
             options,
             channel_credentials,
             insecure,

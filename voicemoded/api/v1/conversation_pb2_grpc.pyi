@@ -42,6 +42,10 @@ class ConversationStub:
     ListDevices: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.ListDevicesRequest, _conversation_pb2.ListDevicesResponse]
     GetStatistics: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.GetStatisticsRequest, _conversation_pb2.Statistics]
     """Recent turns and timing summaries."""
+    GetRecording: _grpc.UnaryStreamMultiCallable[_conversation_pb2.GetRecordingRequest, _conversation_pb2.RecordingChunk]
+    """The recording a turn kept (only a file the journal names, in the audio folder), as chunks: the
+    first carries its format; a turn without one is NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class ConversationAsyncStub(ConversationStub):
@@ -57,6 +61,10 @@ class ConversationAsyncStub(ConversationStub):
     ListDevices: _aio.UnaryUnaryMultiCallable[_conversation_pb2.ListDevicesRequest, _conversation_pb2.ListDevicesResponse]  # type: ignore[assignment]
     GetStatistics: _aio.UnaryUnaryMultiCallable[_conversation_pb2.GetStatisticsRequest, _conversation_pb2.Statistics]  # type: ignore[assignment]
     """Recent turns and timing summaries."""
+    GetRecording: _aio.UnaryStreamMultiCallable[_conversation_pb2.GetRecordingRequest, _conversation_pb2.RecordingChunk]  # type: ignore[assignment]
+    """The recording a turn kept (only a file the journal names, in the audio folder), as chunks: the
+    first carries its format; a turn without one is NOT_FOUND.
+    """
 
 class ConversationServicer(metaclass=_abc_1.ABCMeta):
     """Spoken turns on the daemon's own audio devices. One voice at a time: calls queue FIFO."""
@@ -99,5 +107,15 @@ class ConversationServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversation_pb2.Statistics, _abc.Awaitable[_conversation_pb2.Statistics]]:
         """Recent turns and timing summaries."""
+
+    @_abc_1.abstractmethod
+    def GetRecording(
+        self,
+        request: _conversation_pb2.GetRecordingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_conversation_pb2.RecordingChunk], _abc.AsyncIterator[_conversation_pb2.RecordingChunk]]:
+        """The recording a turn kept (only a file the journal names, in the audio folder), as chunks: the
+        first carries its format; a turn without one is NOT_FOUND.
+        """
 
 def add_ConversationServicer_to_server(servicer: ConversationServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
