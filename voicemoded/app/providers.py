@@ -172,6 +172,7 @@ class Providers:
             provider=provider or None,
             speed=speed if speed is not None else default_speed(settings),
             instructions=instructions or None,
+            language=settings.language or None,
         )
 
     async def transcribe(

@@ -4,6 +4,10 @@ PortAudio is not safe to poke from several threads at once and enumerates device
 initialises, so one :class:`AudioBackend` holds the only ``pyaudio.PyAudio`` instance and a lock, and
 re-initialises it (when no stream is open) to see a device that was plugged in later.
 
+On a PulseAudio/PipeWire desktop PortAudio lists only ALSA's ``pulse`` and ``default``; the sound
+server's own sinks and sources (:mod:`voicemoded.audio.pulse`) are listed beside them, chosen by name or
+part of their description, and reached through ALSA's ``pulse`` device (a :class:`Route`).
+
 Streams run in callback mode: PortAudio's own thread hands us blocks and we never block the event loop.
 The microphone (:class:`Microphone`) is one asyncio task with a reconnect loop, like a satellite's mic
 task: if the device vanishes or stops delivering audio, it is reopened with backoff while the
@@ -15,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +30,7 @@ import structlog
 
 from voicemoded.api.errors import FailedPrecondition, NotFound
 from voicemoded.audio.format import AudioFormat
+from voicemoded.audio.pulse import ServerDevice, SoundServer
 
 log = structlog.get_logger(__name__)
 
@@ -59,9 +64,65 @@ class DeviceInfo:
     host_api: str
     is_default_input: bool = False
     is_default_output: bool = False
+    description: str = ""
+    """The sound server's description of one of its devices; empty for PortAudio's own."""
+    server_device: bool = False
+    """A sink or source of the sound server (index -1): streams reach it through ALSA's ``pulse``."""
 
     def usable(self, direction: Direction) -> bool:
         return (self.max_input_channels if direction == "input" else self.max_output_channels) > 0
+
+    @classmethod
+    def from_server(cls, d: ServerDevice, host_api: str) -> DeviceInfo:
+        inputs, outputs = (d.channels, 0) if d.direction == "input" else (0, d.channels)
+        return cls(
+            -1, d.name, inputs, outputs, d.rate, host_api,
+            is_default_input=d.is_default and d.direction == "input",
+            is_default_output=d.is_default and d.direction == "output",
+            description=d.description, server_device=True,
+        )  # fmt: skip
+
+
+_ROUTE_ENV = {"input": "PULSE_SOURCE", "output": "PULSE_SINK"}
+ROUTE_DEVICES = ("pulse", "default")
+"""PortAudio devices a stream to a sound-server device is opened on, in order of preference."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a stream goes: the PortAudio device it opens and, for a sound-server device, that device."""
+
+    direction: Direction
+    device: DeviceInfo
+    target: DeviceInfo | None = None
+
+    @property
+    def name(self) -> str:
+        return self.target.name if self.target is not None else self.device.name
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What libpulse reads while the stream connects, to send it to ``target``."""
+        return {_ROUTE_ENV[self.direction]: self.target.name} if self.target is not None else {}
+
+
+def environment_target(direction: Direction) -> str:
+    """The sound-server device this process's own environment sends unrouted streams to ("" if none)."""
+    return os.environ.get(_ROUTE_ENV[direction], "")
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -87,8 +148,9 @@ class AudioBackend:
     its log is not full of JACK messages on machines without JACK.
     """
 
-    def __init__(self, *, quiet: bool = True) -> None:
+    def __init__(self, *, quiet: bool = True, server: SoundServer | None = None) -> None:
         self._quiet = quiet
+        self.server = server if server is not None else SoundServer()
         self.lock = threading.RLock()
         self._pa: pyaudio.PyAudio | None = None
         self._open_streams = 0
@@ -167,15 +229,54 @@ class AudioBackend:
         partial = [d for d in devices if spec.lower() in d.name.lower()]
         if exact or partial:
             return (exact or partial)[0]
-        names = ", ".join(d.name for d in devices)
-        raise NotFound(
-            f"no {direction} device matches {spec!r}",
-            hint=f"available: {names}; `voicemodectl devices` lists them",
-            fields={"direction": direction, "device": spec},
-        )
+        raise _not_found(direction, spec, devices)
 
-    def open_stream(self, **kwargs: Any) -> pyaudio.Stream:
-        with self.lock:
+    def server_devices(self) -> list[DeviceInfo]:
+        """The sound server's sinks and sources (none without a server to ask)."""
+        view = self.server.view()
+        return [] if view is None else [DeviceInfo.from_server(d, view.label) for d in view.devices]
+
+    def all_devices(self) -> list[DeviceInfo]:
+        """What ``voicemodectl devices`` lists: the sound server's devices, then PortAudio's."""
+        return [*self.server_devices(), *self.devices()]
+
+    def resolve(self, direction: Direction, spec: str | int | None = None) -> Route:
+        """Where a stream named by ``spec`` goes.
+
+        The default, an index, or a PortAudio device's exact name keep to PortAudio (as :meth:`select`);
+        otherwise the sound server's devices are matched by exact name, exact description, then part of
+        either (microphones before sink monitors), before part of a PortAudio name: on a desktop the
+        server's device is the one that works, its ALSA card being the server's.
+        """
+        if spec is None or isinstance(spec, int) or spec in ("", "default") or spec.isdigit():
+            return Route(direction, self.select(direction, spec))
+        devices = [d for d in self.devices() if d.usable(direction)]
+        wanted = spec.lower()
+        for d in devices:
+            if d.name.lower() == wanted:
+                return Route(direction, d)
+        served = [d for d in self.server_devices() if d.usable(direction)]
+        target = _match_server(served, wanted)
+        if target is not None:
+            return Route(direction, _route_device(direction, devices), target)
+        for d in devices:
+            if wanted in d.name.lower():
+                return Route(direction, d)
+        if not devices and not served:
+            raise NoDevice(direction, "the system reports none")
+        raise _not_found(direction, spec, [*served, *devices])
+
+    def present(self, route: Route) -> bool:
+        """Whether a routed stream's sound-server device is still there (the server moves the streams
+        of a device that goes away to another one, so the stream itself goes on)."""
+        if route.target is None:
+            return True
+        names = self.server.names(route.direction)
+        return names is None or route.target.name in names
+
+    def open_stream(self, route: Route | None = None, **kwargs: Any) -> pyaudio.Stream:
+        """``pyaudio.PyAudio.open``, sent to ``route``'s sound-server device when it has one."""
+        with self.lock, _environment(route.env if route is not None else {}):
             stream = self.pa.open(**kwargs)
             self._open_streams += 1
             return stream
@@ -214,6 +315,44 @@ class AudioBackend:
                 return bool(self.pa.is_format_supported(**kwargs))
             except ValueError:
                 return False
+
+
+def _match_server(devices: list[DeviceInfo], wanted: str) -> DeviceInfo | None:
+    """Exact name, exact description, then part of either; a real microphone before a sink's monitor."""
+    ranked = sorted(devices, key=lambda d: d.name.endswith(".monitor"))
+    for test in (
+        lambda d: d.name.lower() == wanted,
+        lambda d: d.description.lower() == wanted,
+        lambda d: wanted in d.name.lower() or wanted in d.description.lower(),
+    ):
+        for d in ranked:
+            if test(d):
+                return d
+    return None
+
+
+def _route_device(direction: Direction, devices: list[DeviceInfo]) -> DeviceInfo:
+    """The PortAudio device that reaches the sound server (ALSA's ``pulse``, else ``default``)."""
+    for name in ROUTE_DEVICES:
+        for d in devices:
+            if d.name == name:
+                return d
+    raise NoDevice(
+        direction,
+        "PortAudio lists no ALSA 'pulse' or 'default' device to reach the sound server's devices through",
+    )
+
+
+def _not_found(direction: Direction, spec: str, devices: list[DeviceInfo]) -> NotFound:
+    names = ", ".join(
+        f"{d.name} ({d.description})" if d.description and d.description != d.name else d.name
+        for d in devices
+    )
+    return NotFound(
+        f"no {direction} device matches {spec!r}",
+        hint=f"available: {names}; `voicemodectl devices` lists them",
+        fields={"direction": direction, "device": spec},
+    )
 
 
 def _default_index(pa: pyaudio.PyAudio, direction: Direction) -> int:

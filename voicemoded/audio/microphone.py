@@ -6,7 +6,10 @@ ends, so the first sample after the speaker falls silent is already captured (no
 
 A stream that errors, or goes silent for ``stall_timeout`` (a USB mic pulled, a sound server restarted:
 PortAudio often just stops calling back), is closed and reopened with capped backoff while subscribers
-keep waiting. If no device exists at the first open, subscribers get :class:`NoDevice` at once.
+keep waiting. A sound-server device chosen by name that goes away (a USB headset unplugged) is lost
+too, although the server moves the stream to another device and it goes on: it is reopened on the
+device chosen once that is back. If no device exists at the first open, subscribers get
+:class:`NoDevice` at once.
 """
 
 from __future__ import annotations
@@ -16,23 +19,33 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import pyaudio
 import structlog
 
 from voicemoded.api.errors import NotFound, Unavailable, VoicemodeError
-from voicemoded.audio.devices import AudioBackend, DeviceInfo, RateConverter, open_format
+from voicemoded.audio.devices import AudioBackend, DeviceInfo, RateConverter, Route, open_format
 from voicemoded.audio.format import SPEECH_FORMAT, AudioChunk, AudioFormat
 from voicemoded.events import EventBus, Level
 
 log = structlog.get_logger(__name__)
 
+PRESENCE_CHECK_S = 0.5
+"""How often a stream on a sound-server device chosen by name checks that the device is still there."""
+
+
+class ChunkSource(Protocol):
+    """Where a subscription's chunks come from (this machine's microphone, a person in a room): told
+    when the subscription closes, so it stops offering to it."""
+
+    async def _unsubscribe(self, sub: MicSubscription) -> None: ...
+
 
 class MicSubscription:
     """One listener's view of the microphone: an async iterator of 16 kHz chunks (or ``fmt``)."""
 
-    def __init__(self, mic: Microphone, maxsize: int) -> None:
+    def __init__(self, mic: ChunkSource, maxsize: int) -> None:
         self._mic = mic
         self._queue: deque[AudioChunk] = deque(maxlen=maxsize)
         self._wakeup = asyncio.Event()
@@ -114,6 +127,8 @@ class Microphone:
         self._stream: pyaudio.Stream | None = None
         self._last_callback = 0.0
         self.device: DeviceInfo | None = None
+        self.route: Route | None = None
+        """Where the current (or last) stream went: the PortAudio device and any sound-server device."""
         self.opened_at: float | None = None
         """Monotonic time the current stream delivered its first block (None while closed)."""
         self.reopens = 0
@@ -191,29 +206,36 @@ class Microphone:
                     self._publish("audio.device_reopened", f"microphone {self.device_name} is back")
                 first = False
                 delay = self._backoff[0]
-                await self._watch()
-                self._publish("audio.device_lost", f"microphone {self.device_name} stopped delivering audio",
-                              level="warning")  # fmt: skip
+                lost = await self._watch()
+                self._publish("audio.device_lost", f"microphone {self.device_name} {lost}", level="warning")
                 self._close()
         finally:
             self._close()
 
-    async def _watch(self) -> None:
-        """Return when the stream stops delivering audio (error, or silence from PortAudio itself)."""
+    async def _watch(self) -> str:
+        """Return, saying why, when the stream stops delivering audio (error, or silence from PortAudio
+        itself) or the sound-server device it was sent to goes away."""
+        checked = time.monotonic()
         while True:
             await asyncio.sleep(self._stall_timeout / 4)
             stream = self._stream
             if stream is None or not stream.is_active():
-                return
+                return "stopped delivering audio"
             if time.monotonic() - self._last_callback > self._stall_timeout:
-                return
+                return "stopped delivering audio"
+            route, due = self.route, time.monotonic() - checked >= PRESENCE_CHECK_S
+            if due and route is not None and route.target is not None:
+                checked = time.monotonic()
+                if not await asyncio.to_thread(self.backend.present, route):
+                    return "is gone"
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            device = self.backend.select("input", self.device_spec)
+            route = self.backend.resolve("input", self.device_spec)
         except NotFound:
             self.backend.refresh()
-            device = self.backend.select("input", self.device_spec)
+            route = self.backend.resolve("input", self.device_spec)
+        device = route.device
         dev_fmt = open_format(self.backend, device, "input", self.format)
         converter = RateConverter(dev_fmt, self.format)
         frames = max(1, dev_fmt.rate * self.block_ms // 1000)
@@ -232,11 +254,11 @@ class Microphone:
 
         self._last_callback = time.monotonic()
         self._stream = self.backend.open_stream(
-            format=pyaudio.paInt16, channels=dev_fmt.channels, rate=dev_fmt.rate, input=True,
+            route, format=pyaudio.paInt16, channels=dev_fmt.channels, rate=dev_fmt.rate, input=True,
             input_device_index=device.index, frames_per_buffer=frames, stream_callback=callback,
         )  # fmt: skip
-        self.device = device
-        log.info("audio.input_opened", device=device.name, rate=dev_fmt.rate, block_ms=self.block_ms)
+        self.device, self.route = device, route
+        log.info("audio.input_opened", device=route.name, rate=dev_fmt.rate, block_ms=self.block_ms)
 
     def _dispatch(self, chunk: AudioChunk) -> None:
         if not self._first_block.is_set():
@@ -255,6 +277,8 @@ class Microphone:
 
     @property
     def device_name(self) -> str:
+        if self.route is not None:
+            return self.route.name
         return self.device.name if self.device else str(self.device_spec or "default")
 
     def _publish(self, kind: str, message: str, level: Level = "info") -> None:

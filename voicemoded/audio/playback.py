@@ -31,7 +31,7 @@ import structlog
 
 from voicemoded.api.errors import Unavailable, VoicemodeError
 from voicemoded.audio.chimes import Overlay, end_chime, mix, start_chime
-from voicemoded.audio.devices import AudioBackend, DeviceInfo, RateConverter, open_format
+from voicemoded.audio.devices import AudioBackend, RateConverter, Route, open_format
 from voicemoded.audio.endpointing import EndpointConfig, Endpointer
 from voicemoded.audio.format import AudioChunk, AudioFormat
 from voicemoded.audio.microphone import MicSubscription
@@ -111,6 +111,8 @@ class Speaker:
         restarting (PipeWire/PulseAudio, a USB re-plug) takes a few seconds to offer its devices again."""
         self._played = False
         self.device_spec = device
+        self.route: Route | None = None
+        """Where the last message went: the PortAudio device and any sound-server device."""
         self.block_ms = block_ms
         self._events = events
         self._current: tuple[_Buffer, asyncio.Event, asyncio.AbstractEventLoop] | None = None
@@ -132,14 +134,21 @@ class Speaker:
             timer.cancel()
             self.backend.close_stream(stream)
 
-    async def _device(self, expect: AudioFormat) -> tuple[DeviceInfo, AudioFormat]:
-        """The output device and the format to open it in, waiting for a speaker that played before."""
+    @property
+    def is_open(self) -> bool:
+        """A stream is open: a message playing, or the last one playing its margin of silence."""
+        return self._current is not None or self._lingering is not None
+
+    async def _device(self, expect: AudioFormat) -> tuple[Route, AudioFormat]:
+        """Where to play and the format to open it in, waiting for a speaker that played before (a
+        headset chosen by name and plugged back in is found again here, by its name)."""
         deadline = time.monotonic() + (self.reopen_wait_s if self._played else 0.0)
         delay = 0.05
         while True:
             try:
-                device = await asyncio.to_thread(self.backend.select, "output", self.device_spec)
-                return device, await asyncio.to_thread(open_format, self.backend, device, "output", expect)
+                route = await asyncio.to_thread(self.backend.resolve, "output", self.device_spec)
+                fmt = await asyncio.to_thread(open_format, self.backend, route.device, "output", expect)
+                return route, fmt
             except VoicemodeError as exc:
                 if time.monotonic() + delay > deadline:
                     raise
@@ -188,7 +197,8 @@ class Speaker:
         # Until the stream is playing, a failure or a cancellation undoes what was set up so far.
         with contextlib.ExitStack() as undo:
             undo.callback(coming.cancel)
-            device, dev_fmt = await self._device(expect)
+            route, dev_fmt = await self._device(expect)
+            device = route.device
             buf = _Buffer()
             done: asyncio.Future[float] = loop.create_future()
             result = PlaybackResult("completed")
@@ -234,12 +244,12 @@ class Speaker:
                 return data, pyaudio.paContinue
 
             stream = await asyncio.to_thread(
-                self.backend.open_stream, format=pyaudio.paInt16, channels=dev_fmt.channels,
+                self.backend.open_stream, route, format=pyaudio.paInt16, channels=dev_fmt.channels,
                 rate=dev_fmt.rate, output=True, output_device_index=device.index, frames_per_buffer=frames,
                 stream_callback=callback, start=False,
             )  # fmt: skip
             undo.callback(self.backend.close_stream, stream)
-            self._played = True
+            self._played, self.route = True, route
             latency[0] = float(stream.get_output_latency())
             if first is None:
                 first = await coming
@@ -266,13 +276,13 @@ class Speaker:
         if barge_in is not None:
             barge_task = asyncio.create_task(_watch_barge_in(barge_in, time.monotonic()))
             watchers.append(barge_task)
-        log.info("audio.playback_started", device=device.name, rate=dev_fmt.rate)
+        log.info("audio.playback_started", device=route.name, rate=dev_fmt.rate)
         try:
             await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
             if stalled.done() and not done.done():
                 result.reason = "stopped"
                 raise Unavailable(
-                    f"the speaker {device.name!r} stopped playing {emitted[0] / bps:.1f} s into the message: "
+                    f"the speaker {route.name!r} stopped playing {emitted[0] / bps:.1f} s into the message: "
                     "the sound server went away under it",
                     hint="the next message opens the speaker again once the sound server is back",
                 )

@@ -31,6 +31,7 @@ from typing import TypeVar
 import numpy as np
 import structlog
 
+from voicemoded import accelerator
 from voicemoded.api.errors import FailedPrecondition
 from voicemoded.audio.end_of_turn import TurnPolicy, TurnVerdict
 from voicemoded.audio.format import SPEECH_RATE
@@ -114,12 +115,13 @@ def last_window(pcm: bytes) -> np.ndarray:
 
 
 class TurnModel:
-    """Smart Turn v3 on ONNX Runtime, on one CPU thread; :meth:`probability` is thread-safe.
+    """Smart Turn v3 on ONNX Runtime, on one CPU thread (or a CUDA GPU, see ``device``);
+    :meth:`probability` is thread-safe.
 
     It runs beside the transcription of the same pause (~70-90 ms); Whisper keeps the other core.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, device: str = "auto") -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -128,7 +130,7 @@ class TurnModel:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
         self.path = path
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session, self.placement = accelerator.onnx_session(str(path), device, "end-of-turn", options)
         self._input = self._session.get_inputs()[0].name
         self._lock = threading.Lock()
 
@@ -148,9 +150,11 @@ class TurnModels:
     reported, with what to do, and the turns go on without it.
     """
 
-    def __init__(self, models_dir: Path, *, events: EventBus | None = None) -> None:
+    def __init__(self, models_dir: Path, *, events: EventBus | None = None, device: str = "auto") -> None:
         self.models_dir = models_dir
         self._events = events
+        self.device = device
+        """VOICEMODE_DEVICE: auto, cpu or cuda (see :mod:`voicemoded.accelerator`)."""
         self._loads: dict[str, asyncio.Future[TurnModel | None]] = {}
 
     def get(self, setting: str) -> asyncio.Future[TurnModel | None]:
@@ -176,7 +180,7 @@ class TurnModels:
             log.info("turn_model.absent", hint="`python -m voicemoded.audio.turn` fetches it")
             return None
         try:
-            model = await asyncio.to_thread(TurnModel, path)
+            model = await asyncio.to_thread(TurnModel, path, self.device)
         except Exception as exc:  # a missing or broken file must not stop the conversation
             message = f"end-of-turn model {path} could not be loaded ({exc}); turns end on words alone"
             hint = "fetch it with `python -m voicemoded.audio.turn`, or set VOICEMODE_TURN_MODEL=off"
@@ -184,7 +188,7 @@ class TurnModels:
             if self._events is not None:
                 self._events.publish("turn_model.failed", "audio", message, level="warning", hint=hint)
             return None
-        log.info("turn_model.loaded", path=str(path))
+        log.info("turn_model.loaded", path=str(path), device=model.placement.device)
         return model
 
 

@@ -183,6 +183,20 @@ class Settings:
         "Port of the local livekit-server.",
         daemon_wide=True,
     )
+    web_host: str = setting(
+        "VOICEMODE_WEB_HOST",
+        "127.0.0.1",
+        parse_host,
+        "Address the web door (service web) binds; beyond loopback every request needs its token.",
+        daemon_wide=True,
+    )
+    web_port: int = setting(
+        "VOICEMODE_WEB_PORT",
+        8790,
+        int_in(1, 65535),
+        "Port of the web door (service web; `voicemodectl web url` prints its address).",
+        daemon_wide=True,
+    )
     whisper_model: str = setting(
         "VOICEMODE_WHISPER_MODEL",
         "tiny.en",
@@ -196,6 +210,15 @@ class Settings:
         int_in(1, 10),
         "Beam width of the embedded Whisper server: 5 is a little more exact; 1 (greedy) answers ~40 ms "
         "sooner for a 4 s answer.",
+        daemon_wide=True,
+    )
+    device: str = setting(
+        "VOICEMODE_DEVICE",
+        "auto",
+        one_of("auto", "cpu", "cuda"),
+        "Where Whisper, Kokoro and the end-of-turn model run: auto (a CUDA GPU when one is found, else "
+        "the CPU), cpu, or cuda (falls back to the CPU, with the reason in the log and `voicemodectl "
+        "doctor`, when there is none).",
         daemon_wide=True,
     )
     whisper_backend: str = setting(
@@ -532,6 +555,7 @@ ENDPOINT_KEYS: frozenset[str] = frozenset(
         "LIVEKIT_URL",
         "VOICEMODE_MCP_CAN_CHANGE_ENDPOINTS",
         "VOICEMODE_SERVICE_HOST",
+        "VOICEMODE_WEB_HOST",
         "VOICEMODE_WHISPER_SERVER_PATH",
         "VOICEMODE_WHISPER_MODEL_PATH",
         "VOICEMODE_KOKORO_FASTAPI_DIR",

@@ -33,6 +33,8 @@ class Spoken:
     voice: str = ""
     model: str = ""
     mapping: str = ""
+    warnings: tuple[str, ...] = ()
+    """What the listener should know about the voice (another than usual, and why)."""
     ttfa: float = 0.0
     generation: float = 0.0
     playback: float = 0.0
@@ -57,6 +59,7 @@ class Spoken:
             voice=info.voice,
             model=info.model,
             mapping="; ".join(info.notes),
+            warnings=info.warnings,
         )
 
 
@@ -68,6 +71,8 @@ class Heard:
     text: str = ""
     speech_seconds: float = 0.0
     stt_provider: str = ""
+    language: str = ""
+    """The answer's language: the one asked for, else the one the STT endpoint detected."""
     recording: str = ""
     warnings: tuple[str, ...] = ()
     """What could not be written (the recording)."""
@@ -89,9 +94,11 @@ class TurnResult:
     voice_mapping: str = ""
     recording_path: str = ""
     speech_seconds: float = 0.0
+    language: str = ""
+    """The answer's language (ISO 639): the one asked for, else the one detected; "" unknown."""
     timings: Timings = field(default_factory=Timings)
     warnings: tuple[str, ...] = ()
-    """What could not be written (the recording, the journal line): the turn succeeded without it."""
+    """What the turn succeeded without: the usual voice, the recording, the journal line."""
 
     @classmethod
     def of(
@@ -129,6 +136,7 @@ class TurnResult:
             voice_mapping=said.mapping,
             recording_path=kept or answer.recording,
             speech_seconds=answer.speech_seconds,
+            language=answer.language,
             timings=Timings(
                 queue_wait=queue_wait,
                 ttfa=said.ttfa,
@@ -140,7 +148,7 @@ class TurnResult:
                 endpoint_delay=answer.endpoint_delay,
                 total=total,
             ),
-            warnings=answer.warnings,
+            warnings=(*said.warnings, *answer.warnings),
         )
 
     def to_proto(self) -> conversation_pb2.TurnResult:
@@ -157,6 +165,7 @@ class TurnResult:
             speech_seconds=self.speech_seconds,
             voice_mapping=self.voice_mapping,
             warnings=self.warnings,
+            language=self.language,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -167,8 +176,9 @@ class TurnResult:
             "voice": self.voice,
             "tts_provider": self.tts_provider,
             "stt_provider": self.stt_provider,
+            "language": self.language,
             "recording": self.recording_path,
-            "warnings": "; ".join(self.warnings),  # what could not be written (full disk)
+            "warnings": "; ".join(self.warnings),  # another voice, what could not be written (full disk)
             "timings": plain(self.timings),
         }
         return {k: v for k, v in out.items() if v not in ("", None, {})}

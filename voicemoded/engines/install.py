@@ -291,13 +291,19 @@ class ModelStore:
         self.state_path = state_path
 
     def in_use(self) -> dict[str, str]:
-        chosen = dict(self.catalog.default_models)
+        """The model per kind: the one chosen with ``use``, else the catalog's default."""
+        return {**self.catalog.default_models, **self.chosen()}
+
+    def chosen(self) -> dict[str, str]:
+        """Only what was chosen with ``use``: a kind missing here follows the settings
+        (``VOICEMODE_WHISPER_MODEL``), then the catalog's default."""
         try:
             saved = json.loads(self.state_path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             saved = {}
-        chosen.update({k: v for k, v in saved.items() if isinstance(v, str) and v in self.catalog.models})
-        return chosen
+        if not isinstance(saved, dict):
+            return {}
+        return {k: v for k, v in saved.items() if isinstance(v, str) and v in self.catalog.models}
 
     def info(self, spec: ModelSpec) -> ModelInfo:
         return ModelInfo(
@@ -357,8 +363,7 @@ class ModelStore:
             raise FailedPrecondition(
                 f"{spec.name} is not installed", hint=f"run `voicemodectl models install {spec.name}` first"
             )
-        chosen = self.in_use()
-        chosen[spec.kind] = spec.name
+        chosen = {**self.chosen(), spec.kind: spec.name}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(chosen, indent=2) + "\n")

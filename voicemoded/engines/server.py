@@ -27,6 +27,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voicemoded.api.errors import ErrorCode, VoicemodeError
 from voicemoded.engines.access import AccessPolicy, TokenFileError, is_loopback_address, read_token
@@ -143,6 +144,19 @@ def create_app(host: EngineHost, *, on_load_failure: Callable[[], None]) -> Fast
         kind = "invalid_request_error" if status < 500 else "server_error"
         param = exc.fields.get("param") or exc.fields.get("field")
         return ApiError(status, str(exc), type=kind, param=param).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Unknown routes and methods answer as OpenAI does, so its SDKs raise their NotFoundError.
+        if exc.status_code in (404, 405):
+            message = f"Invalid URL ({request.method} {request.url.path})"
+        else:
+            message = str(exc.detail)
+        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        response = ApiError(exc.status_code, message, type=kind).response()
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -46,7 +46,9 @@ _ABBREVIATIONS = frozenset(
         "dec",
     ]
 )
-_END = re.compile(r"([.!?…]+[\"')\]]*)(\s+|$)|(\n\s*\n|\n)")
+_END = re.compile(r"([.!?…]+[\"')\]]*)(\s+|$)|([\u3002\uff01\uff1f]+[\u300d\u300f\uff09]*)\s*|(\n\s*\n|\n)")
+"""A sentence end: Latin marks followed by a space (not "3.5"), the CJK full stop, exclamation and
+question marks (no space follows them, a closing bracket may), or a line break."""
 _CLAUSE = re.compile(r"(?<=[,;:—])\s+")
 
 MAX_SENTENCE_CHARS = 300
@@ -58,7 +60,8 @@ def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[str]
     sentences: list[str] = []
     start = 0
     for match in _END.finditer(text):
-        end = match.end(1) if match.group(1) else match.start()
+        mark = 1 if match.group(1) else 3 if match.group(3) else 0
+        end = match.end(mark) if mark else match.start()
         if match.group(1) and _is_abbreviation(text, match.start(1)):
             continue
         piece = text[start:end].strip()
@@ -104,3 +107,23 @@ def _cut_long(sentence: str, max_chars: int) -> list[str]:
         if piece:
             out.append(piece)
     return out
+
+
+_SCRIPTS = (
+    (re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]"), "ja"),  # hiragana, katakana
+    (re.compile(r"[\uac00-\ud7af\u1100-\u11ff]"), "ko"),  # hangul
+    (re.compile(r"[\u4e00-\u9fff]"), "zh"),  # han without kana: Chinese
+    (re.compile(r"[\u0400-\u04ff]"), "ru"),
+    (re.compile(r"[\u0370-\u03ff]"), "el"),
+)
+
+
+def script_language(text: str) -> str:
+    """The language a text's script gives away (``ja`` for kana, ``ko`` for hangul, …), or "".
+
+    Latin script is written in too many languages to tell, so it gives "": the caller's language decides.
+    """
+    for pattern, language in _SCRIPTS:
+        if pattern.search(text):
+            return language
+    return ""

@@ -80,7 +80,11 @@ def to_verbose(transcript: Transcript) -> dict[str, Any]:
 
 
 def render(transcript: Transcript, response_format: str) -> Response:
-    """The HTTP response for ``response_format`` (already validated against :data:`RESPONSE_FORMATS`)."""
+    """The HTTP response for ``response_format`` (already validated against :data:`RESPONSE_FORMATS`).
+
+    ``json`` carries the language heard (asked for, or detected) beside the text, as ``verbose_json``
+    does: an extra field OpenAI's clients ignore, which the daemon reports with the turn.
+    """
     if response_format == "text":
         return PlainTextResponse(transcript.text)
     if response_format == "srt":
@@ -89,7 +93,8 @@ def render(transcript: Transcript, response_format: str) -> Response:
         return PlainTextResponse(to_vtt(transcript), media_type="text/vtt")
     if response_format == "verbose_json":
         return JSONResponse(to_verbose(transcript))
-    return JSONResponse({"text": transcript.text, **confidence(transcript)})
+    language = {"language": transcript.language} if transcript.language else {}
+    return JSONResponse({"text": transcript.text, **language, **confidence(transcript)})
 
 
 def confidence(transcript: Transcript) -> dict[str, float]:

@@ -4,8 +4,10 @@ The text is cut into sentences; the first is synthesized before the response sta
 still an honest HTTP error, and the first bytes leave as soon as one sentence exists), and each next
 sentence is synthesized while the previous one is being sent. Every format leaves at 24 kHz mono, the
 rate OpenAI's ``pcm`` uses, resampled through soxr from whatever the voice produces; ``X-Sample-Rate``
-says so. An unknown voice, format, model or speed is a 400 that lists what is valid: mapping OpenAI's
-voice names onto local ones is the daemon's choice to make and report, not something to guess here.
+says so. OpenAI's voice names and Kokoro-FastAPI's are mapped onto this engine's voices by the table in
+:mod:`~voicemoded.engines.voice_names` (the one the daemon maps with), and ``X-Voice`` names the voice
+that spoke; any other unknown voice, and an unknown format, model or speed, is a 400 that lists what is
+valid.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from voicemoded.audio.format import AudioFormat
 from voicemoded.audio.resample import Resampler
 from voicemoded.engines.server import ApiError, EngineHost, create_app
 from voicemoded.engines.text import split_sentences
+from voicemoded.engines.voice_names import engine_voice
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +45,10 @@ class Voice:
     id: str
     name: str
     language: str
+    """The language the voice speaks by default (``en-us``)."""
     gender: str = ""
+    languages: tuple[str, ...] = ()
+    """Every language it speaks, ``language`` first; empty: ``language`` alone."""
 
 
 class Synthesizer(Protocol):
@@ -72,15 +78,25 @@ class SpeechRequest(BaseModel):
 
 
 def resolve_voice(synth: Synthesizer, requested: str | None) -> str:
-    """The voice id for ``requested`` (an id or a display name, any case); 400 naming the valid ones."""
+    """The voice id for ``requested`` (an id, a display name in any case, or an OpenAI or Kokoro-FastAPI
+    name); 400 naming the valid ones."""
     if not requested:
         return synth.default_voice
     wanted = requested.strip().lower()
     for voice in synth.voices:
         if wanted in (voice.id.lower(), voice.name.lower()):
             return voice.id
+    genders = {v.id: v.gender[:1] for v in synth.voices if v.gender}
+    mapped = engine_voice(wanted, [v.id for v in synth.voices], genders, synth.default_voice)
+    if mapped is not None:
+        log.info("tts.voice_mapped", engine=synth.name, requested=requested, voice=mapped[0])
+        return mapped[0]
     valid = ", ".join(v.id for v in synth.voices)
-    raise ApiError(400, f"unknown voice {requested!r}; valid voices: {valid}", param="voice")
+    raise ApiError(
+        400,
+        f"unknown voice {requested!r}; valid voices: {valid} (and OpenAI's names, such as alloy or nova)",
+        param="voice",
+    )
 
 
 def validate(synth: Synthesizer, request: SpeechRequest) -> tuple[str, list[str]]:
@@ -164,7 +180,7 @@ def build_tts_app(synth: Synthesizer, on_load_failure: Callable[[], None]) -> Fa
         return {
             "voices": [v.id for v in synth.voices],
             "default": synth.default_voice,
-            "data": [asdict(v) for v in synth.voices],
+            "data": [{**asdict(v), "languages": list(v.languages or (v.language,))} for v in synth.voices],
         }
 
     @app.post("/v1/audio/speech")

@@ -37,6 +37,7 @@ import structlog
 from fastapi import FastAPI, File, Form, UploadFile
 from fastapi.responses import Response
 
+from voicemoded import accelerator
 from voicemoded.audio import codecs
 from voicemoded.audio.format import MAX_RATE, MIN_RATE, SPEECH_FORMAT, AudioFormat, FormatError
 from voicemoded.engines import models
@@ -101,13 +102,17 @@ class WhisperEngine:
 
     name = "whisper"
 
-    def __init__(self, model: str, models_dir: Path, *, beam_size: int = 5, threads: int = 0) -> None:
+    def __init__(
+        self, model: str, models_dir: Path, *, beam_size: int = 5, threads: int = 0, device: str = "auto"
+    ) -> None:
         if model not in models.WHISPER_PACKAGES:
             raise ApiError(400, f"unknown model {model!r}; use one of {', '.join(models.WHISPER_PACKAGES)}")
         self.model = model
         self.models_dir = models_dir
         self.beam_size = beam_size
         self.threads = threads or (os.cpu_count() or 1)
+        self.device = device
+        """VOICEMODE_DEVICE: auto, cpu or cuda (see :mod:`voicemoded.accelerator`)."""
         self._whisper: Any = None
 
     @property
@@ -119,7 +124,7 @@ class WhisperEngine:
 
     def load(self) -> None:
         path = models.whisper_model_path(self.model, self.models_dir)
-        self._whisper = load_model(str(path), self.threads)
+        self._whisper = load_model(str(path), self.threads, self.device)
         # One real decode so the first request does not pay for lazy initialisation.
         noise = np.random.default_rng(0).normal(0, 0.01, SPEECH_FORMAT.rate).astype(np.float32)
         segments, _ = self._whisper.transcribe(noise, beam_size=1, vad_filter=False, language="en")
@@ -270,12 +275,12 @@ def build_app(engine: WhisperEngine, on_load_failure: Callable[[], None]) -> Fas
         if language and language.strip().lower() == "auto":
             language = None  # whisper.cpp clients (VoiceMode among them) send "auto" for "detect it"
         if language and language not in engine.valid_languages():
-            hint = (
-                " (this model is English-only; start the server with --model base)"
-                if engine.english_only
-                else ""
-            )
-            raise ApiError(400, f"unsupported language {language!r}{hint}", param="language")
+            if engine.english_only:
+                message = models.english_only(engine.model, language)
+                raise ApiError(
+                    400, f"{message}; a server started by hand takes --model base", param="language"
+                )
+            raise ApiError(400, f"unsupported language {language!r}", param="language")
         if temperature is not None and not 0.0 <= temperature <= 1.0:
             raise ApiError(400, "temperature must be between 0 and 1", param="temperature")
         pcm_format = _pcm_format(_pcm_rate(file.content_type, file.filename, sample_rate))
@@ -304,10 +309,15 @@ def main(argv: list[str] | None = None) -> int:
         help="5 (the default) is a little more exact; 1 (greedy) answers sooner",
     )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for inference (0 = all cores)")
+    accelerator.add_argument(parser)
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     engine = WhisperEngine(
-        args.model, args.models_dir or default_models_dir(), beam_size=args.beam_size, threads=args.threads
+        args.model,
+        args.models_dir or default_models_dir(),
+        beam_size=args.beam_size,
+        threads=args.threads,
+        device=args.device,
     )
     return serve(
         lambda stop: build_app(engine, stop),

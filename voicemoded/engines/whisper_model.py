@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from voicemoded import accelerator
+
 CONTEXT_MARGIN_S = 1.0
 """Encoder window beyond the clip's own length (whole seconds; 30 s is Whisper's full window)."""
 CONTEXT_MIN_S = 10.0
@@ -126,10 +128,14 @@ class _MeteredGenerator:
         return results
 
 
-def load_model(path: str, threads: int) -> Any:
+def load_model(path: str, threads: int, device: str = "auto") -> Any:
     """faster-whisper's model, encoding only :func:`context_frames` of each padded 30 s window while
     ``short_window`` is set (``shortened`` then tells the window it used; None: the full one), and
-    decoding within ``budget`` when one is set."""
+    decoding within ``budget`` when one is set.
+
+    ``device`` is VOICEMODE_DEVICE: the model loads on CUDA when CTranslate2 finds it, and on the CPU
+    otherwise or when loading on the GPU fails (missing cuBLAS/cuDNN); ``placement`` says which, and why.
+    """
     from faster_whisper import WhisperModel
     from faster_whisper.feature_extractor import FeatureExtractor
 
@@ -146,9 +152,11 @@ def load_model(path: str, threads: int) -> Any:
     class ShortContextWhisper(WhisperModel):
         short_window = False
         shortened: int | None = None
+        placement: accelerator.Placement | None = None
 
-        def __init__(self) -> None:
-            super().__init__(path, device="cpu", compute_type="int8", cpu_threads=threads)
+        def __init__(self, on: str) -> None:
+            compute = accelerator.whisper_compute_type(on)
+            super().__init__(path, device=on, compute_type=compute, cpu_threads=threads)
             self.feature_extractor = MeasuringExtractor(**self.feat_kwargs)
             self.metered = _MeteredGenerator(self.model)
             self.model: Any = self.metered
@@ -184,4 +192,14 @@ def load_model(path: str, threads: int) -> Any:
                     features = np.ascontiguousarray(features[..., : self.shortened])
             return super().encode(features)
 
-    return ShortContextWhisper()
+    placement = accelerator.for_ctranslate2(device)
+    try:
+        model = ShortContextWhisper(placement.device)
+    except (RuntimeError, ValueError) as exc:
+        if placement.device == "cpu":
+            raise
+        placement = placement.on_cpu(f"CTranslate2 could not load the model on CUDA: {exc}")
+        model = ShortContextWhisper("cpu")
+    placement.log("whisper")
+    model.placement = placement
+    return model

@@ -22,6 +22,7 @@ from voicemoded.app.tools import ToolInfo
 from voicemoded.config import Caller
 from voicemoded.livekit.rooms import JoinToken, Participant, Room
 from voicemoded.providers import EndpointStatus
+from voicemoded.providers.voices import describe_voice
 from voicemoded.render import plain
 
 #: ``progress(done, total, message)``; a no-op when the MCP client asked for no progress.
@@ -163,10 +164,19 @@ class DaemonBackend:
         return {"endpoints": [endpoint_summary(s) for s in statuses]}
 
     async def voices(self, caller: Caller) -> JSON:
+        """Each endpoint's voices by name, and in ``voice_info`` with their languages and gender."""
         voices = self._app.providers.voices(caller)
         return {
             "preferred": list(voices.preferred),
-            "endpoints": [{"url": s.url, "name": s.name, "voices": list(s.voices)} for s in voices.endpoints],
+            "endpoints": [
+                {
+                    "url": s.url,
+                    "name": s.name,
+                    "voices": list(s.voices),
+                    "voice_info": [describe_voice(v, s.voice_genders, s.voice_languages) for v in s.voices],
+                }
+                for s in voices.endpoints
+            ],
         }
 
     async def devices(self) -> JSON:

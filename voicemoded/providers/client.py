@@ -346,7 +346,9 @@ class EndpointClient:
         text = getattr(result, "text", None)
         if not isinstance(text, str):
             raise AttemptError(f"answered without a transcript ({type(result).__name__})")
-        return Heard(text, _number(result, "avg_logprob"), _number(result, "no_speech_prob"))
+        return Heard(
+            text, _number(result, "avg_logprob"), _number(result, "no_speech_prob"), _language(result)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +359,14 @@ class Heard:
     text: str
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
+    language: str = ""
+    """The language Whisper heard (our engines add it to ``json``; OpenAI's ``json`` does not)."""
+
+
+def _language(result: object) -> str:
+    """The extra ``language`` field of the SDK's response model, when it is a plausible language code."""
+    value = getattr(result, "language", None) or (getattr(result, "model_extra", None) or {}).get("language")
+    return value.lower() if isinstance(value, str) and 2 <= len(value) <= 3 and value.isalpha() else ""
 
 
 def _number(result: object, name: str) -> float | None:

@@ -121,6 +121,8 @@ class EndpointState:
     """Discovered voices; None when the endpoint cannot list them."""
     voice_genders: Mapping[str, str] = field(default_factory=dict)
     """``f``/``m`` per voice where the endpoint published it (used to map voices by gender)."""
+    voice_languages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Languages per voice where the endpoint published them (``en-us``; to pick a voice by language)."""
     engine: Engine = Engine.UNKNOWN
     discovered_at: float | None = None
     """When discovery last started (monotonic); None: never, or asked to rediscover."""
@@ -149,6 +151,8 @@ class EndpointState:
             models=self.models or (),
             voices=self.voices or (),
             in_flight=self.in_flight,
+            voice_genders=dict(self.voice_genders),
+            voice_languages=dict(self.voice_languages),
         )
 
 
@@ -163,6 +167,7 @@ class StateChange(TypedDict, total=False):
     models: tuple[str, ...] | None
     voices: tuple[str, ...] | None
     voice_genders: Mapping[str, str]
+    voice_languages: Mapping[str, tuple[str, ...]]
     engine: Engine
     discovered_at: float | None
     in_flight: int
@@ -192,6 +197,10 @@ class EndpointStatus:
     models: tuple[str, ...] = field(default=())
     voices: tuple[str, ...] = field(default=())
     in_flight: int = 0
+    voice_genders: Mapping[str, str] = field(default_factory=dict)
+    """``f``/``m`` per voice, as the endpoint published it."""
+    voice_languages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """The languages of each voice, as the endpoint published them."""
 
     @property
     def available(self) -> bool:

@@ -20,6 +20,7 @@ import structlog
 
 from voicemoded.api.errors import InvalidArgument, Unavailable, VoicemodeError
 from voicemoded.audio.format import AudioChunk, AudioFormat
+from voicemoded.engines.text import script_language
 from voicemoded.events import EventBus
 from voicemoded.providers.attempts import Attempts
 from voicemoded.providers.client import AttemptError, EndpointClient
@@ -62,6 +63,8 @@ class SpeechInfo:
     """Human-readable mappings (``af_sky is not offered here; closest female voice is nova``)."""
     failed_over: tuple[tuple[str, str], ...] = ()
     """(endpoint URL, reason) for each endpoint passed over before this one."""
+    warnings: tuple[str, ...] = ()
+    """What the caller should know about this speech: another voice than usual, and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,8 @@ class Transcription:
     avg_logprob: float | None = None
     """Whisper's confidence, when the endpoint reports it (see :class:`~voicemoded.providers.client.Heard`)."""
     no_speech_prob: float | None = None
+    language: str = ""
+    """The language of the speech: the one asked for, else the one the endpoint detected ("" unknown)."""
 
 
 def pcm_to_wav(chunk: AudioChunk) -> bytes:
@@ -166,8 +171,12 @@ class Speech:
         provider: str | None = None,
         speed: float | None = None,
         instructions: str | None = None,
+        language: str | None = None,
     ) -> AsyncGenerator[SpeechInfo | AudioChunk, None]:
         """Yield a :class:`SpeechInfo`, then 24 kHz mono s16le :class:`AudioChunk` s as they arrive.
+
+        ``language`` (ISO 639) with no ``voice`` picks a voice of that language where one exists; the
+        info's warnings say so when none does.
 
         Consume it inside ``contextlib.aclosing`` (or ``aclose()`` it) when stopping early, so the
         connection is released at once rather than when the generator is collected.
@@ -175,6 +184,9 @@ class Speech:
         if not text or not text.strip():
             raise InvalidArgument("no text to speak", hint="pass the text to synthesize")
         check_speed(speed)
+        check_language(language)
+        # A text in kana or hangul says its language more surely than the caller's setting does.
+        language = script_language(text) or language
         voice = voice.strip() if voice and voice.strip() else None
         model = model.strip() if model and model.strip() else None
         states = self.registry.select("tts", provider)
@@ -186,6 +198,7 @@ class Speech:
             instructions=instructions,
             preferred_voices=self.settings.voices,
             preferred_models=self.settings.tts_models,
+            language=language or None,
         )
         attempts = Attempts("tts", plan, self.health)
         for attempt in attempts:
@@ -206,7 +219,7 @@ class Speech:
                         now = time.monotonic()
                         if not attempt.succeeded:
                             attempt.succeed()
-                            yield self._info(cand, attempts.failed_over)
+                            yield self._info(plan, cand, attempts.failed_over)
                         yield AudioChunk(pcm, TTS_FORMAT, now)
                     return
             except AttemptError as err:  # only once audio was delivered: before, the walk moves on
@@ -231,7 +244,7 @@ class Speech:
         started = time.monotonic()
         check_language(language)
         data, filename = audio_upload(audio)
-        plan = await self._stt_plan(model, provider)
+        plan = await self._stt_plan(model, provider, language)
         attempts = Attempts("stt", plan, self.health)
         for attempt in attempts:
             with attempt:
@@ -249,6 +262,7 @@ class Speech:
                     text=heard.text.strip(),
                     avg_logprob=heard.avg_logprob,
                     no_speech_prob=heard.no_speech_prob,
+                    language=language or heard.language,
                     endpoint=attempt.state.snapshot(),
                     model=attempt.candidate.model,
                     elapsed=time.monotonic() - started,
@@ -272,15 +286,16 @@ class Speech:
         ready = [c.state for c in plan.candidates if c.state.breaker.ready()]
         return (ready[0] if ready else plan.candidates[0].state).endpoint.local
 
-    async def _stt_plan(self, model: str | None, provider: str | None) -> Plan:
+    async def _stt_plan(self, model: str | None, provider: str | None, language: str | None = None) -> Plan:
         model = model.strip() if model and model.strip() else None
         states = self.registry.select("stt", provider)
         await self.registry.ensure_discovered(states)
         stt_models = (self.settings.stt_model,) if self.settings.stt_model else ()
-        return plan_stt(states, model=model, preferred_models=stt_models)
+        return plan_stt(states, model=model, preferred_models=stt_models, language=language)
 
-    def _info(self, cand: Candidate, failed_over: tuple[tuple[str, str], ...]) -> SpeechInfo:
+    def _info(self, plan: Plan, cand: Candidate, failed_over: tuple[tuple[str, str], ...]) -> SpeechInfo:
         assert cand.voice is not None
+        warnings = tuple(w for w in (plan.language_warning, plan.voice_warning(cand)) if w)
         return SpeechInfo(
             endpoint=cand.state.snapshot(),
             voice=cand.voice.voice,
@@ -289,4 +304,5 @@ class Speech:
             format=TTS_FORMAT,
             notes=cand.notes,
             failed_over=failed_over,
+            warnings=warnings,
         )

@@ -5,6 +5,11 @@ honour removes that endpoint with a reason; if that removes every endpoint, the 
 endpoints unavailable) and the error names what is on offer. Ordering is priority first (user, local,
 cloud; user URLs in the order the person listed them), then how well the voice fits, then health, then
 load, so equal endpoints (two local children offering the same voice) share the work.
+
+Load never changes the voice: a person hearing a woman on one call and a man on the next hears two
+assistants. So within a priority a synthesis goes first to the endpoints that speak the plan's voice (the
+voice the best endpoint would use), balanced among themselves, and to another voice only when none of
+them is healthy; the speech then carries a warning that says so.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from voicemoded.api.errors import FailedPrecondition, InvalidArgument
+from voicemoded.engines import models as whisper_models
+from voicemoded.engines.voice_names import languages_of, speaks
 from voicemoded.providers.endpoint import EndpointState, Engine, Health, Kind
-from voicemoded.providers.voices import VoiceChoice, choose_model, choose_voice
+from voicemoded.providers.voices import OPENAI_STT_MODELS, VoiceChoice, choose_model, choose_voice
 
 #: Unknown counts as healthy: a fresh endpoint must get its turn in the rotation.
 _HEALTH_RANK = {Health.HEALTHY: 0, Health.UNKNOWN: 0, Health.UNHEALTHY: 1}
@@ -31,12 +38,21 @@ class Candidate:
     model: str
     voice: VoiceChoice | None = None
     notes: tuple[str, ...] = ()
+    speaks_language: bool = True
+    """The voice speaks the language the request asked for (True when none was asked)."""
 
-    def sort_key(self) -> tuple[int, int, int, int, int, int]:
+    def preference(self) -> tuple[int, int, int, int]:
+        """Where the endpoint stands regardless of its health and load."""
+        ep = self.state.endpoint
+        return (not self.speaks_language, ep.priority, ep.order, self.voice.rank if self.voice else 0)
+
+    def sort_key(self) -> tuple[int, int, int, int, int, int, int]:
         s = self.state
-        rank = self.voice.rank if self.voice else 0
-        ep = s.endpoint
-        return (ep.priority, ep.order, rank, _HEALTH_RANK[s.health], s.in_flight, s.served)
+        return (*self.preference(), _HEALTH_RANK[s.health], s.in_flight, s.served)
+
+    @property
+    def healthy(self) -> bool:
+        return self.state.health is not Health.UNHEALTHY
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +60,62 @@ class Plan:
     candidates: tuple[Candidate, ...]
     skipped: tuple[tuple[EndpointState, str], ...]
     """Endpoints left out because they cannot honour an explicit parameter, with the reason."""
+    voice: str = ""
+    """TTS: the voice the request gets when every endpoint is well (the best endpoint's voice)."""
+    language_warning: str = ""
+    """TTS: no voice speaks the language asked for; names the languages that can be spoken."""
+
+    def voice_warning(self, served: Candidate) -> str:
+        """Why ``served`` speaks another voice than the plan's, naming what became of the plan's; "" if not."""
+        if served.voice is None or not self.voice or served.voice.voice == self.voice:
+            return ""
+        down = [c.state for c in self.candidates if c.voice is not None and c.voice.voice == self.voice]
+        why = "; ".join(f"{s.endpoint.name}: {s.last_error or s.health.value}" for s in down)
+        return (
+            f"voice {self.voice} is unavailable ({why or 'its endpoints failed'}); "
+            f"spoke with {served.voice.voice} on {served.state.endpoint.name} instead"
+        )
+
+
+def order_by_voice(candidates: Sequence[Candidate]) -> tuple[tuple[Candidate, ...], str]:
+    """The candidates in trying order and the plan's voice: one voice first, other voices only after it.
+
+    The plan's voice is the one the best endpoint (by priority, order and voice fit) speaks, among those
+    that listed their voices (one that cannot list them is sent a guess). When none of its endpoints is
+    healthy, the first healthy endpoint's voice leads instead. Priority still comes first (a URL the
+    person named is tried before any local child); within it the leading voice's endpoints come first,
+    balanced by load, and other voices follow in a fixed order, so even a failover lands on the same
+    voice every time.
+    """
+    preferred = sorted(candidates, key=Candidate.preference)
+    known = [c for c in preferred if c.state.voices is not None] or preferred
+    voice_of = [_voice(c) for c in preferred]
+    planned = _voice(known[0])
+    healthy = [_voice(c) for c in known if c.healthy]
+    lead = planned if planned in healthy or not healthy else healthy[0]
+    first_seen = {v: i for i, v in reversed(list(enumerate(voice_of)))}
+
+    def key(c: Candidate) -> tuple[int, ...]:
+        language_miss, priority, order, rank = c.preference()
+        s = c.state
+        voice = _voice(c)
+        return (
+            language_miss,
+            priority,
+            order,
+            voice != lead,
+            rank,
+            _HEALTH_RANK[s.health],
+            first_seen[voice],
+            s.in_flight,
+            s.served,
+        )
+
+    return tuple(sorted(preferred, key=key)), planned
+
+
+def _voice(candidate: Candidate) -> str:
+    return candidate.voice.voice if candidate.voice else ""
 
 
 def _listing(values: Sequence[str], limit: int = 12) -> str:
@@ -84,13 +156,17 @@ def plan_tts(
     instructions: str | None,
     preferred_voices: tuple[str, ...],
     preferred_models: tuple[str, ...],
+    language: str | None = None,
 ) -> Plan:
+    """``language`` (ISO 639) with no ``voice``: endpoints with a voice of that language go first."""
     _require_endpoints("tts", states)
     candidates: list[Candidate] = []
     skipped: list[tuple[EndpointState, str]] = []
     voice_misses = model_misses = 0
     for state in states:
-        choice = choose_voice(voice, preferred_voices, state.voices, state.voice_genders)
+        native = _voices_speaking(state, language) if language and not voice else None
+        offered = native or state.voices
+        choice = choose_voice(voice, preferred_voices, offered, state.voice_genders)
         if choice is None:
             voice_misses += 1
             skipped.append((state, f"voice {voice!r} not offered (has {_listing(state.voices or ())})"))
@@ -121,10 +197,36 @@ def plan_tts(
             skipped.append((state, f"model {model!r} does not take instructions"))
             continue
         notes = tuple(n for n in (choice.note if choice.mapped else "", picked[1]) if n)
-        candidates.append(Candidate(state, picked[0], choice, notes))
+        candidates.append(
+            Candidate(state, picked[0], choice, notes, speaks_language=native is None or bool(native))
+        )
     if not candidates:
         raise _invalid_tts(states, skipped, voice, model, voice_misses, model_misses)
-    return Plan(tuple(sorted(candidates, key=Candidate.sort_key)), tuple(skipped))
+    ordered, planned = order_by_voice(candidates)
+    return Plan(ordered, tuple(skipped), planned, _no_voice_speaks(language, ordered))
+
+
+def _voices_speaking(state: EndpointState, language: str) -> tuple[str, ...]:
+    """The voices of ``state`` that speak ``language``; every voice of OpenAI's (they speak them all)."""
+    if state.engine is Engine.OPENAI:
+        return state.voices or ()
+    published = state.voice_languages
+    return tuple(v for v in state.voices or () if speaks(language, languages_of(v, published)))
+
+
+def _no_voice_speaks(language: str | None, candidates: Sequence[Candidate]) -> str:
+    if not language or any(c.speaks_language for c in candidates):
+        return ""
+    spoken = sorted(
+        {
+            lang
+            for c in candidates
+            for v in c.state.voices or ()
+            for lang in languages_of(v, c.state.voice_languages)
+        }
+    )
+    can = f"the voices here speak {', '.join(spoken)}" if spoken else "no voice here says its language"
+    return f"no TTS voice speaks {language!r}; {can}"
 
 
 def _invalid_tts(
@@ -151,19 +253,50 @@ def _invalid_tts(
     )
 
 
+def english_only_model(state: EndpointState, model: str) -> str:
+    """The English-only model ``model`` stands for at this endpoint ("" when it is multilingual).
+
+    Whisper's ``*.en`` models hear English only; ``whisper-1`` at a server whose own models are all
+    ``*.en`` (ours with tiny.en) is one of them too. Nothing else is known to be English-only.
+    """
+    if state.engine is Engine.OPENAI:
+        return ""
+    if model.endswith(".en"):
+        return model
+    own = [m for m in state.models or () if m not in OPENAI_STT_MODELS]
+    return own[0] if own and all(m.endswith(".en") for m in own) else ""
+
+
 def plan_stt(
-    states: Sequence[EndpointState], *, model: str | None, preferred_models: tuple[str, ...]
+    states: Sequence[EndpointState],
+    *,
+    model: str | None,
+    preferred_models: tuple[str, ...],
+    language: str | None = None,
 ) -> Plan:
     _require_endpoints("stt", states)
     candidates: list[Candidate] = []
     skipped: list[tuple[EndpointState, str]] = []
+    english_only: list[str] = []
     for state in states:
         prefer = "whisper-1" if state.engine is Engine.OPENAI else None
         picked = choose_model(model, preferred_models, state.models, fallback="whisper-1", prefer=prefer)
         if picked is None:
             skipped.append((state, f"model {model!r} not offered (has {_listing(state.models or ())})"))
             continue
+        if language and language != "en" and (only := english_only_model(state, picked[0])):
+            english_only.append(only)
+            skipped.append((state, whisper_models.english_only(only, language)))
+            continue
         candidates.append(Candidate(state, picked[0], None, (picked[1],) if picked[1] else ()))
+    if not candidates and english_only and language:
+        multilingual = whisper_models.MULTILINGUAL_WHISPER_MODEL
+        raise InvalidArgument(
+            whisper_models.english_only(english_only[0], language),
+            hint=f"run 'voicemodectl models use {multilingual}' (the Whisper service restarts with it),"
+            " or leave the language unset to transcribe English",
+            fields={"language": language, "model": english_only[0]},
+        )
     if not candidates:
         known = sorted({m for s in states for m in (s.models or ())})
         raise InvalidArgument(

@@ -74,6 +74,20 @@ def parse_genders(document: Any) -> dict[str, str]:
     return genders
 
 
+def parse_languages(document: Any) -> dict[str, tuple[str, ...]]:
+    """Voice languages from ``{"data": [{"id", "language", "languages"}]}`` (our engines publish them)."""
+    items = document.get("data") if isinstance(document, dict) else None
+    languages: dict[str, tuple[str, ...]] = {}
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            listed = item.get("languages")
+            named = [*(listed if isinstance(listed, list) else ()), item.get("language")]
+            found = [n.lower().replace("_", "-") for n in named if isinstance(n, str) and 2 <= len(n) <= 16]
+            if found:
+                languages[item["id"]] = tuple(dict.fromkeys(found))
+    return languages
+
+
 def guess_engine(state: EndpointState) -> Engine:
     """Name the engine behind an endpoint from what it told us, so ``provider=kokoro`` can find it."""
     ep = state.endpoint
@@ -230,7 +244,12 @@ class Registry:
             if ep.kind == "tts" and state.engine is not Engine.OPENAI:
                 status, document = await self._client.get_json(ep, f"{ep.url}/audio/voices", timeout)
                 if status < 400:
-                    update_state(state, voices=parse_voices(document), voice_genders=parse_genders(document))
+                    update_state(
+                        state,
+                        voices=parse_voices(document),
+                        voice_genders=parse_genders(document),
+                        voice_languages=parse_languages(document),
+                    )
         except AttemptError as exc:
             log.info("providers.discovery_failed", endpoint=ep.url, reason=exc.reason)
             if self._on_error is not None and not exc.rejected:

@@ -5,32 +5,41 @@ rather than failing or silently speaking in some voice, we map by what the names
 ``<lang><gender>_<name>`` scheme, OpenAI's published voices) and report the substitution. Voices whose
 names say nothing about them (Piper's ``en_US-joe-medium``) are only used when the person did not ask
 for a specific voice.
+
+The names and the mapping rules live in :mod:`voicemoded.engines.voice_names`, which our engines use
+too, so a name means the same voice whichever side maps it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-#: OpenAI's built-in TTS voices and the gender they are usually heard as (None: neutral).
-OPENAI_VOICES: dict[str, str | None] = {
-    "alloy": None,
-    "ash": "m",
-    "ballad": "m",
-    "coral": "f",
-    "echo": "m",
-    "fable": "m",
-    "onyx": "m",
-    "nova": "f",
-    "sage": "f",
-    "shimmer": "f",
-    "verse": "m",
-    "marin": "f",
-    "cedar": "m",
-}
-#: The voice a gender maps to on OpenAI when nothing closer matches.
-OPENAI_DEFAULT_BY_GENDER = {"f": "nova", "m": "onyx"}
+from voicemoded.engines.voice_names import (
+    OPENAI_DEFAULT_BY_GENDER,
+    OPENAI_VOICES,
+    gender_of,
+    is_kokoro_voice,
+    languages_of,
+    map_voice,
+)
+
+__all__ = [
+    "FALLBACK_VOICE",
+    "INSTRUCTION_MODELS",
+    "OPENAI_DEFAULT_BY_GENDER",
+    "OPENAI_STT_MODELS",
+    "OPENAI_TTS_MODELS",
+    "OPENAI_VOICES",
+    "VoiceChoice",
+    "choose_model",
+    "choose_voice",
+    "describe_voice",
+    "gender_of",
+    "is_kokoro_voice",
+    "map_voice",
+]
+
 #: Voice sent to an endpoint that cannot list its voices when nothing was asked for (every
 #: OpenAI-compatible server we know accepts it).
 FALLBACK_VOICE = "alloy"
@@ -39,21 +48,19 @@ OPENAI_STT_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
 #: Models that take ``instructions`` (tone, accent); older ones ignore them, so we refuse rather than drop.
 INSTRUCTION_MODELS = ("gpt-4o-mini-tts",)
 
-_KOKORO = re.compile(r"^(?P<lang>[a-z])(?P<gender>[fm])_(?P<name>[a-z0-9]+)$")
+
+_GENDER_NAMES = {"f": "female", "m": "male"}
 
 
-def gender_of(voice: str, genders: Mapping[str, str] | None = None) -> str | None:
-    """``f``/``m`` when the name tells (Kokoro scheme, an OpenAI voice) or the endpoint said so."""
-    match = _KOKORO.match(voice)
-    if match:
-        return match["gender"]
-    if voice in OPENAI_VOICES:
-        return OPENAI_VOICES[voice]
-    return (genders or {}).get(voice)
-
-
-def is_kokoro_voice(voice: str) -> bool:
-    return _KOKORO.match(voice) is not None
+def describe_voice(
+    voice: str, genders: Mapping[str, str], languages: Mapping[str, tuple[str, ...]]
+) -> dict[str, object]:
+    """A voice as a person picking one wants it: its languages and gender, where anything tells them."""
+    return {
+        "voice": voice,
+        "languages": list(languages_of(voice, languages)),
+        "gender": _GENDER_NAMES.get(gender_of(voice, genders) or "", ""),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,40 +77,6 @@ class VoiceChoice:
     @property
     def mapped(self) -> bool:
         return bool(self.requested) and self.voice != self.requested
-
-
-def map_voice(
-    requested: str, offered: tuple[str, ...], genders: Mapping[str, str] | None = None
-) -> tuple[str, str] | None:
-    """The closest voice among ``offered`` to ``requested``, with the reason; None when nothing is close.
-
-    ``genders`` is what the endpoint published about its voices (our engines list ``gender``), which
-    lets ``am_adam`` land on Piper's male Joe while ``af_sky`` is refused there.
-    """
-    if requested in offered:
-        return requested, ""
-    # OpenAI name asked of a Kokoro server that ships the same-named voice (nova -> af_nova).
-    for voice in offered:
-        match = _KOKORO.match(voice)
-        if match and match["name"] == requested and requested in OPENAI_VOICES:
-            return voice, f"{requested} is called {voice} here"
-    gender = gender_of(requested)
-    if requested not in OPENAI_VOICES and not is_kokoro_voice(requested):
-        return None
-    same_gender = [v for v in offered if gender is None or gender_of(v, genders) == gender]
-    if gender is None:
-        same_gender = [v for v in same_gender if gender_of(v, genders) is not None]
-    if not same_gender:
-        return None
-    preferred = OPENAI_DEFAULT_BY_GENDER.get(gender or "f")
-    if preferred in same_gender:
-        best = preferred
-    else:
-        lang = requested[0] if is_kokoro_voice(requested) else "a"
-        same_lang = [v for v in same_gender if v.startswith(lang) and is_kokoro_voice(v)]
-        best = (same_lang or same_gender)[0]
-    label = {"f": "female ", "m": "male "}.get(gender or "", "")
-    return best, f"{requested} is not offered here; closest {label}voice is {best}"
 
 
 def choose_voice(

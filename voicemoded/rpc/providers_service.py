@@ -40,7 +40,7 @@ def synthesis_info(info: SpeechInfo) -> providers_pb2.SynthesisInfo:
         provider_name=info.endpoint.name,
         voice=info.voice,
         model=info.model,
-        mapping="; ".join(info.notes),
+        mapping="; ".join((*info.notes, *info.warnings)),
         audio_format=common_pb2.AudioFormat(rate=fmt.rate, width=fmt.width, channels=fmt.channels),
         format="pcm",
     )

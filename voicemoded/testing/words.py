@@ -63,3 +63,34 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
         prev = cur
     return prev[-1] / len(ref)
+
+
+def character_error_rate(reference: str, hypothesis: str) -> float:
+    """Edits per reference character, punctuation and spaces left out: the error rate of a language
+    written without spaces between words (Japanese, Chinese)."""
+    ref, hyp = (re.sub(r"[\W_]+", "", t) for t in (reference, hypothesis))
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, start=1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, start=1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1] / len(ref)
+
+
+def japanese_reading(text: str) -> str:
+    """The text as it is read, in katakana: Whisper writes 駅 or えき for the same word, as people do."""
+    import pyopenjtalk  # comes with the Japanese reader of the Kokoro engine (pyopenjtalk-plus)
+
+    return str(pyopenjtalk.g2p(text, kana=True))
+
+
+def error_rate(language: str, reference: str, hypothesis: str) -> float:
+    """Word error rate; for Japanese the character error rate of the readings."""
+    if language == "ja":
+        return character_error_rate(japanese_reading(reference), japanese_reading(hypothesis))
+    if language == "zh":
+        return character_error_rate(reference, hypothesis)
+    return word_error_rate(reference, hypothesis)

@@ -27,6 +27,12 @@ def whisper(engines_tmp: Path) -> Iterator[EngineProcess]:
 
 
 @pytest.fixture(scope="package")
+def whisper_base(engines_tmp: Path) -> Iterator[EngineProcess]:
+    """The multilingual Whisper base model (assembled from its two part packages on first use)."""
+    yield from running_engine("whisper", engines_tmp / "base-model", "--model", "base")
+
+
+@pytest.fixture(scope="package")
 def piper(engines_tmp: Path) -> Iterator[EngineProcess]:
     yield from running_engine("piper", engines_tmp)
 

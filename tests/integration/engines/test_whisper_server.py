@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from tests.integration.engines.conftest import transcribe
 from voicemoded.audio import codecs
 from voicemoded.audio.format import AudioFormat
-from voicemoded.testing.engines import EngineProcess, running_engine
+from voicemoded.testing.engines import EngineProcess
 from voicemoded.testing.words import word_error_rate
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
@@ -161,11 +160,6 @@ def test_undecodable_upload_is_400(whisper: EngineProcess) -> None:
     response = transcribe(whisper, b"definitely not audio" * 50, "clip.mp3", "audio/mpeg")
     assert response.status_code == 400
     assert "decode" in response.json()["error"]["message"]
-
-
-@pytest.fixture(scope="module")
-def whisper_base(engines_tmp: Path) -> Iterator[EngineProcess]:
-    yield from running_engine("whisper", engines_tmp / "base-model", "--model", "base")
 
 
 def test_base_model_is_selectable(

@@ -34,6 +34,7 @@ RESULT = TurnResult(
     voice_mapping="af_sky is not offered here; closest female voice is nova",
     recording_path="/audio/20261124-031502-1a2b.wav",
     speech_seconds=1.25,
+    language="en",
     timings=TIMINGS,
     warnings=("could not write the recording", "could not write the turn's journal line"),
 )
@@ -79,6 +80,7 @@ def test_turn_result_to_proto_field_by_field() -> None:
     assert msg.voice_mapping == "af_sky is not offered here; closest female voice is nova"
     assert msg.recording_path == "/audio/20261124-031502-1a2b.wav"
     assert msg.speech_seconds == 1.25
+    assert msg.language == "en"
     assert timings_of(msg.timings) == TIMINGS
     assert list(msg.warnings) == ["could not write the recording", "could not write the turn's journal line"]
     # Nothing in the message is left unset: a field added to the proto needs a line above.
@@ -92,6 +94,7 @@ def test_turn_result_summary_is_what_an_assistant_reads() -> None:
         "voice": "joe",
         "tts_provider": "http://127.0.0.1:8881/v1",
         "stt_provider": "http://127.0.0.1:2022/v1",
+        "language": "en",
         "recording": "/audio/20261124-031502-1a2b.wav",
         "warnings": "could not write the recording; could not write the turn's journal line",
         "timings": {

@@ -189,3 +189,15 @@ async def test_model_install_and_remove_for_real(tmp_path: Path) -> None:
     finally:
         if not models.missing_packages([dist]):
             await installer.pip_uninstall([dist], None, subject="cleanup")
+
+
+def test_only_what_was_chosen_overrides_the_settings(tmp_path: Path) -> None:
+    """The daemon starts Whisper with the model chosen by ``models use``, else VOICEMODE_WHISPER_MODEL:
+    the catalog's default must not stand in for a choice nobody made."""
+    state = tmp_path / "models.json"
+    store = ModelStore(Installer(), tmp_path / "models", state)
+    assert store.chosen() == {} and store.in_use()["stt"] == "tiny.en"
+    store.use("base")
+    assert store.chosen() == {"stt": "base"} and json.loads(state.read_text()) == {"stt": "base"}
+    state.write_text("[]")
+    assert store.chosen() == {}

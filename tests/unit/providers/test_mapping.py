@@ -90,7 +90,9 @@ def test_plan_orders_by_priority_then_voice_fit_then_health() -> None:
         preferred_voices=("af_sky", "alloy"),
         preferred_models=("tts-1",),
     )
-    assert [c.state.endpoint.name for c in plan.candidates] == ["user", "sky", "kokoro", "piper", "openai"]
+    # Piper speaks the planned voice (the user endpoint's Joe), so a failover keeps it; the others
+    # follow by priority, then voice fit, then health.
+    assert [c.state.endpoint.name for c in plan.candidates] == ["user", "piper", "sky", "kokoro", "openai"]
     assert plan.candidates[-1].voice.voice == "alloy"
 
 
