@@ -18,6 +18,10 @@ The figures, each timed from the person's side with the same definition for both
 Each figure also has the daemon's own account beside it (``TurnTimings.ttfa``, ``endpoint_delay``).
 Median and p90 of N rounds per transport, and the room's median over the local one.
 
+Then N messages through the room from a second daemon whose speech is a chirp (its only TTS endpoint): the
+first and last 30 ms the person heard, found in the chirp by cross-correlation, say how much of the
+message's start and end never reached them.
+
 Run: .venv/bin/python benchmarks/livekit_turn.py [--rounds 5] [--verbose]
 """
 
@@ -28,6 +32,7 @@ import asyncio
 import concurrent.futures
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +40,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -48,202 +52,111 @@ from voicemoded.api.client import Client, ClientError, TurnOptions
 from voicemoded.api.v1 import services_pb2
 from voicemoded.audio.format import AudioFormat
 from voicemoded.testing.demo import start_daemon, synthesize
-from voicemoded.testing.livekit import LiveKitServer, absent_reason, running_livekit, server_binary
+from voicemoded.testing.livekit import (
+    ChirpEndpoint,
+    LiveKitServer,
+    Person,
+    absent_reason,
+    running_livekit,
+    server_binary,
+    where_in_chirp,
+)
 from voicemoded.testing.ports import free_port
 from voicemoded.testing.rig import VirtualAudioRig
 
 ROOM = "bench-room"
-RATE = 48_000
-"""The participant's rate both ways: WebRTC's own, so the SDK resamples nothing."""
-FRAME = 480
-"""10 ms frames, the unit WebRTC works in."""
 FLOOR = 16
 """A received frame whose peak is above this is sounding (the decoder's silence reaches a few units)."""
 MAX_GAP = 0.3
 """Quiet inside the message shorter than this is part of it, as for the ears of conversation_turn.py."""
 HUSH_AFTER = 20.0
 """The participant stops sending silence after this long if the turn never ends."""
+CHIRP_S = 1.0
+"""The chirp spoken into the room to find which part of a message the person misses."""
 
 
 @dataclass(frozen=True)
 class Answer:
-    """The person's answer: Piper's PCM for the local microphone and its 48 kHz copy for the room."""
+    """The person's answer: Piper's PCM, spoken into the local microphone and into the room alike."""
 
     pcm: bytes
     format: AudioFormat
-    room: np.ndarray
     tail: float
-    """Seconds of the room copy after its last loud sample."""
+    """Seconds after its last loud sample."""
     seconds: float
     """The answer's own length: first to last non-zero sample, as an ear would widen it."""
 
     @classmethod
     def of(cls, pcm: bytes, rate: int) -> Answer:
-        import soxr
-
         samples = np.frombuffer(pcm, dtype="<i2")
-        room = soxr.resample(samples, rate, RATE).astype(np.int16)
-        loud = np.flatnonzero(np.abs(room.astype(np.int32)) > LOUD)
-        tail = (len(room) - int(loud[-1]) - 1) / RATE
+        loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > LOUD)
+        tail = (len(samples) - int(loud[-1]) - 1) / rate
         nonzero = np.flatnonzero(samples)
         seconds = (int(nonzero[-1]) - int(nonzero[0]) + 1) / rate
-        return cls(pcm, AudioFormat(rate, 2, 1), room, tail, seconds)
+        return cls(pcm, AudioFormat(rate, 2, 1), tail, seconds)
 
 
-@dataclass(frozen=True)
-class Heard:
-    """One frame as the participant received it: its arrival (wall time), peak and length in seconds."""
+def heard_message(person: Person, since: float, until: float) -> Sound | None:
+    """The message as the person heard it: the first loud stretch after ``since`` (quiet under
+    ``MAX_GAP`` inside), widened through the sounding frames around it.
 
-    at: float
-    peak: int
-    seconds: float
-    track: str
-    """The assistant's track it came on (a new one each turn)."""
+    Its start is when the first sounding frame began (its arrival less its length); its length is
+    counted in samples, so jitter in the frames' arrival does not stretch or shrink it.
+    """
+    frames = person.frames(since, until)
+    first_loud = next((f for f in frames if f.peak > LOUD), None)
+    if first_loud is None:
+        return None
+    frames = [f for f in frames if f.track == first_loud.track]
+    loud = [i for i, f in enumerate(frames) if f.peak > LOUD]
+    first = last = loud[0]
+    for i in loud[1:]:
+        if frames[i].at - frames[last].at > MAX_GAP:
+            break
+        last = i
+    begin, end = first, last
+    while begin > 0 and frames[begin - 1].peak > FLOOR:
+        begin -= 1
+    while end + 1 < len(frames) and frames[end + 1].peak > FLOOR:
+        end += 1
 
+    def length(a: int, b: int) -> float:
+        return sum(f.seconds for f in frames[a:b])
 
-class Participant:
-    """The person in the room: hears every track the assistant publishes, answers into its own."""
-
-    def __init__(self, server: LiveKitServer, room: str, identity: str = "person") -> None:
-        from livekit import rtc
-
-        self.server, self.room_name, self.identity = server, room, identity
-        self.room = rtc.Room()
-        self.source = rtc.AudioSource(RATE, 1)
-        self.frames: list[Heard] = []
-        self._lock = threading.Lock()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-
-    async def __aenter__(self) -> Participant:
-        from livekit import api, rtc
-
-        grants = api.VideoGrants(room_join=True, room=self.room_name)
-        token = (
-            api.AccessToken(self.server.api_key, self.server.api_secret)
-            .with_identity(self.identity)
-            .with_grants(grants)
-            .to_jwt()
-        )
-        self.room.on("track_subscribed", self._subscribed)
-        self.room.on("track_unsubscribed", self._unsubscribed)
-        await self.room.connect(self.server.url, token)
-        track = rtc.LocalAudioTrack.create_audio_track("mic", self.source)
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        await self.room.local_participant.publish_track(track, options)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        await self.room.disconnect()
-        await self.source.aclose()
-
-    def _subscribed(self, track: Any, *_: object) -> None:
-        self._tasks[track.sid] = asyncio.create_task(self._hear(track))
-
-    def _unsubscribed(self, track: Any, *_: object) -> None:
-        """The assistant left: its stream would go on yielding decoded silence."""
-        task = self._tasks.pop(track.sid, None)
-        if task is not None:
-            task.cancel()
-
-    async def _hear(self, track: Any) -> None:
-        """Every frame of one track of the assistant, with its arrival time."""
-        from livekit import rtc
-
-        async for event in rtc.AudioStream(track, sample_rate=RATE, num_channels=1):
-            frame = event.frame
-            samples = np.frombuffer(frame.data, dtype=np.int16)
-            heard = Heard(time.time(), int(np.abs(samples.astype(np.int32)).max(initial=0)),
-                          frame.samples_per_channel / RATE, track.sid)  # fmt: skip
-            with self._lock:
-                self.frames.append(heard)
-
-    async def say(self, answer: Answer, hush: threading.Event) -> float:
-        """Send the answer, then silence until ``hush``; the wall time the last loud sample left.
-
-        The source queues ahead of real time, so the answer has left when its queue has played out;
-        after it the person's microphone keeps sending silence, as a real one does.
-        """
-        from livekit import rtc
-
-        samples = answer.room
-        for at in range(0, len(samples), FRAME):
-            frame = samples[at : at + FRAME]
-            if len(frame) < FRAME:
-                frame = np.concatenate([frame, np.zeros(FRAME - len(frame), dtype=np.int16)])
-            await self.source.capture_frame(rtc.AudioFrame(frame.tobytes(), RATE, 1, FRAME))
-        await self.source.wait_for_playout()
-        voice_end = time.time() - answer.tail - (-len(samples) % FRAME) / RATE
-        silence = rtc.AudioFrame(bytes(FRAME * 2), RATE, 1, FRAME)
-        deadline = time.monotonic() + HUSH_AFTER
-        while not hush.is_set() and time.monotonic() < deadline:
-            await self.source.capture_frame(silence)
-        self.source.clear_queue()
-        return voice_end
-
-    def heard(self, since: float, until: float) -> Sound | None:
-        """The message as the participant heard it: the first loud stretch after ``since`` (quiet under
-        ``MAX_GAP`` inside), widened through the sounding frames around it.
-
-        Its start is when the first sounding frame began (its arrival less its length); its length is
-        counted in samples, so jitter in the frames' arrival does not stretch or shrink it.
-        """
-        with self._lock:
-            frames = [f for f in self.frames if since <= f.at <= until]
-        first_loud = next((f for f in frames if f.peak > LOUD), None)
-        if first_loud is None:
-            return None
-        frames = [f for f in frames if f.track == first_loud.track]
-        loud = [i for i, f in enumerate(frames) if f.peak > LOUD]
-        first = last = loud[0]
-        for i in loud[1:]:
-            if frames[i].at - frames[last].at > MAX_GAP:
-                break
-            last = i
-        begin, end = first, last
-        while begin > 0 and frames[begin - 1].peak > FLOOR:
-            begin -= 1
-        while end + 1 < len(frames) and frames[end + 1].peak > FLOOR:
-            end += 1
-
-        def length(a: int, b: int) -> float:
-            return sum(f.seconds for f in frames[a:b])
-
-        start = frames[begin].at - frames[begin].seconds
-        return Sound(start, start + length(begin, first), start + length(begin, last + 1),
-                     start + length(begin, end + 1))  # fmt: skip
+    start = frames[begin].at - frames[begin].seconds
+    return Sound(start, start + length(begin, first), start + length(begin, last + 1),
+                 start + length(begin, end + 1))  # fmt: skip
 
 
 def room_turn(
-    client: Client, person: Participant, loop: asyncio.AbstractEventLoop, answer: Answer, verbose: bool
+    client: Client, person: Person, loop: asyncio.AbstractEventLoop, answer: Answer, verbose: bool
 ) -> Turn:
     """One turn through the room, timed by the participant; run in a thread beside the room's loop."""
     turn, result = Turn(), None
     hush = threading.Event()
     answering: concurrent.futures.Future[float] | None = None
     options = TurnOptions(listen_duration_max=LISTEN_MAX, transport="livekit", room=ROOM)
-    called = time.time()
+    called = time.monotonic()
     try:
         for event in client.converse(QUESTION, options):
             kind = KIND.get(event.kind, "?")
             if kind == "listening" and answering is None:
-                answering = asyncio.run_coroutine_threadsafe(person.say(answer, hush), loop)
+                speech = person.say(answer.pcm, answer.format.rate, silence_s=HUSH_AFTER, hush=hush.is_set)
+                answering = asyncio.run_coroutine_threadsafe(speech, loop)
             elif kind == "done":
                 result = event.result
     except ClientError as exc:
         turn.notes.append(f"error: {exc}")
-    returned = time.time()
+    returned = time.monotonic()
     hush.set()
-    voice_end = answering.result(HUSH_AFTER + 30) if answering is not None else None
+    voice_end = answering.result(HUSH_AFTER + 30) - answer.tail if answering is not None else None
     if result is None:
         turn.notes.append("no result")
         return turn
     turn.text = result.text
     t = result.timings
     turn.self_ttfa, turn.self_endpoint = t.ttfa, t.endpoint_delay
-    message = person.heard(called, returned)
+    message = heard_message(person, called, returned)
     if message is None:
         turn.notes.append("the participant heard no message")
         return turn
@@ -255,8 +168,8 @@ def room_turn(
     turn.overhead = (returned - called) - message.seconds - answer.seconds
     if verbose:
         turn.notes.append(
-            f"message heard {message.seconds:.3f} s (loud {message.loud_end - message.loud_start:.3f}), "
-            f"own playback {t.playback:.3f} s, stt {t.stt:.3f} s, end {result.end_reason}"
+            f"message heard {message.seconds:.3f} s (loud {message.loud_end - message.loud_start:.3f}) "
+            f"of {t.playback:.3f} s played, stt {t.stt:.3f} s, end {result.end_reason}"
         )
     return turn
 
@@ -269,20 +182,43 @@ def local_turn(client: Client, bench: Bench) -> Turn:
         return Turn(notes=[f"error: {exc}"])
 
 
+def chirp_turn(chirper: Client, person: Person) -> tuple[float, float] | str:
+    """One message of the chirp daemon in the room: how much of its start and of its end the person did
+    not hear (or why nothing could be told)."""
+    try:
+        for _ in chirper.speak("a chirp", TurnOptions(transport="livekit", room=ROOM)):
+            pass
+    except ClientError as exc:
+        return f"error: {exc}"
+    time.sleep(0.3)  # whatever is still on its way
+    try:
+        start, end = where_in_chirp(person.last_track(), CHIRP_S)
+    except AssertionError as exc:
+        return str(exc)
+    return start, CHIRP_S - end
+
+
 async def rounds(
-    client: Client, bench: Bench, server: LiveKitServer, answer: Answer, count: int, verbose: bool
-) -> tuple[list[Turn], list[Turn]]:
-    """One uncounted warm-up turn per transport, then ``count`` rounds, local and room in turn."""
+    client: Client,
+    bench: Bench,
+    server: LiveKitServer,
+    answer: Answer,
+    chirper: Client,
+    args: argparse.Namespace,
+) -> tuple[list[Turn], list[Turn], list[tuple[float, float] | str]]:
+    """One uncounted warm-up turn per transport, then ``count`` rounds, local and room in turn; then
+    ``count`` chirps of the chirp daemon through the room."""
     loop = asyncio.get_running_loop()
     local: list[Turn] = []
     room: list[Turn] = []
-    async with Participant(server, ROOM) as person:
+    async with Person.joining(server, ROOM) as person:
         await asyncio.to_thread(local_turn, client, bench)
-        await asyncio.to_thread(room_turn, client, person, loop, answer, verbose)
-        for _ in range(count):
+        await asyncio.to_thread(room_turn, client, person, loop, answer, args.verbose)
+        for _ in range(args.rounds):
             local.append(await asyncio.to_thread(local_turn, client, bench))
-            room.append(await asyncio.to_thread(room_turn, client, person, loop, answer, verbose))
-    return local, room
+            room.append(await asyncio.to_thread(room_turn, client, person, loop, answer, args.verbose))
+        clips = [await asyncio.to_thread(chirp_turn, chirper, person) for _ in range(args.rounds)]
+    return local, room, clips
 
 
 def stats(values: list[float | None]) -> tuple[float, float] | None:
@@ -294,6 +230,19 @@ def stats(values: list[float | None]) -> tuple[float, float] | None:
 
 def ms(value: float | None) -> str:
     return f"{value * 1000:7.0f}" if value is not None else "      -"
+
+
+def report_clips(clips: list[tuple[float, float] | str]) -> None:
+    """How much of a message the person missed in the room, from the chirps."""
+    got = [c for c in clips if not isinstance(c, str)]
+    print(f"\n{len(clips)} chirps of {CHIRP_S:g} s through the room; ms the person did not hear")
+    for label, values in (("start", [c[0] for c in got]), ("end", [c[1] for c in got])):
+        if values:
+            each = " ".join(f"{v * 1000:.0f}" for v in values)
+            print(f"  missing at the {label:5s}  median {np.median(values) * 1000:5.0f}  max {max(values) * 1000:5.0f}"
+                  f"  ({each})")  # fmt: skip
+    for problem in (c for c in clips if isinstance(c, str)):
+        print(f"  {problem}")
 
 
 def report(local: list[Turn], room: list[Turn]) -> None:
@@ -329,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="vm-lk-bench-"))
     (root / "home").mkdir()
     rig = VirtualAudioRig(root / "audio").start()
-    proc = None
+    chirp = ChirpEndpoint(tone_seconds=CHIRP_S)
+    procs: list[subprocess.Popen[bytes]] = []
     ears: list[Ear] = []
     try:
         with running_livekit(root / "livekit") as server:
@@ -342,6 +292,14 @@ def run(args: argparse.Namespace) -> int:
                 **rig.env,
             )  # fmt: skip
             proc, client = start_daemon(root, env, "livekit-bench")
+            procs.append(proc)
+            # A second daemon, whose only speech endpoint is the chirp, in the same room.
+            (root / "chirp").mkdir()
+            chirps = dict(env, VOICEMODE_BASE_DIR=str(root / "chirp" / "state"), VOICEMODE_AUTOSTART_SERVICES="",
+                          VOICEMODE_WHISPER_PORT=str(free_port()), VOICEMODE_PIPER_PORT=str(free_port()),
+                          **chirp.env())  # fmt: skip
+            chirp_proc, chirper = start_daemon(root / "chirp", chirps, "livekit-bench-chirp")
+            procs.append(chirp_proc)
             for name in ("whisper", "piper"):
                 request = services_pb2.ServiceRequest(name=name)
                 client.call(client.supervisor.StartService, request, timeout=300)
@@ -353,17 +311,21 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"livekit-server {server.url}; answer {answer.seconds:.2f} s; {args.rounds} rounds per transport"
             )
-            local, room = asyncio.run(rounds(client, bench, server, answer, args.rounds, args.verbose))
+            local, room, clips = asyncio.run(rounds(client, bench, server, answer, chirper, args))
             report(local, room)
+            report_clips(clips)
             client.close()
+            chirper.close()
         return 0
     finally:
         for ear in ears:
             ear.close()
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            proc.wait(20)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(20)
         rig.stop()
+        chirp.close()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 

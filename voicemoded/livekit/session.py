@@ -5,6 +5,10 @@ The converse loop plays into :class:`RoomSpeaker` and subscribes to :class:`Room
 does with the local devices, so endpointing, end of turn, STT, the spool and the journal run unchanged.
 The room microphone delivers a steady clock of 16 kHz audio: while the person sends nothing (no track yet,
 muted) it delivers silence, so the endpointer's silence bounds hold as they do on a real microphone.
+
+The person hears the whole message: its first frame waits (a bounded while) until their client has
+subscribed to the assistant's freshly published track, since the server forwards nothing before that,
+and the assistant leaves the room only once its last frame has had the time to play on their side.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -24,8 +28,6 @@ from voicemoded.audio.playback import BargeIn, PlaybackResult, StopReason
 
 if TYPE_CHECKING:
     from livekit import rtc
-
-    from voicemoded.audio.microphone import Microphone
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +42,12 @@ GAP_S = 0.1
 """No audio from the person for this long is filled with silence (the microphone's clock keeps going)."""
 RECONNECT_S = 3.0
 """How long the SDK may try to get a dropped connection back before the turn ends with an error."""
+SUBSCRIBE_WAIT_S = 1.0
+"""How long the first frame waits for the person's client to subscribe to the assistant's new track
+(usually a tenth of a second after joining); a client that never does is logged, not waited for again."""
+LINGER_S = 0.2
+"""How long the assistant stays after its last frame left: the person's client still holds that audio
+in its jitter buffer, and the assistant leaving unsubscribes the track with whatever it held."""
 
 
 def room_lost(room: str, reason: str) -> Unavailable:
@@ -53,9 +61,17 @@ def room_lost(room: str, reason: str) -> Unavailable:
 class RoomSpeaker:
     """Plays a stream of audio into the assistant's published track."""
 
-    def __init__(self, source: rtc.AudioSource, lost: Callable[[], VoicemodeError | None]) -> None:
+    def __init__(
+        self,
+        source: rtc.AudioSource,
+        lost: Callable[[], VoicemodeError | None],
+        heard: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._source = source
         self._lost = lost
+        self._heard = heard
+        self.drained_at: float | None = None
+        """When the last frame of the last completed playback left (monotonic)."""
 
     async def play(
         self,
@@ -86,6 +102,8 @@ class RoomSpeaker:
 
         async def send(pcm: bytes) -> None:
             nonlocal started_at, sent
+            if started_at is None and self._heard is not None:
+                await self._heard()  # what is sent before the person subscribes never reaches them
             samples = len(pcm) // ROOM_FORMAT.width
             await self._source.capture_frame(rtc.AudioFrame(pcm, ROOM_FORMAT.rate, 1, samples))
             sent += len(pcm)
@@ -121,7 +139,8 @@ class RoomSpeaker:
             raise error
         if started_at is None:
             return PlaybackResult("empty")
-        return PlaybackResult(reason, started_at, time.monotonic(), sent / ROOM_FORMAT.bytes_for(1.0))
+        self.drained_at = time.monotonic()
+        return PlaybackResult(reason, started_at, self.drained_at, sent / ROOM_FORMAT.bytes_for(1.0))
 
 
 class RoomMicrophone:
@@ -136,15 +155,14 @@ class RoomMicrophone:
         """While the connection is down no silence is made up."""
 
     async def subscribe(self, maxsize: int = 3000) -> MicSubscription:
-        # The subscription calls back ``_unsubscribe`` on close, which this class provides as the
-        # local microphone does.
-        sub = MicSubscription(cast("Microphone", self), maxsize)
+        sub = MicSubscription(self, maxsize)
         if self._error is not None:
             sub.fail(self._error)
         self._subs.add(sub)
         return sub
 
     async def _unsubscribe(self, sub: MicSubscription) -> None:
+        """A subscription closing (this is a :class:`~voicemoded.audio.microphone.ChunkSource`)."""
         self._subs.discard(sub)
 
     def offer(self, pcm: bytes, fmt: AudioFormat = SPEECH_FORMAT) -> None:
@@ -176,7 +194,9 @@ class RoomSession:
         self.room = rtc.Room()
         self.source = rtc.AudioSource(ROOM_FORMAT.rate, ROOM_FORMAT.channels)
         self.microphone = RoomMicrophone(room)
-        self.speaker = RoomSpeaker(self.source, lambda: self._lost)
+        self.speaker = RoomSpeaker(self.source, lambda: self._lost, self.subscribed)
+        self._publication: rtc.LocalTrackPublication | None = None
+        self._subscription_waited = False
         self.person: str | None = None
         self._lost: VoicemodeError | None = None
         self._present = asyncio.Event()
@@ -212,7 +232,7 @@ class RoomSession:
                 await asyncio.sleep(0.3)
         track = rtc.LocalAudioTrack.create_audio_track("assistant", self.source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        await self.room.local_participant.publish_track(track, options)
+        self._publication = await self.room.local_participant.publish_track(track, options)
         for participant in self.room.remote_participants.values():
             self._joined(participant)
             for publication in participant.track_publications.values():
@@ -233,7 +253,32 @@ class RoomSession:
                 fields={"room": self.name},
             ) from None
 
+    async def subscribed(self) -> None:
+        """Until someone subscribed to the assistant's track, at most ``SUBSCRIBE_WAIT_S`` once a turn.
+
+        The track is published as the turn joins; the person's client subscribes a moment later, and
+        the server forwards nothing to them before that, so a message started at once loses its start.
+        """
+        if self._publication is None or self._subscription_waited:
+            return
+        self._subscription_waited = True
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(SUBSCRIBE_WAIT_S):
+                await self._publication.wait_for_subscription()
+        except TimeoutError:
+            log.warning(
+                "livekit.not_subscribed", room=self.name, person=self.person, waited_s=SUBSCRIBE_WAIT_S
+            )
+            return
+        waited = round((time.monotonic() - started) * 1000)
+        log.debug("livekit.subscribed", room=self.name, person=self.person, waited_ms=waited)
+
     async def aclose(self) -> None:
+        """Leave the room, once the person has had the time to hear the last of the assistant."""
+        drained = self.speaker.drained_at
+        if drained is not None and self._lost is None:
+            await asyncio.sleep(max(0.0, drained + LINGER_S - time.monotonic()))
         if self._giving_up is not None:
             self._giving_up.cancel()
         for task in list(self._tasks):

@@ -23,20 +23,22 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from livekit import api, rtc
+from livekit import api
 
 from voicemoded.livekit.config import CONFIG_FILE_NAME
 from voicemoded.livekit.credentials import KEYS_FILE_NAME, read_keys
+from voicemoded.livekit.session import ASSISTANT
 from voicemoded.testing.daemon import DaemonHandle, daemon_handle
+from voicemoded.testing.endpoint import SpeechEndpoint
 from voicemoded.testing.livekit import (
     LiveKitServer,
+    Person,
     absent_reason,
     free_udp_range,
     running_livekit,
@@ -50,11 +52,8 @@ ROOT = Path(__file__).resolve().parents[3]
 BINARY = server_binary()
 needs_servers = pytest.mark.usefixtures("servers_present")
 
-RATE = 48000
-FRAME = 480
-"""10 ms frames."""
-LOUD = 1000
-"""A frame whose peak passes this is the tone, not silence or comfort noise."""
+TONE_S = 3.0
+"""The daemon's speech: long enough to list the room through both nodes while the assistant speaks."""
 WAIT = 10.0
 
 
@@ -119,10 +118,12 @@ def servers_present() -> None:
 @pytest.fixture(scope="module")
 def cluster(servers_present: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     first, last = free_udp_range()
-    with running_redis(tmp_path_factory.mktemp("redis")) as redis:
+    endpoint = SpeechEndpoint(tone_seconds=TONE_S)
+    with running_redis(tmp_path_factory.mktemp("redis")) as redis, contextlib.closing(endpoint):
         for daemon in daemon_handle():
             daemon.start(
                 {
+                    **endpoint.env(),
                     "VOICEMODE_LIVEKIT_SERVER_PATH": str(BINARY),
                     "VOICEMODE_LIVEKIT_PORT": str(free_port()),
                     "VOICEMODE_LIVEKIT_RTC_PORTS": f"{first}-{last}",
@@ -182,86 +183,18 @@ async def until(check: Callable[[], bool | Awaitable[bool]], what: str, timeout:
 # -- participants -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Participant:
-    """A Python SDK participant; ``heard`` holds who it received non-silent audio from."""
-
-    identity: str
-    room: rtc.Room = field(default_factory=rtc.Room)
-    heard: set[str] = field(default_factory=set)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    async def connect(self, url: str, token: str) -> None:
-        self.room.on("track_subscribed", self._subscribed)
-        await self.room.connect(url, token)
-
-    def _subscribed(self, track: rtc.Track, _pub: object, who: rtc.RemoteParticipant) -> None:
-        self.tasks.append(asyncio.create_task(self._listen(track, who.identity)))
-
-    async def _listen(self, track: rtc.Track, identity: str) -> None:
-        async for event in rtc.AudioStream(track, sample_rate=RATE, num_channels=1):
-            if np.abs(np.frombuffer(event.frame.data, dtype=np.int16)).max() > LOUD:
-                self.heard.add(identity)
-                return
-
-    @property
-    def connected(self) -> bool:
-        return self.room.connection_state == rtc.ConnectionState.CONN_CONNECTED
-
-    async def leave(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.room.disconnect(), 5)
-
-
-@contextlib.asynccontextmanager
-async def joined(identity: str, url: str, token: str) -> AsyncIterator[Participant]:
-    participant = Participant(identity)
-    await participant.connect(url, token)
-    try:
-        yield participant
-    finally:
-        await participant.leave()
-
-
-@contextlib.asynccontextmanager
-async def speaking(participant: Participant) -> AsyncIterator[None]:
-    """``participant`` publishes a 440 Hz tone until the block ends."""
-    source = rtc.AudioSource(RATE, 1)
-    track = rtc.LocalAudioTrack.create_audio_track("voice", source)
-    await participant.room.local_participant.publish_track(track)
-    tone = (np.sin(np.arange(FRAME) * 2 * np.pi * 440 / RATE) * 10000).astype(np.int16)
-
-    async def play() -> None:
-        while True:
-            frame = rtc.AudioFrame.create(RATE, 1, FRAME)
-            np.frombuffer(frame.data, dtype=np.int16)[:] = tone
-            await source.capture_frame(frame)
-
-    player = asyncio.create_task(play())
-    try:
-        yield
-    finally:
-        player.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await player
-
-
 def token_for(daemon: DaemonHandle, room: str, identity: str) -> tuple[str, str]:
     """A join token the daemon mints (``voicemodectl room token``), and the URL it names (node A)."""
     minted = ctl_json(daemon, "room", "token", room, "--identity", identity)
     return str(minted["url"]), str(minted["token"])
 
 
-@contextlib.asynccontextmanager
-async def assistant_joins(daemon: DaemonHandle, room: str) -> AsyncIterator[Participant]:
-    """The assistant in ``room``, through the daemon's LiveKit (node A), speaking.
-
-    Until the daemon joins rooms itself, a participant holding the daemon's token speaks for it.
-    """
-    async with joined("assistant", *token_for(daemon, room, "assistant")) as assistant, speaking(assistant):
-        yield assistant
+async def assistant_speaks(daemon: DaemonHandle, room: str) -> tuple[int, str]:
+    """One ``speak --transport livekit`` turn of the daemon in ``room``: its exit code and output."""
+    done = await asyncio.to_thread(
+        daemon.ctl, "speak", "hello across the nodes", "--transport", "livekit", "--room", room, "--json"
+    )
+    return done.returncode, done.stdout + done.stderr
 
 
 # -- tests ------------------------------------------------------------------------------------------
@@ -289,17 +222,19 @@ async def test_a_person_through_node_b_hears_the_assistant_through_node_a(cluste
     ctl_json(daemon, "room", "create", "across")
     daemons_url, person_token = token_for(daemon, "across", "person")
     assert daemons_url == cluster.a.url
-    async with (
-        joined("person", cluster.b.url, person_token) as person,
-        assistant_joins(daemon, "across") as assistant,
-    ):
-        await until(lambda: "assistant" in person.heard, "the person hears the assistant")
-        both = ["assistant", "person"]
+    async with Person(cluster.b.url, person_token) as person:
+        turn = asyncio.create_task(assistant_speaks(daemon, "across"))
+        await until(lambda: person.heard_from(ASSISTANT), "the person hears the assistant")
+        both = sorted([ASSISTANT, "person"])
         for node in (cluster.a, cluster.b):
             await until(lists(node, "across", both), f"both listed through {node.url}")
         listed = ctl_json(daemon, "room", "participants", "across")["participants"]
         assert sorted(p["identity"] for p in listed) == both
-        assert person.connected and assistant.connected
+        code, output = await asyncio.wait_for(turn, WAIT * 2)
+        assert code == 0, output
+        assert person.connected
+        await person.message_heard()
+    assert TONE_S - 0.2 < person.voiced_seconds() < TONE_S + 0.2, person.voiced_seconds()
     ctl_json(daemon, "room", "delete", "across")
 
 
@@ -326,14 +261,14 @@ async def test_losing_the_node_that_does_not_host_the_room_leaves_its_people_in_
             access = api.AccessToken(host.api_key, host.api_secret)
             return access.with_identity(identity).with_grants(grants).to_jwt()
 
-        async with joined("stays", host.url, token("stays")) as stays:
-            async with joined("moves", lost.url, token("moves")) as moves, speaking(moves):
-                await until(lambda: "moves" in stays.heard, "audio relayed across nodes")
+        async with Person(host.url, token("stays")) as stays:
+            async with Person(lost.url, token("moves")) as moves, moves.sounding():
+                await until(lambda: stays.heard_from("moves"), "audio relayed across nodes")
                 os.killpg(lost.process.pid, signal.SIGKILL)  # gone at once, nothing handed over
                 lost.process.wait(5)
             # Whoever signalled through the lost node joins again through the host, and is heard.
-            async with joined("moved", host.url, token("moved")) as moved, speaking(moved):
-                await until(lambda: "moved" in stays.heard, "audio after the loss")
+            async with Person(host.url, token("moved")) as moved, moved.sounding():
+                await until(lambda: stays.heard_from("moved"), "audio after the loss")
             assert stays.connected
             assert "resilient" in await room_names(host)
             assert "stays" in await identities(host, "resilient")
