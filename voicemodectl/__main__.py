@@ -24,6 +24,7 @@ from voicemodectl import (
     service,
     speech,
     status,
+    web,
 )
 from voicemoded import __version__
 from voicemoded.api import safe_env
@@ -47,6 +48,7 @@ NOUNS = (
     room,
     events,
     doctor,
+    web,
 )
 
 JSON_HELP = "machine-readable output (before or after the command)"

@@ -115,7 +115,7 @@ def build_app(
 
     def specs() -> list[ServiceSpec]:
         current = config.settings
-        out = wiring.service_specs(current, paths, models.in_use())
+        out = wiring.service_specs(current, paths, models.chosen())
         out += wiring.plugin_specs(current, plugins.service_specs())
         for more in more_services:
             out += list(more(current))
@@ -134,7 +134,7 @@ def build_app(
         services=Services(supervisor, installer, models, specs, plugins),
         providers=providers,
         configuration=configuration,
-        statistics=Statistics(journal, daemon),
+        statistics=Statistics(journal, daemon, paths.audio),
         devices=Devices(audio, config),
         daemon=daemon,
         audio=audio,
@@ -214,7 +214,7 @@ def build_audio(
         speech=providers.current,  # read at the start of each turn: a reload swaps the registry
         journal=journal,
         audio_dir=paths.audio,
-        turns=TurnModels(paths.models, events=events),
+        turns=TurnModels(paths.models, events=events, device=settings.device),
         events=events,
         rooms=RoomTransport(lambda: livekit_access(config.settings, paths), events=events),
     )

@@ -52,6 +52,7 @@ def builtin_settings(settings: Settings) -> BuiltinSettings:
         kokoro=service("kokoro", settings.kokoro_port, settings.kokoro_backend, settings.kokoro_fastapi_dir),
         piper=service("piper", settings.piper_port, settings.piper_backend),
         livekit=service("livekit", settings.livekit_port, "external", settings.livekit_server_path),
+        web=dataclasses.replace(service("web", settings.web_port), host=settings.web_host),
         whisper_model_path=_path(settings.whisper_model_path),
         logs=LogSettings(max_bytes=settings.service_log_max_bytes, backups=settings.service_log_backups),
         livekit_cache=cache_folder(settings.livekit_cache),
@@ -101,7 +102,9 @@ def service_specs(settings: Settings, paths: Paths, models_in_use: Mapping[str, 
     """Built-in specs; embedded engines are told where models live and which STT model to load."""
     specs = []
     builtin = builtin_settings(settings)
-    builtin = dataclasses.replace(builtin, livekit_config=livekit_folder(paths) / CONFIG_FILE_NAME)
+    builtin = dataclasses.replace(
+        builtin, livekit_config=livekit_folder(paths) / CONFIG_FILE_NAME, socket=paths.socket
+    )
     if engine_token(settings, paths):
         builtin = dataclasses.replace(builtin, engine_token_file=paths.base / TOKEN_FILE_NAME)
     for spec in builtin_specs(builtin):
@@ -112,6 +115,8 @@ def service_specs(settings: Settings, paths: Paths, models_in_use: Mapping[str, 
             if spec.name == "whisper":
                 extra += ("--model", models_in_use.get("stt") or settings.whisper_model)
                 extra += ("--beam-size", str(settings.whisper_beam_size))
+            if spec.name in ("whisper", "kokoro"):
+                extra += ("--device", settings.device)
             spec = dataclasses.replace(spec, command=(*spec.command, *extra))
         specs.append(spec)
     return specs

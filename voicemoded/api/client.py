@@ -132,6 +132,44 @@ def _from_daemon(error: grpc.RpcError) -> bool:
     return any(key == ERROR_METADATA_KEY for key, _ in metadata or ())
 
 
+class Stream(Iterator[T]):
+    """A server stream's responses, with the client's error translation; the call starts at the first
+    ``next``. ``cancel`` hangs up from any thread: a ``next`` blocked in another thread then ends the
+    iteration, and the daemon sees the call cancelled (a turn stops, a log tail closes)."""
+
+    def __init__(
+        self, client: Client, method: Callable[..., Iterator[T]], request: Any, timeout: float | None
+    ) -> None:
+        self._client, self._method, self._request, self._timeout = client, method, request, timeout
+        self._call: Any = None
+        self._cancelled = False
+
+    def __next__(self) -> T:
+        if self._cancelled:
+            raise StopIteration
+        client = self._client
+        try:
+            if self._call is None:
+                client.check_socket()
+                if not client.socket.exists() and client._ready_timeout() is None:
+                    raise DaemonNotRunning(client.socket)
+                wait = client._ready_timeout() is not None
+                self._call = self._method(self._request, timeout=self._timeout, wait_for_ready=wait)
+                if self._cancelled:  # hung up while the call was being made
+                    self._call.cancel()
+            return next(self._call)
+        except grpc.RpcError as exc:
+            if self._cancelled:
+                raise StopIteration from None
+            raise translate(exc, client.socket) from None
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        call = self._call
+        if call is not None:
+            call.cancel()
+
+
 Scope = Literal["user", "project"]
 Kind = Literal["", "stt", "tts"]
 
@@ -276,16 +314,9 @@ class Client:
 
     def stream(
         self, method: Callable[..., Iterator[T]], request: Any, timeout: float | None = None
-    ) -> Iterator[T]:
+    ) -> Stream[T]:
         """A server-streaming call as an iterator of responses, with the same error translation."""
-        self.check_socket()
-        if not self.socket.exists() and self._ready_timeout() is None:
-            raise DaemonNotRunning(self.socket)
-        wait = self._ready_timeout() is not None
-        try:
-            yield from method(request, timeout=timeout, wait_for_ready=wait)
-        except grpc.RpcError as exc:
-            raise translate(exc, self.socket) from None
+        return Stream(self, method, request, timeout)
 
     def status(self, timeout: float = 5.0) -> daemon_pb2.Status:
         return self.call(self.daemon.GetStatus, daemon_pb2.GetStatusRequest(caller=self.caller()), timeout)
@@ -309,7 +340,7 @@ class Client:
     # --- typed calls: each builds its request (and the caller's context) here, not in a front door ---
     def watch_events(
         self, *, replay: int = 0, subsystems: Sequence[str] = (), timeout: float | None = None
-    ) -> Iterator[common_pb2.Event]:
+    ) -> Stream[common_pb2.Event]:
         request = daemon_pb2.WatchEventsRequest(replay=replay, subsystems=list(subsystems))
         return self.stream(self.daemon.WatchEvents, request, timeout=timeout)
 
@@ -362,9 +393,7 @@ class Client:
         request = services_pb2.SetAutostartRequest(name=name, autostart=autostart)
         return self.call(self.supervisor.SetAutostart, request)
 
-    def tail_logs(
-        self, name: str, *, lines: int = 50, follow: bool = False
-    ) -> Iterator[services_pb2.LogLine]:
+    def tail_logs(self, name: str, *, lines: int = 50, follow: bool = False) -> Stream[services_pb2.LogLine]:
         from voicemoded.api.v1 import services_pb2
 
         request = services_pb2.TailLogsRequest(name=name, lines=lines, follow=follow)
@@ -465,18 +494,18 @@ class Client:
 
     def converse(
         self, message: str, options: TurnOptions = TurnOptions()
-    ) -> Iterator[conversation_pb2.ConverseEvent]:
+    ) -> Stream[conversation_pb2.ConverseEvent]:
         """Speak ``message``, listen for the answer; the events of the turn, the last one ``DONE``."""
         return self.stream(self.conversation.Converse, self._turn_request(message, options))
 
     def speak(
         self, message: str, options: TurnOptions = TurnOptions()
-    ) -> Iterator[conversation_pb2.ConverseEvent]:
+    ) -> Stream[conversation_pb2.ConverseEvent]:
         request = self._turn_request(message, options)
         request.wait_for_response = False
         return self.stream(self.conversation.Speak, request)
 
-    def listen(self, options: TurnOptions = TurnOptions()) -> Iterator[conversation_pb2.ConverseEvent]:
+    def listen(self, options: TurnOptions = TurnOptions()) -> Stream[conversation_pb2.ConverseEvent]:
         request = self._turn_request("", options)
         request.skip_tts = True
         return self.stream(self.conversation.Listen, request)
@@ -503,6 +532,13 @@ class Client:
 
         request = conversation_pb2.GetStatisticsRequest(recent=recent)
         return self.call(self.conversation.GetStatistics, request)
+
+    def recording(self, turn_id: str, timeout: float = 60.0) -> Stream[conversation_pb2.RecordingChunk]:
+        """A kept recording's bytes in chunks; the first names its format, MIME type and size."""
+        from voicemoded.api.v1 import conversation_pb2
+
+        request = conversation_pb2.GetRecordingRequest(turn_id=turn_id)
+        return self.stream(self.conversation.GetRecording, request, timeout=timeout)
 
     def create_room(
         self, name: str, *, empty_timeout: int = 0, max_participants: int = 0

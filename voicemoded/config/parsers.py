@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from voicemoded.loopback import is_loopback_address as is_loopback
-from voicemoded.supervisor.spec import SERVICE_NAME
+from voicemoded.names import SERVICE_NAME
 
 Parser = Callable[[str], Any]
 
@@ -148,7 +148,7 @@ parse_host.__name__ = "host"
 
 #: The services the supervisor knows (``voicemodectl service list``); a name is also a file name under
 #: services/, so nothing else is accepted where a service is named.
-SERVICE_NAMES = ("whisper", "kokoro", "piper", "livekit")
+SERVICE_NAMES = ("whisper", "kokoro", "piper", "livekit", "web")
 
 
 def parse_services(text: str) -> tuple[str, ...]:

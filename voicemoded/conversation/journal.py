@@ -122,6 +122,7 @@ class TurnRecord:
             timings=self.timings.to_proto(),
             end_reason=self.end_reason,
             error=self.error or "",
+            recording_kept=bool(self.recording),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -180,6 +181,10 @@ class Journal:
 
     def recent(self, n: int = 20) -> list[TurnRecord]:
         return list(self._recent)[-n:] if n > 0 else []
+
+    def find(self, turn_id: str) -> TurnRecord | None:
+        """The newest of the recent turns with this id."""
+        return next((r for r in reversed(self._recent) if r.turn_id == turn_id), None)
 
     def summaries(self) -> list[Summary]:
         out = []

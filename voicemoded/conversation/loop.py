@@ -51,6 +51,19 @@ log = structlog.get_logger(__name__)
 
 
 Emit = Callable[[TurnEvent], None]
+Stage = Callable[[str, str], None]
+"""Publishes the turn's stage and its text (a transcript) on the event bus."""
+
+#: Turn events that are also the turn's live stages (``conversation.stage`` events on the bus), by stage.
+STAGES = {
+    "tts_start": "speaking",
+    "playback_end": "spoken",
+    "listening": "listening",
+    "speech_start": "speech_start",
+    "speech_end": "speech_end",
+    "transcript": "transcript",
+    "done": "done",
+}
 
 
 class Playback(Protocol):
@@ -152,6 +165,7 @@ class _Turn:
     queue_wait: float
     outcomes: _Outcomes
     devices: Devices
+    stage: Stage
 
 
 class Conversation:
@@ -198,12 +212,23 @@ class Conversation:
         speech = self._speech()
         t_call = time.monotonic()
         wall_offset = time.time() - t_call
+        turn_id = self.journal.new_turn_id()
+
+        def stage(name: str, text: str = "") -> None:
+            # One call that queues for the bus's watchers: the turn never waits for them.
+            if self._events is not None:
+                self._events.publish(
+                    "conversation.stage", "conversation", f"turn {turn_id}: {name}",
+                    turn_id=turn_id, stage=name, text=text,
+                )  # fmt: skip
 
         def event(kind: str, at: float | None = None, **kw: object) -> None:
             at = time.monotonic() if at is None else at
             emit(TurnEvent(kind, max(0.0, at - t_call), at + wall_offset, **kw))  # type: ignore[arg-type]
+            if (name := STAGES.get(kind)) is not None:
+                result = kw.get("result")
+                stage(name, str(kw.get("text") or (result.text if isinstance(result, TurnResult) else "")))
 
-        turn_id = self.journal.new_turn_id()
         started = time.time()
         meta = {"turn_id": turn_id, "mode": mode, "client": client, "cwd": cwd, "started": f"{started:.3f}"}
         spool = Spool(self.audio_dir / f"{turn_id}.wav", meta={**meta, "message": params.message[:1000]},
@@ -223,7 +248,7 @@ class Conversation:
                 async with self._devices(room, params) as devices:
                     if room:
                         event("progress", detail=f"in LiveKit room {room}")
-                    turn = _Turn(turn_id, params, speech, event, spool, queue_wait, outcomes, devices)
+                    turn = _Turn(turn_id, params, speech, event, spool, queue_wait, outcomes, devices, stage)
                     await self._run(turn)
         except BaseException as exc:
             # Cut short (cancelled, the daemon stopping, a failure) before any transcript existed:
@@ -234,6 +259,7 @@ class Conversation:
                 error = "cancelled" + (f"; what was heard is kept in {kept}" if kept else "")
             elif isinstance(exc, VoicemodeError):
                 error = exc.message
+            stage("error", error or type(exc).__name__)
             raise
         finally:
             result = TurnResult.of(
@@ -306,6 +332,7 @@ class Conversation:
             provider=params.tts_provider or None,
             speed=params.speed,
             instructions=params.tts_instructions or None,
+            language=params.language or None,
         )
 
         async def audio() -> AsyncIterator[AudioChunk]:
@@ -377,6 +404,7 @@ class Conversation:
                 await asyncio.to_thread(turn.spool.discard)
                 return heard
             stt_started = time.monotonic()
+            turn.stage("transcribing", "")
             try:
                 tr = await self._final_transcript(turn, utterance, reusable)
             except VoicemodeError as exc:
@@ -390,7 +418,7 @@ class Conversation:
             if utterance.speech_end is not None:
                 endpoint_delay = time.monotonic() - utterance.speech_end
             heard = dataclasses.replace(heard, text=tr.text.strip(), stt_provider=tr.endpoint.url, stt=stt,
-                                        endpoint_delay=endpoint_delay)  # fmt: skip
+                                        endpoint_delay=endpoint_delay, language=tr.language)  # fmt: skip
             turn.event("transcript", text=heard.text, detail=f"turn ended: {utterance.ended_by}")
             return heard
         except BaseException:

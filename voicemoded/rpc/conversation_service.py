@@ -1,4 +1,4 @@
-"""The Conversation service: spoken turns as event streams, devices, statistics (over
+"""The Conversation service: spoken turns as event streams, devices, statistics and kept recordings (over
 :class:`~voicemoded.app.conversation.Conversations`, :class:`~voicemoded.app.devices.Devices` and
 :class:`~voicemoded.app.statistics.Statistics`)."""
 
@@ -43,6 +43,8 @@ PLAIN = (
     "transport",
     "room",
 )
+#: Bytes per chunk of a recording sent to a caller.
+RECORDING_CHUNK = 256 * 1024
 
 
 def request_params(request: conversation_pb2.ConverseRequest) -> dict[str, Any]:
@@ -98,23 +100,11 @@ class ConversationService(conversation_pb2_grpc.ConversationServicer):
         self, request: conversation_pb2.ListDevicesRequest, context: grpc.aio.ServicerContext
     ) -> conversation_pb2.ListDevicesResponse:
         found = await self._devices.list()
-        response = conversation_pb2.ListDevicesResponse(
-            input_error=found.input_error, output_error=found.output_error
+        return conversation_pb2.ListDevicesResponse(
+            devices=[convert.device(d, found) for d in found.devices],
+            input_error=found.input_error,
+            output_error=found.output_error,
         )
-        for d in found.devices:
-            response.devices.add(
-                index=d.index,
-                name=d.name,
-                max_input_channels=d.max_input_channels,
-                max_output_channels=d.max_output_channels,
-                default_sample_rate=float(d.default_rate),
-                default_input=d.is_default_input,
-                default_output=d.is_default_output,
-                host_api=d.host_api,
-                selected_input=found.selected_input == d.index,
-                selected_output=found.selected_output == d.index,
-            )
-        return response
 
     @unary
     async def GetStatistics(
@@ -130,3 +120,15 @@ class ConversationService(conversation_pb2_grpc.ConversationServicer):
                 for s in report.summaries
             ],
         )
+
+    @streaming
+    async def GetRecording(
+        self, request: conversation_pb2.GetRecordingRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[conversation_pb2.RecordingChunk]:
+        kept = await self._statistics.recording(request.turn_id)
+        data = kept.data
+        yield conversation_pb2.RecordingChunk(
+            format=kept.format, mime_type=kept.mime_type, size=len(data), data=data[:RECORDING_CHUNK]
+        )
+        for start in range(RECORDING_CHUNK, len(data), RECORDING_CHUNK):
+            yield conversation_pb2.RecordingChunk(data=data[start : start + RECORDING_CHUNK])

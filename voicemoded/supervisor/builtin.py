@@ -1,4 +1,5 @@
-"""The services voicemode knows by name: whisper (STT), kokoro and piper (TTS), livekit (rooms).
+"""The services voicemode knows by name: whisper (STT), kokoro and piper (TTS), livekit (rooms), web
+(the browser's front door, ``voicemode-web``).
 
 Each picks a backend: our embedded engine server (``python -m voicemoded.engines.<name>``, an OpenAI-
 compatible server in its own process) or an external program the user already has (whisper.cpp's
@@ -35,6 +36,9 @@ LIVEKIT_OVERRIDES = ("LIVEKIT_*", "NODE_IP", "UDP_PORT", "REDIS_HOST", "REDIS_PA
 
 Backend = Literal["auto", "embedded", "external"]
 FindSpec = Callable[[str], object]
+
+#: What the web door imports; all must be importable for it to count as installed.
+WEB_NEEDS = ("starlette", "uvicorn", "voicemode_web")
 
 #: What each embedded engine imports; all must be importable for the backend to count as installed.
 EMBEDDED_NEEDS: dict[str, tuple[str, ...]] = {
@@ -75,6 +79,10 @@ class BuiltinSettings:
     kokoro: BuiltinService = field(default_factory=lambda: BuiltinService(port=8880, autostart=False))
     piper: BuiltinService = field(default_factory=lambda: BuiltinService(port=8881))
     livekit: BuiltinService = field(default_factory=lambda: BuiltinService(port=7880, autostart=False))
+    web: BuiltinService = field(default_factory=lambda: BuiltinService(port=8790, autostart=False))
+    """The web door; off unless asked for (it opens a port the person's browser uses)."""
+    socket: Path | None = None
+    """The daemon's socket, which the web door talks to; None: the door finds it as voicemodectl does."""
     whisper_model_path: Path | None = None
     """ggml model for an external whisper-server (the embedded engine brings its own)."""
     python: str = sys.executable
@@ -98,7 +106,7 @@ def builtin_specs(
 ) -> list[ServiceSpec]:
     """One spec per built-in service; ``search_path`` overrides PATH for finding external programs."""
     b = _Builder(settings, search_path, find_spec or _find_spec)
-    return [b.whisper(), b.kokoro(), b.piper(), b.livekit()]
+    return [b.whisper(), b.kokoro(), b.piper(), b.livekit(), b.web()]
 
 
 def _find_spec(name: str) -> object:
@@ -264,3 +272,21 @@ class _Builder:
         # livekit-server lets these override its config file (keys, bind, node IP, Redis): the config
         # the daemon wrote is the one that holds.
         return dataclasses.replace(spec, env_drop=LIVEKIT_OVERRIDES)
+
+    def web(self) -> ServiceSpec:
+        svc = self.s.web
+        missing = [mod for mod in WEB_NEEDS if self.find_spec(mod) is None]
+        problem = None
+        if missing:
+            problem = NotInstalled(
+                f"web: the web door is not installed (missing {', '.join(missing)})",
+                hint="pip install 'voicemode[web]'",
+            )
+        command: tuple[str, ...] = (
+            self.s.python, "-m", "voicemode_web", "--host", svc.host, "--port", str(svc.port),
+        )  # fmt: skip
+        if self.s.socket is not None:
+            command += ("--socket", str(self.s.socket))
+        spec = self.spec("web", svc, command, "voicemode-web", HttpProbe("/healthz"), problem)
+        # Off unless the person turned it on: "installed" is not reason enough to open a port.
+        return dataclasses.replace(spec, autostart=bool(svc.autostart))

@@ -6,7 +6,6 @@ the spec it was started with until it is restarted, so a half-applied edit can n
 
 from __future__ import annotations
 
-import re
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,9 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from voicemoded.api.errors import InvalidArgument
-
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-"""What any service's name looks like, a plugin's too: it is also a file name under services/."""
+from voicemoded.names import SERVICE_NAME
 
 
 class RestartPolicy(StrEnum):

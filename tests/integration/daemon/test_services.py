@@ -33,7 +33,7 @@ def ctl_json(daemon: DaemonHandle, *args: str) -> dict:
 def test_service_lifecycle_from_the_cli(daemon_with_ports: DaemonHandle) -> None:
     daemon = daemon_with_ports
     services = {s["name"]: s for s in ctl_json(daemon, "service", "list")["services"]}
-    assert set(services) == {"whisper", "kokoro", "piper", "livekit"}
+    assert set(services) == {"whisper", "kokoro", "piper", "livekit", "web"}
     assert all(s["host"] == "127.0.0.1" for s in services.values()), "servers bind loopback by default"
     assert services["piper"]["state"] == "STOPPED"
 

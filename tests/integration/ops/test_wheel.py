@@ -34,7 +34,9 @@ from voicemoded.testing.ports import free_port
 from voicemoded.testing.rig import VirtualAudioRig
 
 ROOT = Path(__file__).resolve().parents[3]
-PACKAGES = ("voicemoded", "voicemodectl", "voicemode_mcp")
+PACKAGES = ("voicemoded", "voicemodectl", "voicemode_mcp", "voicemode_web")
+#: The web page, built by scripts/setup.sh (not in git), ships in the wheel.
+PAGE = Path("voicemode_web/static")
 SITE = Path(sysconfig.get_paths()["purelib"])
 # What a front-door-only install (`pip install voicemode` without the daemon's extras) brings.
 FRONT_DOOR_DEPS = ("grpc", "google", "typing_extensions.py")
@@ -96,6 +98,7 @@ def built() -> Iterator[Built]:
     root = Path(tempfile.mkdtemp(prefix="vm-whl-"))
     src = root / "src"
     files = source_files()
+    files += [str(f.relative_to(ROOT)) for f in (ROOT / PAGE).rglob("*") if f.is_file() and f.name != ".built"]
     for name in files:
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, src / name)
@@ -132,8 +135,10 @@ def test_every_package_file_is_in_the_wheel(built: Built) -> None:
     entry_points = zipfile.ZipFile(built.wheel).read(
         f"voicemode-{__version__}.dist-info/entry_points.txt"
     ).decode()  # fmt: skip
-    for script in ("voicemoded", "voicemodectl", "voicemode-mcp"):
+    for script in ("voicemoded", "voicemodectl", "voicemode-mcp", "voicemode-web"):
         assert f"{script} = " in entry_points
+    page = {n for n in names if n.startswith(f"{PAGE}/")}
+    assert f"{PAGE}/index.html" in page and f"{PAGE}/assets/main.js" in page, "build the page: scripts/setup.sh"
 
 
 def test_front_doors_need_only_grpcio_and_protobuf(built: Built, daemon: DaemonHandle) -> None:

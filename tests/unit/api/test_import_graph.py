@@ -1,8 +1,8 @@
-"""The front doors' contract is ``voicemoded.api``: neither door reaches into the daemon, by any import.
+"""The front doors' contract is ``voicemoded.api``: no door reaches into the daemon, by any import.
 
 Checked twice: statically, every import statement of every module (those inside functions too, and
-``importlib.import_module`` with a literal name), and at run time, by importing every module of both
-doors in a fresh interpreter and reading ``sys.modules``. The CLI's own modules form no import cycle.
+``importlib.import_module`` with a literal name), and at run time, by importing every module of each
+door in a fresh interpreter and reading ``sys.modules``. The CLI's own modules form no import cycle.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-DOORS = ("voicemodectl", "voicemode_mcp")
+DOORS = ("voicemodectl", "voicemode_mcp", "voicemode_web")
 #: What the doors are allowed of the daemon's package: its version, and the API package.
 ALLOWED = ("voicemoded", "voicemoded._version")
 #: Nothing a front door imports may load these (its start-up time is a feature).
@@ -102,7 +102,7 @@ def test_no_import_statement_of_a_front_door_names_the_daemons_internals() -> No
 def test_importing_every_module_of_both_doors_loads_only_the_api() -> None:
     code = (
         "import importlib, json, pkgutil, sys\n"
-        "for door in ('voicemodectl', 'voicemode_mcp'):\n"
+        f"for door in {DOORS!r}:\n"
         "    package = importlib.import_module(door)\n"
         "    for info in pkgutil.walk_packages(package.__path__, door + '.'):\n"
         "        importlib.import_module(info.name)\n"
@@ -111,7 +111,12 @@ def test_importing_every_module_of_both_doors_loads_only_the_api() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout)
-    assert {"voicemodectl.__main__", "voicemodectl.completion", "voicemode_mcp.tunnel"} <= set(loaded)
+    assert {
+        "voicemodectl.__main__",
+        "voicemodectl.completion",
+        "voicemode_mcp.tunnel",
+        "voicemode_web.api",
+    } <= set(loaded)
     ours = [m for m in loaded if m == "voicemoded" or m.startswith("voicemoded.")]
     assert [m for m in ours if not allowed(m)] == []
     assert [m for m in loaded if m.split(".")[0] in HEAVY] == []

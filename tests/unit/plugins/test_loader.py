@@ -18,7 +18,7 @@ from voicemoded.plugins.loaded import Plugins
 from voicemoded.plugins.loader import load_plugins
 from voicemoded.plugins.report import PluginInfo
 
-BUILTIN_SERVICES = ("whisper", "kokoro", "piper", "livekit")
+BUILTIN_SERVICES = ("whisper", "kokoro", "piper", "livekit", "web")
 BUILTIN_TOOLS = ("converse", "service", "providers", "devices", "config", "statistics")
 MOD = "tests.unit.plugins.samples"
 

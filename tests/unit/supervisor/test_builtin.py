@@ -34,6 +34,7 @@ def test_defaults_use_the_known_ports_on_loopback_and_the_embedded_engines(tmp_p
         "kokoro": ("127.0.0.1", 8880),
         "piper": ("127.0.0.1", 8881),
         "livekit": ("127.0.0.1", 7880),
+        "web": ("127.0.0.1", 8790),
     }
     whisper = specs["whisper"]
     assert whisper.command == (
