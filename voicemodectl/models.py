@@ -29,10 +29,21 @@ def list_cmd(args: argparse.Namespace, client: Client) -> int:
         output.print_json(response)
         return output.OK
     rows = [
-        (m.kind, m.name, m.engine, "yes" if m.installed else "no", "*" if m.in_use else "", m.description)
+        (
+            m.kind,
+            m.name,
+            m.engine,
+            m.language,
+            m.gender,
+            "yes" if m.installed else "no",
+            "*" if m.in_use else "",
+            m.source,
+            m.description,
+        )
         for m in response.models
     ]
-    print(output.table(rows, ["KIND", "NAME", "ENGINE", "INSTALLED", "IN USE", "DESCRIPTION"]))
+    headers = ["KIND", "NAME", "ENGINE", "LANGUAGE", "GENDER", "INSTALLED", "IN USE", "SOURCE", "DESCRIPTION"]
+    print(output.table(rows, headers))
     return output.OK
 
 

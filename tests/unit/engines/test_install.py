@@ -117,7 +117,9 @@ def test_model_store_lists_and_uses(tmp_path: Path) -> None:
     state = tmp_path / "state" / "models.json"
     store = ModelStore(Installer(), tmp_path / "models", state)
     stt = {m.name: m for m in store.list_models("stt")}
-    assert set(stt) == {"tiny.en", "base"}
+    assert set(stt) == {"tiny.en", "base", "base.en", "small.en", "small", "medium.en", "medium"}
+    assert not stt["small.en"].installed and stt["small.en"].source.startswith("hub (not pinned")
+    assert stt["tiny.en"].source == "registry, hub (pinned: size and sha256)"
     assert stt["tiny.en"].in_use and stt["tiny.en"].installed
     tts_in_use = [m.name for m in store.list_models("tts") if m.in_use]
     assert tts_in_use == ["en_US-joe-medium"]

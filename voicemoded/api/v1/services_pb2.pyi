@@ -353,6 +353,9 @@ class ModelInfo(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     PACKAGES_FIELD_NUMBER: _builtins.int
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    GENDER_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """"stt" or "tts"."""
     name: _builtins.str
@@ -362,6 +365,12 @@ class ModelInfo(_message.Message):
     in_use: _builtins.bool
     description: _builtins.str
     size_bytes: _builtins.int
+    language: _builtins.str
+    """What a TTS voice speaks ("en-us", "en-us, ja") or an STT model hears ("en", "multilingual")."""
+    gender: _builtins.str
+    """A voice's: "female", "male"; "" for STT models."""
+    source: _builtins.str
+    """Where it comes from and how a download is checked: "registry", "hub (pinned: size and sha256)"."""
     @_builtins.property
     def packages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -375,10 +384,13 @@ class ModelInfo(_message.Message):
         description: _builtins.str = ...,
         packages: _abc.Iterable[_builtins.str] | None = ...,
         size_bytes: _builtins.int = ...,
+        language: _builtins.str = ...,
+        gender: _builtins.str = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "engine", b"engine", "in_use", b"in_use", "installed", b"installed", "kind", b"kind", "name", b"name", "packages", b"packages", "size_bytes", b"size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "engine", b"engine", "gender", b"gender", "in_use", b"in_use", "installed", b"installed", "kind", b"kind", "language", b"language", "name", b"name", "packages", b"packages", "size_bytes", b"size_bytes", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
