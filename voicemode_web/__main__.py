@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn  # the server loads after the checks: --help and a refusal stay quick
 
     from voicemode_web.app import create_app
-    from voicemode_web.security import is_loopback
     from voicemoded.api.client import Client
+    from voicemoded.api.loopback import is_loopback_address as is_loopback
 
     loopback = is_loopback(args.host)
     if not loopback:

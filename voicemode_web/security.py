@@ -10,7 +10,6 @@ bound beyond loopback, where no Host check helps, every ``/api/`` request needs 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -19,24 +18,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voicemode_web.errors import WebError
 from voicemoded.api import webtoken
+from voicemoded.api.loopback import is_loopback_address as is_loopback
 
 #: Answered to anyone who may reach the port: the supervisor's readiness probe learns only "ok".
 OPEN_PATHS = frozenset({"/healthz"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 TOKEN_HINT = "open the address `voicemodectl web url` prints: it carries this install's token"
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost``, 127/8 or ``::1`` (bracketed or not): names only this machine reaches."""
-    name = host.strip().lower()
-    if name.startswith("[") and name.endswith("]"):
-        name = name[1:-1]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def host_name(header: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from voicemoded.loopback import is_loopback_address as is_loopback
+from voicemoded.api.loopback import is_loopback_address as is_loopback
 from voicemoded.names import SERVICE_NAME
 
 Parser = Callable[[str], Any]

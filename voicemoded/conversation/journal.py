@@ -11,6 +11,7 @@ Schema (version 1), one object per line in ``conversations/YYYY-MM-DD.jsonl``::
      "timings": {"queue_wait": 0.0, "ttfa": 0.21, "generation": 0.4, "playback": 2.1, "mic_gap": 0.01,
                  "record": 3.2, "stt": 0.3, "endpoint_delay": 0.6, "total": 6.0},
      "recording": "/home/me/.voicemode/audio/20261124-031502-1a2b.wav" | null,
+     "room": "standup" (only for a turn through a LiveKit room; none: the local devices),
      "error": null | "why the turn failed",
      "warnings": ["what could not be written, e.g. the recording on a full disk"]}
 
@@ -100,6 +101,8 @@ class TurnRecord:
     recording: str | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    room: str = ""
+    """The LiveKit room the turn went through ("": the local devices)."""
 
     def journal_line(self) -> bytes:
         """The turn as one line of the journal (the schema above), newline included."""
@@ -108,8 +111,9 @@ class TurnRecord:
             time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.time)) + f".{int(self.time % 1 * 1000):03d}Z"
         )
         data["timings"] = {k: round(v, 4) for k, v in data["timings"].items()}
-        if not self.warnings:
-            del data["warnings"]
+        for optional in ("warnings", "room"):
+            if not data[optional]:
+                del data[optional]
         line = json.dumps({"v": 1, **data}, ensure_ascii=False) + "\n"
         return line.encode("utf-8", "surrogateescape")
 
@@ -135,6 +139,7 @@ class TurnRecord:
             "end_reason": self.end_reason,
             "error": self.error or "",
             "total_s": self.timings.total,
+            "room": self.room,
         }
         return {k: plain(v) for k, v in out.items() if v not in ("", None)}
 

@@ -234,7 +234,7 @@ class Conversation:
         spool = Spool(self.audio_dir / f"{turn_id}.wav", meta={**meta, "message": params.message[:1000]},
                       storage=self.journal.storage)  # fmt: skip
         outcomes = _Outcomes()
-        queue_wait, kept, error, cancelled = 0.0, "", None, False
+        queue_wait, kept, error, cancelled, room = 0.0, "", None, False, ""
         try:
             room = await self._room_for(params)
             owner = self.owner if not room or self.rooms is None else self.rooms.owner(room)
@@ -270,7 +270,7 @@ class Conversation:
                 turn_id, started, mode, message=params.message, text=result.text, end_reason=result.end_reason,
                 voice=result.voice, tts_provider=result.tts_provider, stt_provider=result.stt_provider,
                 client=client, cwd=cwd, timings=result.timings, recording=result.recording_path or None,
-                error=error, warnings=list(result.warnings),
+                error=error, warnings=list(result.warnings), room=room,
             )  # fmt: skip
             if (failed := self.journal.append(record)) is not None:
                 result = dataclasses.replace(result, warnings=(*result.warnings, failed))

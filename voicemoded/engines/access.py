@@ -14,20 +14,18 @@ Standard library only: the daemon imports the token helpers without loading any 
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import ipaddress
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from voicemoded.loopback import is_loopback_address
+from voicemoded.api import webtoken
+from voicemoded.api.errors import VoicemodeError
+from voicemoded.api.loopback import is_loopback_address
 
 TOKEN_FILE_NAME = "engine-token"
 """The per-install token's file under the base dir (0600)."""
-_MAX_TOKEN_FILE_BYTES = 4096
 
 
 class TokenFileError(Exception):
@@ -120,49 +118,24 @@ class AccessPolicy:
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
 
 
+ENGINE_TOKEN = "the engines' token"
+
+
 def read_token(path: Path) -> str:
-    """The token in ``path``; a file others can read is narrowed to 0600 on the way."""
+    """The token in ``path`` (FileNotFoundError when there is none); a file others can read is narrowed
+    to 0600 on the way."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise TokenFileError(f"cannot read the token file {path}: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not (info.st_mode & 0o170000) == 0o100000:
-            raise TokenFileError(f"the token file {path} is not a regular file")
-        if info.st_mode & 0o077:
-            os.fchmod(file.fileno(), 0o600)
-        raw = file.read(_MAX_TOKEN_FILE_BYTES + 1)
-    token = raw.decode("ascii", errors="replace").strip()
-    if (
-        not token
-        or len(raw) > _MAX_TOKEN_FILE_BYTES
-        or any(c.isspace() or not c.isprintable() for c in token)
-    ):
-        raise TokenFileError(f"the token file {path} holds no usable token; delete it to get a new one")
-    return token
+        found = webtoken.read_token(path, ENGINE_TOKEN)
+    except VoicemodeError as exc:
+        raise TokenFileError(exc.message) from exc
+    if found is None:
+        raise FileNotFoundError(path)
+    return found
 
 
 def ensure_token(path: Path) -> str:
     """The per-install token, created on first use (0600, written whole before it is visible)."""
-    with contextlib.suppress(FileNotFoundError):
-        return read_token(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    token = secrets.token_urlsafe(32)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        with os.fdopen(fd, "w") as file:
-            file.write(token + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        try:
-            os.link(temp, path)  # fails if another process created it first: theirs wins
-        except FileExistsError:
-            return read_token(path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-    return token
+        return webtoken.ensure_token(path, ENGINE_TOKEN, base=path.parent)
+    except VoicemodeError as exc:
+        raise TokenFileError(exc.message) from exc

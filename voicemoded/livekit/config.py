@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from voicemoded.api.loopback import is_loopback_address
 from voicemoded.config.envfile import atomic_write
 from voicemoded.livekit.credentials import ensure_private_folder
-from voicemoded.loopback import is_loopback_address
 
 CONFIG_FILE_NAME = "livekit.yaml"
 

@@ -16,7 +16,7 @@ from enum import IntEnum, StrEnum
 from typing import Literal, TypedDict, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
-from voicemoded.loopback import is_loopback_address
+from voicemoded.api.loopback import is_loopback_address
 from voicemoded.providers.breaker import Breaker, BreakerState
 
 Kind = Literal["stt", "tts"]

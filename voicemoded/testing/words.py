@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 _ONES = [
     "zero",
@@ -52,8 +53,8 @@ def normalise(text: str) -> list[str]:
     return text.split()
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    ref, hyp = normalise(reference), normalise(hypothesis)
+def edit_rate(ref: Sequence[str], hyp: Sequence[str]) -> float:
+    """Edits (insertions, deletions, substitutions) per reference item."""
     if not ref:
         return 0.0 if not hyp else 1.0
     prev = list(range(len(hyp) + 1))
@@ -63,21 +64,17 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
         prev = cur
     return prev[-1] / len(ref)
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    return edit_rate(normalise(reference), normalise(hypothesis))
 
 
 def character_error_rate(reference: str, hypothesis: str) -> float:
     """Edits per reference character, punctuation and spaces left out: the error rate of a language
     written without spaces between words (Japanese, Chinese)."""
     ref, hyp = (re.sub(r"[\W_]+", "", t) for t in (reference, hypothesis))
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, start=1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1] / len(ref)
+    return edit_rate(ref, hyp)
 
 
 def japanese_reading(text: str) -> str:

@@ -92,6 +92,9 @@ async def test_the_daemon_speaks_in_a_room_and_the_person_hears_the_message(
         assert code == 0, (result, err)
         await person.message_heard()
     assert TONE_S - 0.2 < person.voiced_seconds() < TONE_S + 0.2, person.voiced_seconds()
+    [journal] = (handle.base / "conversations").glob("*.jsonl")
+    turn = json.loads(journal.read_text().splitlines()[-1])
+    assert (turn["mode"], turn["room"]) == ("speak", "speak-room"), "the journal says which room"
 
 
 async def test_the_person_hears_the_whole_message_from_its_first_sample_to_its_last(

@@ -176,3 +176,13 @@ def test_warnings_reach_the_journal_line(tmp_path: Path) -> None:
     (day,) = tmp_path.glob("*.jsonl")
     first, second = read_journal(day)
     assert first["warnings"] == ["could not write the recording"] and "warnings" not in second
+
+
+def test_a_room_turn_names_its_room_and_a_local_one_none(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    assert journal.append(TurnRecord("t", 1790000000.0, "speak", room="standup")) is None
+    assert journal.append(TurnRecord("u", 1790000000.0, "speak")) is None
+    (day,) = tmp_path.glob("*.jsonl")
+    first, second = read_journal(day)
+    assert first["room"] == "standup" and "room" not in second
+    assert journal.recent()[0].summary()["room"] == "standup" and "room" not in journal.recent()[1].summary()
