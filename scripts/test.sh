@@ -10,7 +10,7 @@ echo "== mypy";  $PY -m mypy
 echo "== protos"; scripts/gen-protos.sh --check
 echo "== tests"
 set +e
-$PY -m pytest -q -p no:cacheprovider --durations=15 "$@"
+$PY -m pytest -q -p no:cacheprovider --durations=25 "$@"
 rc=$?
 set -e
 # pytest exits 5 when it collected no tests: that is a failure of this script, said plainly.
