@@ -11,6 +11,7 @@ goes to test-artifacts/screenshots/ (and docs/screenshots/, which the README sho
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 import tempfile
@@ -182,14 +183,16 @@ SHORTEN_PATHS = """([repo, home]) => {
 
 
 def screenshot(page: Page, name: str) -> None:
-    """Saves the page as test-artifacts/screenshots/NAME.png and docs/screenshots/NAME.png; the log's
-    absolute paths of this checkout are shortened first, as they would read on a person's machine."""
+    """Saves the page as test-artifacts/screenshots/NAME.png (and, with VOICEMODE_UPDATE_SCREENSHOTS=1,
+    as the README's docs/screenshots/NAME.png); the log's absolute paths of this checkout are shortened
+    first, as they would read on a person's machine."""
     page.evaluate(SHORTEN_PATHS, [str(REPO), str(Path.home())])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    DOCS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    shutil.copyfile(path, DOCS / f"{name}.png")
+    if os.environ.get("VOICEMODE_UPDATE_SCREENSHOTS") == "1":
+        DOCS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS / f"{name}.png")
 
 
 def service_pid(stack: Stack, name: str) -> int:
