@@ -12,7 +12,6 @@ import contextlib
 import math
 import os
 import random
-import signal
 import socket
 import subprocess
 import threading
@@ -31,6 +30,7 @@ from voicemoded.livekit.credentials import KEYS_FILE_NAME, LiveKitAccess, ensure
 from voicemoded.testing.endpoint import RATE as ENDPOINT_RATE
 from voicemoded.testing.endpoint import SpeechEndpoint
 from voicemoded.testing.ports import free_port
+from voicemoded.testing.processes import stop_group
 from voicemoded.testing.sounds import riff
 
 START_TIMEOUT = 20.0
@@ -141,7 +141,7 @@ def running_livekit(folder: Path, *, port: int | None = None, redis: str = "") -
         wait_answering(server)
         yield server
     finally:
-        stop(process)
+        stop_group(process)
 
 
 def wait_answering(server: LiveKitServer, timeout: float = START_TIMEOUT) -> None:
@@ -155,20 +155,6 @@ def wait_answering(server: LiveKitServer, timeout: float = START_TIMEOUT) -> Non
                 return
         time.sleep(0.05)
     raise TimeoutError(f"livekit-server did not answer within {timeout:g} s:\n{server.output()}")
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
-    """SIGTERM the server's process group, SIGKILL after ``timeout``."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 # -- the person in a room ---------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from voicemoded.testing.livekit import stop
 from voicemoded.testing.ports import free_port
+from voicemoded.testing.processes import stop_group
 
 START_TIMEOUT = 10.0
 REPLY_TIMEOUT = 2.0
@@ -79,7 +79,7 @@ def running_redis(folder: Path) -> Iterator[RedisServer]:
         wait_answering(server)
         yield server
     finally:
-        stop(process)
+        stop_group(process)
 
 
 def wait_answering(server: RedisServer, timeout: float = START_TIMEOUT) -> None:

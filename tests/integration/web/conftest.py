@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 from voicemoded.testing.daemon import DaemonHandle, daemon_handle
 from voicemoded.testing.engines import SOURCE
 from voicemoded.testing.ports import free_port
+from voicemoded.testing.processes import stop_group
 
 START_TIMEOUT = 20.0
 
@@ -84,7 +84,7 @@ def running_door(handle: DaemonHandle, *, with_token: bool = True) -> Iterator[W
         wait_healthy(url, process, log)
         yield WebDoor(url, web_token(handle, port) if with_token else "", process, log)
     finally:
-        stop(process)
+        stop_group(process)
 
 
 def wait_healthy(
@@ -103,19 +103,6 @@ def wait_healthy(
     raise TimeoutError(
         f"voicemode-web did not answer /healthz within {timeout:g} s:\n{log.read_text(errors='replace')}"
     )
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @dataclass(frozen=True)

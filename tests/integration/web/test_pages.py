@@ -27,12 +27,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from tests.integration.conversation.conftest import Rig, Turn
 from tests.integration.web.conftest import DoorAndDaemon, WebDoor, running_door
-from tests.integration.web.conftest import stop as stop_door
 from voicemoded.api.v1 import conversation_pb2, services_pb2
 from voicemoded.testing.daemon import DaemonHandle, daemon_handle
 from voicemoded.testing.livekit import LiveKitServer, absent_reason, running_livekit, server_binary
 from voicemoded.testing.person import Voice
 from voicemoded.testing.ports import free_port
+from voicemoded.testing.processes import stop_group
 from voicemoded.testing.rig import VirtualAudioRig
 
 pytestmark = [pytest.mark.slow, pytest.mark.audio, pytest.mark.engines]
@@ -341,7 +341,7 @@ def test_the_daemon_not_running_is_said_in_words(stack: Stack, page: Page) -> No
         expect(error).to_contain_text("voicemodectl daemon start")
         expect(page.locator("#services")).to_be_visible()
         # The door itself gone: the page says that too.
-        stop_door(door.process)
+        stop_group(door.process)
         expect(error).to_contain_text("the web door is not answering", timeout=10_000)
         page.close()
 
