@@ -3,9 +3,13 @@
 grpc does not hand a server the accepted connection's file descriptor, and its local credentials record
 no peer uid, so the check cannot live inside grpc. The gate owns the public socket instead: it reads
 ``SO_PEERCRED`` on accept, and either splices the connection to grpc's own socket (in a private 0700
-folder only the daemon's user can enter) or answers the peer's first call with ``PERMISSION_DENIED``
-and a message saying why, then closes. A refused peer is bounded in time and bytes, and its refusals
-are logged without letting a flood of them flood the log.
+folder only the daemon's user can enter) or answers every call the peer makes on it with
+``PERMISSION_DENIED`` and a message saying why. A refused connection is bounded in time and bytes, and
+ends the way HTTP/2 says a server should: a first GOAWAY announcing it, calls already on their way still
+answered for a moment, then the final GOAWAY and the close. (Closing right after the first answer left a
+client's next call racing the close, and a client without transparent retries saw that call fail as
+``UNAVAILABLE`` — "is the daemon running?" — instead of being told why.) Refusals are logged without
+letting a flood of them flood the log.
 """
 
 from __future__ import annotations
@@ -27,16 +31,19 @@ from voicemoded.peercred import PeerCredentials, PeerPolicy, peer_credentials
 log = structlog.get_logger(__name__)
 
 REFUSAL_DEADLINE = 5.0
-"""Seconds a refused peer gets to send its first call before the connection is closed unanswered."""
+"""Seconds a refused connection lasts (every call in it answered) before it is told to go away."""
+REFUSAL_GRACE = 0.5
+"""After that notice, calls the peer had already sent are still answered for this long; then it closes."""
 REFUSAL_MAX_BYTES = 256 * 1024
-"""What a refused peer may send before its first call; more and the connection is dropped."""
+"""What a refused peer may send on one connection; more and the connection is dropped."""
 LOG_INTERVAL = 1.0
 """Refusals of one uid are logged at most once per interval; the next line counts those left out."""
 
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-_HEADERS, _SETTINGS, _GOAWAY = 0x1, 0x4, 0x7
+_HEADERS, _SETTINGS, _PING, _GOAWAY = 0x1, 0x4, 0x6, 0x7
 _END_STREAM, _END_HEADERS, _ACK = 0x1, 0x4, 0x1
 _PERMISSION_DENIED = 7
+_LAST_STREAM = 2**31 - 1
 
 
 def _frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
@@ -66,8 +73,13 @@ def _grpc_message(text: str) -> bytes:
     return b"".join(bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in raw)
 
 
+def goaway(last_stream: int) -> bytes:
+    """GOAWAY with NO_ERROR: streams up to ``last_stream`` were (or will be) answered, none after."""
+    return _frame(_GOAWAY, 0, 0, last_stream.to_bytes(4, "big") + (0).to_bytes(4, "big"))
+
+
 def refusal_response(stream: int, peer: PeerCredentials, message: str, hint: str) -> bytes:
-    """A trailers-only ``PERMISSION_DENIED`` for ``stream`` followed by GOAWAY: the whole answer."""
+    """A trailers-only ``PERMISSION_DENIED`` for ``stream``: the whole answer to one call."""
     from voicemoded.api.v1 import common_pb2
 
     detail = common_pb2.ErrorDetail(
@@ -85,8 +97,7 @@ def refusal_response(stream: int, peer: PeerCredentials, message: str, hint: str
             _literal(b"voicemode-error-bin", base64.b64encode(detail).rstrip(b"=")),
         )
     )
-    goaway = stream.to_bytes(4, "big") + (0).to_bytes(4, "big")
-    return _frame(_HEADERS, _END_STREAM | _END_HEADERS, stream, block) + _frame(_GOAWAY, 0, 0, goaway)
+    return _frame(_HEADERS, _END_STREAM | _END_HEADERS, stream, block)
 
 
 class _RefusalLog:
@@ -115,7 +126,7 @@ class _RefusalLog:
 
 
 class _Refusal:
-    """Speaks just enough HTTP/2 to tell a refused gRPC client why, on its first call."""
+    """Speaks just enough HTTP/2 to tell a refused gRPC client why, on each of its calls."""
 
     def __init__(self, transport: asyncio.Transport, peer: PeerCredentials, policy: PeerPolicy) -> None:
         self._transport = transport
@@ -124,10 +135,14 @@ class _Refusal:
         self._buffer = bytearray()
         self._seen = 0
         self._preface = False
+        self._last_stream = 0
+        self._closed = False
         transport.write(_frame(_SETTINGS, 0, 0))
-        self._timer = asyncio.get_running_loop().call_later(REFUSAL_DEADLINE, transport.abort)
+        self._timer = asyncio.get_running_loop().call_later(REFUSAL_DEADLINE, self._notice)
 
     def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
         self._seen += len(data)
         if self._seen > REFUSAL_MAX_BYTES:
             self.close(abort=True)
@@ -147,16 +162,31 @@ class _Refusal:
                 return
             kind, flags = self._buffer[3], self._buffer[4]
             stream = int.from_bytes(self._buffer[5:9], "big") & 0x7FFFFFFF
+            payload = bytes(self._buffer[9 : 9 + length])
             del self._buffer[: 9 + length]
             if kind == _SETTINGS and not flags & _ACK:
                 self._transport.write(_frame(_SETTINGS, _ACK, 0))
-            elif kind == _HEADERS and stream:
+            elif kind == _PING and not flags & _ACK:
+                self._transport.write(_frame(_PING, _ACK, 0, payload))
+            elif kind == _HEADERS and stream > self._last_stream:  # a new call (not a call's trailers)
+                self._last_stream = stream
                 message, hint = self._policy.refusal(self._peer)
                 self._transport.write(refusal_response(stream, self._peer, message, hint))
-                self.close()
-                return
+
+    def _notice(self) -> None:
+        """Time is up: say no new call will be answered, but answer those already sent."""
+        if not self._preface:
+            self.close(abort=True)  # never spoke HTTP/2: nothing to announce
+            return
+        self._transport.write(goaway(_LAST_STREAM))
+        self._timer = asyncio.get_running_loop().call_later(REFUSAL_GRACE, self._finish)
+
+    def _finish(self) -> None:
+        self._transport.write(goaway(self._last_stream))
+        self.close()
 
     def close(self, *, abort: bool = False) -> None:
+        self._closed = True
         self._timer.cancel()
         if abort:
             self._transport.abort()

@@ -14,6 +14,7 @@ import pwd
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -144,8 +145,13 @@ async def serve(tmp: Path, extra: Callable[[], Collection[int]], owner: int) -> 
     return server
 
 
+CLIENT_OPTIONS = [("grpc.enable_retries", 0), ("grpc.use_local_subchannel_pool", 1)]
+"""As voicemoded's own client: no retries, transparent ones included. The private subchannel pool makes
+each channel its own connection, as each voicemodectl process has (grpc would otherwise share one)."""
+
+
 async def check(sock: Path) -> grpc.aio.AioRpcError | None:
-    async with grpc.aio.insecure_channel(f"unix:{sock}") as channel:
+    async with grpc.aio.insecure_channel(f"unix:{sock}", options=CLIENT_OPTIONS) as channel:
         try:
             await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
         except grpc.aio.AioRpcError as exc:
@@ -211,9 +217,46 @@ def test_refused_peers_are_bounded_and_leave_nothing_behind(
             flood = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00" * (socketgate.REFUSAL_MAX_BYTES + 1)
             await raw(server.socket, flood)
             await asyncio.gather(*(check(server.socket) for _ in range(50)))
+            deadline = time.monotonic() + 5  # each closes once its client hangs up or its time is up
+            while server.gate is not None and server.gate.connections and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
             assert server.gate is not None and not server.gate.connections
         finally:
             await server.__aexit__(None, None, None)
+
+    asyncio.run(scenario())
+
+
+def test_every_call_of_a_refused_client_is_told_why_even_as_its_connection_ends(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One channel calling without pause while its refused connections reach their end, again and again.
+    Each call must be refused in words: a call that met a closing connection instead would fail as
+    UNAVAILABLE, which the client reads as "the daemon is not running"."""
+    monkeypatch.setattr(socketgate, "REFUSAL_DEADLINE", 0.05)
+    monkeypatch.setattr(socketgate, "REFUSAL_GRACE", 0.05)
+    me = os.geteuid()
+
+    def calls(sock: Path, count: int) -> dict[str, int]:
+        codes: dict[str, int] = {}
+        with grpc.insecure_channel(f"unix:{sock}", options=CLIENT_OPTIONS) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for _ in range(count):
+                try:
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+                    name = "OK"
+                except grpc.RpcError as exc:
+                    name = exc.code().name
+                codes[name] = codes.get(name, 0) + 1
+        return codes
+
+    async def scenario() -> None:
+        server = await serve(short_tmp, tuple, owner=me + 1)
+        try:
+            codes = await asyncio.to_thread(calls, server.socket, 800)
+        finally:
+            await server.__aexit__(None, None, None)
+        assert codes == {"PERMISSION_DENIED": 800}, codes
 
     asyncio.run(scenario())
 
