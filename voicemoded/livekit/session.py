@@ -40,8 +40,10 @@ FRAME_S = 0.01
 """One frame handed to the source: 10 ms, the unit WebRTC works in."""
 GAP_S = 0.1
 """No audio from the person for this long is filled with silence (the microphone's clock keeps going)."""
-RECONNECT_S = 3.0
-"""How long the SDK may try to get a dropped connection back before the turn ends with an error."""
+RECONNECT_S = 10.0
+"""How long the SDK may try to get a dropped connection back before the turn ends with an error. The
+SDK itself keeps trying for longer; a supervised server is usually back in a second or two, but a
+loaded machine has taken over three, and a turn given up then loses what the person was about to say."""
 SUBSCRIBE_WAIT_S = 1.0
 """How long the first frame waits for the person's client to subscribe to the assistant's new track
 (usually a tenth of a second after joining); a client that never does is logged, not waited for again."""
