@@ -50,11 +50,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import anchor
 
 from voicemoded.api.client import Client
-from voicemoded.api.v1 import conversation_pb2, services_pb2
+from voicemoded.api.v1 import conversation_pb2
 from voicemoded.audio.format import AudioFormat
-from voicemoded.testing.demo import start_daemon, synthesize
-from voicemoded.testing.ports import free_port
+from voicemoded.testing.demo import ENGINES, start_daemon, synthesize
 from voicemoded.testing.rig import VirtualAudioRig
+from voicemoded.testing.services import engine_env, start_services
 
 # One sentence each, no commas: Piper puts no pause inside, so the audible spans are the speech itself.
 QUESTION = "What would you like to work on today?"
@@ -417,8 +417,7 @@ def run(args: argparse.Namespace) -> int:
     (root / "home").mkdir()
     env.update(
         HOME=str(root / "home"), VOICEMODE_BASE_DIR=str(root / "state"),
-        VOICEMODE_WHISPER_PORT=str(free_port()), VOICEMODE_PIPER_PORT=str(free_port()),
-        VOICEMODE_AUTOSTART_SERVICES="whisper,piper", VOICEMODE_CONFIG_WATCH="false",
+        VOICEMODE_CONFIG_WATCH="false", **engine_env(ENGINES),
     )  # fmt: skip
     rig = VirtualAudioRig(root / "audio").start()
     env.update(rig.env)
@@ -428,12 +427,7 @@ def run(args: argparse.Namespace) -> int:
     driver: anchor.AnchorDriver | None = None
     try:
         proc, client = start_daemon(root, env, "conversation-bench")
-        urls = {}
-        for name in ("whisper", "piper"):
-            info = client.call(
-                client.supervisor.StartService, services_pb2.ServiceRequest(name=name), timeout=300
-            )
-            urls[name] = info.url
+        urls = {name: info.url for name, info in start_services(client, ENGINES).items()}
         print(f"engines: whisper {urls['whisper']}  piper {urls['piper']}")
         pcm, rate = synthesize(client, ANSWER)
         ears = [Ear(rig, "speaker"), Ear(rig, "mic")]

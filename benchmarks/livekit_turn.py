@@ -49,9 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conversation_turn import ANSWER, KIND, LISTEN_MAX, LOUD, QUESTION, Bench, Ear, Sound, Turn, ours
 
 from voicemoded.api.client import Client, ClientError, TurnOptions
-from voicemoded.api.v1 import services_pb2
 from voicemoded.audio.format import AudioFormat
-from voicemoded.testing.demo import start_daemon, synthesize
+from voicemoded.testing.demo import ENGINES, start_daemon, synthesize
 from voicemoded.testing.livekit import (
     ChirpEndpoint,
     LiveKitServer,
@@ -61,8 +60,8 @@ from voicemoded.testing.livekit import (
     server_binary,
     where_in_chirp,
 )
-from voicemoded.testing.ports import free_port
 from voicemoded.testing.rig import VirtualAudioRig
+from voicemoded.testing.services import engine_env, start_services
 
 ROOM = "bench-room"
 FLOOR = 16
@@ -286,8 +285,7 @@ def run(args: argparse.Namespace) -> int:
             env = {k: v for k, v in os.environ.items() if not k.startswith(("VOICEMODE_", "LIVEKIT_"))}
             env.update(
                 HOME=str(root / "home"), VOICEMODE_BASE_DIR=str(root / "state"),
-                VOICEMODE_WHISPER_PORT=str(free_port()), VOICEMODE_PIPER_PORT=str(free_port()),
-                VOICEMODE_AUTOSTART_SERVICES="whisper,piper", VOICEMODE_CONFIG_WATCH="false",
+                VOICEMODE_CONFIG_WATCH="false", **engine_env(ENGINES),
                 LIVEKIT_URL=server.url, LIVEKIT_API_KEY=server.api_key, LIVEKIT_API_SECRET=server.api_secret,
                 **rig.env,
             )  # fmt: skip
@@ -295,14 +293,15 @@ def run(args: argparse.Namespace) -> int:
             procs.append(proc)
             # A second daemon, whose only speech endpoint is the chirp, in the same room.
             (root / "chirp").mkdir()
-            chirps = dict(env, VOICEMODE_BASE_DIR=str(root / "chirp" / "state"), VOICEMODE_AUTOSTART_SERVICES="",
-                          VOICEMODE_WHISPER_PORT=str(free_port()), VOICEMODE_PIPER_PORT=str(free_port()),
-                          **chirp.env())  # fmt: skip
+            chirps = {
+                **env,
+                "VOICEMODE_BASE_DIR": str(root / "chirp" / "state"),
+                **engine_env(),
+                **chirp.env(),
+            }
             chirp_proc, chirper = start_daemon(root / "chirp", chirps, "livekit-bench-chirp")
             procs.append(chirp_proc)
-            for name in ("whisper", "piper"):
-                request = services_pb2.ServiceRequest(name=name)
-                client.call(client.supervisor.StartService, request, timeout=300)
+            start_services(client, ENGINES)
             client.create_room(ROOM)
             pcm, rate = synthesize(client, ANSWER)
             answer = Answer.of(pcm, rate)

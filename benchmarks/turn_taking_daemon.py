@@ -60,11 +60,11 @@ from turn_corpus import Clip, default_out, generate, load_corpus
 from turn_score import edits, words
 
 from voicemoded.api.client import Client, ClientError
-from voicemoded.api.v1 import conversation_pb2, services_pb2
+from voicemoded.api.v1 import conversation_pb2
 from voicemoded.audio.format import AudioFormat
-from voicemoded.testing.demo import start_daemon
-from voicemoded.testing.ports import free_port
+from voicemoded.testing.demo import ENGINES, start_daemon
 from voicemoded.testing.rig import VirtualAudioRig
+from voicemoded.testing.services import engine_env, start_services
 
 KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
 RATE = 16_000
@@ -502,12 +502,7 @@ def _daemon_log_problems(path: Path) -> Counter[str]:
 
 def _open_anchor(rig: VirtualAudioRig, root: Path, client: Client) -> tuple[anchor.AnchorDriver | None, str]:
     """VoiceMode pointed at the daemon's own Whisper and Piper engines, or why it could not be."""
-    urls = {}
-    for name in ("whisper", "piper"):
-        info = client.call(
-            client.supervisor.StartService, services_pb2.ServiceRequest(name=name), timeout=300
-        )
-        urls[name] = info.url
+    urls = {name: info.url for name, info in start_services(client, ENGINES).items()}
     try:
         python = anchor.install()
         voice = engine_voice(urls["piper"])
@@ -561,8 +556,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     (root / "home").mkdir()
     env.update(
         HOME=str(root / "home"), VOICEMODE_BASE_DIR=str(root / "state"),
-        VOICEMODE_WHISPER_PORT=str(free_port()), VOICEMODE_PIPER_PORT=str(free_port()),
-        VOICEMODE_AUTOSTART_SERVICES="whisper,piper", VOICEMODE_CONFIG_WATCH="false",
+        VOICEMODE_CONFIG_WATCH="false", **engine_env(ENGINES),
     )  # fmt: skip
     rig = VirtualAudioRig(root / "audio").start()
     env.update(rig.env)
@@ -573,8 +567,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     try:
         proc, client = start_daemon(root, env, "turn-taking-bench")
-        for name in ("whisper", "piper"):
-            client.call(client.supervisor.StartService, services_pb2.ServiceRequest(name=name), timeout=300)
+        start_services(client, ENGINES)
         ear = Ear(rig)
         missing = "not asked for (--anchor)"
         if args.anchor:

@@ -13,13 +13,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from voicemoded.api.client import Client
 from voicemoded.testing.endpoint import SpeechEndpoint
 from voicemoded.testing.rig import VirtualAudioRig
+from voicemoded.testing.services import engine_env, start_services
 
 
 @dataclass(frozen=True)
@@ -192,4 +193,31 @@ def speech_daemon(
             yield handle, endpoint
     finally:
         endpoint.close()
+        audio.stop()
+
+
+def engines_daemon(
+    services: Sequence[str],
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    autostart: Sequence[str] | None = None,
+    prepare: Callable[[Client], object] | None = None,
+) -> Iterator[tuple[DaemonHandle, VirtualAudioRig, Client]]:
+    """A started daemon on a private virtual audio rig with the embedded engines ``services`` running,
+    every engine on a free port. The daemon starts ``autostart`` (default: ``services``) by itself;
+    ``prepare`` runs before the services are waited for (to choose a model first, say)."""
+    audio = VirtualAudioRig().start()
+    try:
+        for handle in daemon_handle():
+            handle.env.update(audio.env)
+            handle.start({**engine_env(services if autostart is None else autostart), **(extra_env or {})})
+            client = handle.client()
+            try:
+                if prepare is not None:
+                    prepare(client)
+                start_services(client, services)
+                yield handle, audio, client
+            finally:
+                client.close()
+    finally:
         audio.stop()

@@ -26,14 +26,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicemoded.api.client import Client
-from voicemoded.api.v1 import conversation_pb2, providers_pb2, services_pb2
-from voicemoded.testing.ports import free_port
+from voicemoded.api.v1 import conversation_pb2, providers_pb2
+from voicemoded.testing.services import engine_env, start_services
 
 if TYPE_CHECKING:
     from voicemoded.testing.rig import VirtualAudioRig
 
 QUESTION = "Hello! I am your voice assistant. What would you like to work on today?"
 ANSWER = "Let's write the release notes for version two, and then fix the failing login test."
+ENGINES = ("whisper", "piper")
+"""Whisper tiny.en hears, Piper speaks."""
 KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
 
 
@@ -84,10 +86,8 @@ def run(args: argparse.Namespace) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEMODE_")}
     env.update(
         VOICEMODE_BASE_DIR=str(root / "state"),
-        VOICEMODE_WHISPER_PORT=str(free_port()),
-        VOICEMODE_PIPER_PORT=str(free_port()),
-        VOICEMODE_AUTOSTART_SERVICES="whisper,piper",
         VOICEMODE_CONFIG_WATCH="false",
+        **engine_env(ENGINES),
     )
     rig = VirtualAudioRig(root / "audio") if virtual else None
     proc: subprocess.Popen[bytes] | None = None
@@ -99,10 +99,7 @@ def run(args: argparse.Namespace) -> int:
         print("starting voicemoded with the embedded Whisper and Piper engines …", flush=True)
         t0 = time.monotonic()
         proc, client = start_daemon(root, env)
-        for name in ("whisper", "piper"):
-            info = client.call(
-                client.supervisor.StartService, services_pb2.ServiceRequest(name=name), timeout=300
-            )
+        for name, info in start_services(client, ENGINES).items():
             print(f"  {name}: ready on {info.url} (pid {info.pid})")
         print(f"  ready in {time.monotonic() - t0:.1f} s\n")
 

@@ -16,12 +16,11 @@ import grpc
 import pytest
 
 from voicemoded.api.client import Client
-from voicemoded.api.v1 import conversation_pb2, services_pb2
+from voicemoded.api.v1 import conversation_pb2
 from voicemoded.audio.format import AudioFormat
 from voicemoded.audio.resample import resample
-from voicemoded.testing.daemon import DaemonHandle, daemon_handle
+from voicemoded.testing.daemon import DaemonHandle, engines_daemon
 from voicemoded.testing.person import Voice
-from voicemoded.testing.ports import free_port
 from voicemoded.testing.rig import VirtualAudioRig
 
 KIND = {v.number: v.name.lower() for v in conversation_pb2.ConverseEvent.Kind.DESCRIPTOR.values}
@@ -86,22 +85,5 @@ class Rig:
 
 @pytest.fixture(scope="package")
 def rig(voice: Voice) -> Iterator[Rig]:
-    audio = VirtualAudioRig().start()
-    for handle in daemon_handle():
-        handle.env.update(audio.env)
-        handle.start(
-            {
-                "VOICEMODE_WHISPER_PORT": str(free_port()),
-                "VOICEMODE_PIPER_PORT": str(free_port()),
-                "VOICEMODE_AUTOSTART_SERVICES": "whisper,piper",
-            }
-        )
-        client = handle.client()
-        for name in ("whisper", "piper"):
-            client.call(client.supervisor.StartService, services_pb2.ServiceRequest(name=name), timeout=300)
-        try:
-            yield Rig(handle, audio, client, voice)
-        finally:
-            client.close()
-            handle.stop()
-            audio.stop()
+    for handle, audio, client in engines_daemon(("whisper", "piper")):
+        yield Rig(handle, audio, client, voice)

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.conversation.conftest import Rig, Turn
-from voicemoded.api.v1 import common_pb2, conversation_pb2, providers_pb2, services_pb2
-from voicemoded.testing.daemon import daemon_handle
+from voicemoded.api.client import Client
+from voicemoded.api.v1 import common_pb2, conversation_pb2, providers_pb2
+from voicemoded.testing.daemon import engines_daemon
 from voicemoded.testing.person import Voice
-from voicemoded.testing.ports import free_port
-from voicemoded.testing.rig import VirtualAudioRig
 from voicemoded.testing.words import error_rate
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
@@ -27,28 +26,12 @@ ANSWER = "駅の前の本屋で待っています。"
 
 @pytest.fixture(scope="module")
 def ja_rig(voice: Voice) -> Iterator[Rig]:
-    audio = VirtualAudioRig().start()
-    try:
-        for handle in daemon_handle():
-            handle.env.update(audio.env)
-            handle.start(
-                {
-                    "VOICEMODE_WHISPER_PORT": str(free_port()),
-                    "VOICEMODE_KOKORO_PORT": str(free_port()),
-                    "VOICEMODE_AUTOSTART_SERVICES": "kokoro",
-                }
-            )
-            client = handle.client()
-            client.use_model("base", "stt")  # what `voicemodectl models use base` does
-            for name in ("whisper", "kokoro"):
-                request = services_pb2.ServiceRequest(name=name)
-                client.call(client.supervisor.StartService, request, timeout=300)
-            try:
-                yield Rig(handle, audio, client, voice)
-            finally:
-                client.close()
-    finally:
-        audio.stop()
+    def multilingual(client: Client) -> None:
+        client.use_model("base", "stt")  # what `voicemodectl models use base` does, before Whisper starts
+
+    services = engines_daemon(("whisper", "kokoro"), autostart=("kokoro",), prepare=multilingual)
+    for handle, audio, client in services:
+        yield Rig(handle, audio, client, voice)
 
 
 def spoken_by(rig: Rig, text: str, voice: str) -> bytes:

@@ -23,7 +23,7 @@ import pytest
 
 from voicemoded.livekit.rooms import RoomClient
 from voicemoded.livekit.session import RECONNECT_S, SUBSCRIBE_WAIT_S
-from voicemoded.testing.daemon import DaemonHandle, daemon_handle, speech_daemon
+from voicemoded.testing.daemon import DaemonHandle, daemon_handle, engines_daemon, speech_daemon
 from voicemoded.testing.endpoint import SpeechEndpoint
 from voicemoded.testing.livekit import (
     ROOM_RATE,
@@ -319,47 +319,31 @@ async def test_real_voices_through_a_room_transcribe_both_ways(
     with Piper's voice and whisper hears it in the converse result."""
     import wave
 
-    from voicemoded.api.v1 import services_pb2
     from voicemoded.testing.person import Voice
-    from voicemoded.testing.rig import VirtualAudioRig
 
     answer = await asyncio.to_thread(lambda: Voice().say("I would like a cup of tea please"))
-    audio = VirtualAudioRig().start()
-    try:
-        for handle in daemon_handle():
-            handle.env.update(audio.env)
-            handle.start(
-                {
-                    "LIVEKIT_URL": livekit.url,
-                    "LIVEKIT_API_KEY": livekit.api_key,
-                    "LIVEKIT_API_SECRET": livekit.api_secret,
-                    "VOICEMODE_WHISPER_PORT": str(free_port()),
-                    "VOICEMODE_PIPER_PORT": str(free_port()),
-                    "VOICEMODE_AUTOSTART_SERVICES": "whisper,piper",
-                }
-            )
-            with handle.client() as client:
-                for name in ("whisper", "piper"):
-                    request = services_pb2.ServiceRequest(name=name)
-                    client.call(client.supervisor.StartService, request, timeout=300)
-            async with Person.joining(livekit, "real-room") as person:
-                turn = asyncio.create_task(
-                    ctl(handle, "converse", "What would you like to drink?", "--transport", "livekit",
-                        "--room", "real-room")
-                )  # fmt: skip
-                await person.message_heard(timeout=30)
-                await person.say(answer.pcm, answer.format.rate, silence_s=20, hush=turn.done)
-                code, result, err = await asyncio.wait_for(turn, 60)
-            assert code == 0, (result, err)
-            assert "tea" in result["text"].lower(), result
-            heard = tmp_path / "heard.wav"
-            with wave.open(str(heard), "wb") as out:
-                out.setnchannels(1)
-                out.setsampwidth(2)
-                out.setframerate(ROOM_RATE)
-                out.writeframes(b"".join(f.samples.tobytes() for f in person.frames()))
-            code, said, err = await ctl(handle, "transcribe", str(heard))
-            assert code == 0, (said, err)
-            assert "what would you like to drink" in said["text"].lower(), said
-    finally:
-        audio.stop()
+    room = {
+        "LIVEKIT_URL": livekit.url,
+        "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret,
+    }
+    for handle, _audio, _client in engines_daemon(("whisper", "piper"), room):
+        async with Person.joining(livekit, "real-room") as person:
+            turn = asyncio.create_task(
+                ctl(handle, "converse", "What would you like to drink?", "--transport", "livekit",
+                    "--room", "real-room")
+            )  # fmt: skip
+            await person.message_heard(timeout=30)
+            await person.say(answer.pcm, answer.format.rate, silence_s=20, hush=turn.done)
+            code, result, err = await asyncio.wait_for(turn, 60)
+        assert code == 0, (result, err)
+        assert "tea" in result["text"].lower(), result
+        heard = tmp_path / "heard.wav"
+        with wave.open(str(heard), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(ROOM_RATE)
+            out.writeframes(b"".join(f.samples.tobytes() for f in person.frames()))
+        code, said, err = await ctl(handle, "transcribe", str(heard))
+        assert code == 0, (said, err)
+        assert "what would you like to drink" in said["text"].lower(), said

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from voicemoded.api.v1 import services_pb2
-from voicemoded.testing.daemon import DaemonHandle, daemon_handle
+from voicemoded.testing.daemon import DaemonHandle, daemon_handle, engines_daemon
 from voicemoded.testing.ports import free_port
 from voicemoded.testing.rig import VirtualAudioRig
 
@@ -48,24 +47,8 @@ def apply_fix(daemon: DaemonHandle, fix: str) -> None:
 @pytest.fixture(scope="module")
 def rig() -> Iterator[DaemonHandle]:
     """A daemon on virtual audio with the embedded Whisper and Piper running: everything healthy."""
-    audio = VirtualAudioRig().start()
-    for handle in daemon_handle():
-        handle.env.update(audio.env)
-        handle.env.update(
-            VOICEMODE_WHISPER_PORT=str(free_port()), VOICEMODE_PIPER_PORT=str(free_port()),
-            VOICEMODE_AUTOSTART_SERVICES="whisper,piper",
-        )  # fmt: skip
-        handle.start()
-        with handle.client() as client:
-            for name in ("whisper", "piper"):
-                client.call(
-                    client.supervisor.StartService, services_pb2.ServiceRequest(name=name), timeout=300
-                )
-        try:
-            yield handle
-        finally:
-            handle.stop()
-            audio.stop()
+    for handle, _audio, _client in engines_daemon(("whisper", "piper")):
+        yield handle
 
 
 def test_healthy_rig_passes(rig: DaemonHandle) -> None:

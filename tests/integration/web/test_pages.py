@@ -28,12 +28,10 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from tests.integration.conversation.conftest import Rig, Turn
 from tests.integration.web.conftest import DoorAndDaemon, WebDoor, running_door
 from voicemoded.api.v1 import conversation_pb2, services_pb2
-from voicemoded.testing.daemon import DaemonHandle, daemon_handle
+from voicemoded.testing.daemon import DaemonHandle, engines_daemon
 from voicemoded.testing.livekit import LiveKitServer, absent_reason, running_livekit, server_binary
 from voicemoded.testing.person import Voice
-from voicemoded.testing.ports import free_port
 from voicemoded.testing.processes import stop_group
-from voicemoded.testing.rig import VirtualAudioRig
 
 pytestmark = [pytest.mark.slow, pytest.mark.audio, pytest.mark.engines]
 
@@ -90,33 +88,15 @@ def stack(voice: Voice, livekit: LiveKitServer | None) -> Iterator[Stack]:
             "LIVEKIT_API_KEY": livekit.api_key,
             "LIVEKIT_API_SECRET": livekit.api_secret,
         }
-    audio = VirtualAudioRig().start()
-    try:
-        for handle in daemon_handle():
-            handle.env.update(audio.env)
-            handle.start(
-                {
-                    **room,
-                    "VOICEMODE_WHISPER_PORT": str(free_port()),
-                    "VOICEMODE_PIPER_PORT": str(free_port()),
-                    "VOICEMODE_AUTOSTART_SERVICES": "whisper,piper",
-                    "VOICEMODE_SAVE_AUDIO": "true",
-                    # Kokoro as an external program that is not there: a service that cannot start.
-                    "VOICEMODE_KOKORO_BACKEND": "external",
-                }
-            )
-            client = handle.client()
-            for name in ("whisper", "piper"):
-                client.call(
-                    client.supervisor.StartService, services_pb2.ServiceRequest(name=name), timeout=300
-                )
-            try:
-                with running_door(handle) as door:
-                    yield Stack(Rig(handle, audio, client, voice), door, livekit)
-            finally:
-                client.close()
-    finally:
-        audio.stop()
+    env = {
+        **room,
+        "VOICEMODE_SAVE_AUDIO": "true",
+        # Kokoro as an external program that is not there: a service that cannot start.
+        "VOICEMODE_KOKORO_BACKEND": "external",
+    }
+    for handle, audio, client in engines_daemon(("whisper", "piper"), env):
+        with running_door(handle) as door:
+            yield Stack(Rig(handle, audio, client, voice), door, livekit)
 
 
 @pytest.fixture(scope="module")
