@@ -16,6 +16,7 @@ from voicemoded.api.paths import Paths, storage_error
 from voicemoded.config import Settings
 from voicemoded.config.parsers import SERVICE_NAMES
 from voicemoded.engines.access import TOKEN_FILE_NAME, TokenFileError, ensure_token, is_loopback_address
+from voicemoded.engines.models import whisper_not_downloaded
 from voicemoded.livekit.binary import cache_folder
 from voicemoded.livekit.config import CONFIG_FILE_NAME, ServerConfig, parse_rtc_ports, write_config
 from voicemoded.livekit.credentials import ensure_keys, keys_file, livekit_folder
@@ -113,8 +114,12 @@ def service_specs(settings: Settings, paths: Paths, models_in_use: Mapping[str, 
         if spec.backend == "embedded" and spec.not_installed is None:
             extra: tuple[str, ...] = ("--models-dir", str(paths.models))
             if spec.name == "whisper":
-                extra += ("--model", models_in_use.get("stt") or settings.whisper_model)
-                extra += ("--beam-size", str(settings.whisper_beam_size))
+                model = models_in_use.get("stt") or settings.whisper_model
+                extra += ("--model", model, "--beam-size", str(settings.whisper_beam_size))
+                if (missing := whisper_not_downloaded(model, paths.models)) is not None:
+                    spec = dataclasses.replace(
+                        spec, not_installed=NotInstalled(missing.message, missing.hint)
+                    )
             if spec.name in ("whisper", "kokoro"):
                 extra += ("--device", settings.device)
             spec = dataclasses.replace(spec, command=(*spec.command, *extra))
@@ -123,7 +128,9 @@ def service_specs(settings: Settings, paths: Paths, models_in_use: Mapping[str, 
 
 
 def provider_settings(
-    settings: Settings, paths: Paths | None = None, endpoint_keys: Mapping[tuple[Kind, str], str] | None = None
+    settings: Settings,
+    paths: Paths | None = None,
+    endpoint_keys: Mapping[tuple[Kind, str], str] | None = None,
 ) -> ProviderSettings:
     """``paths`` given: the built-in engines' token goes with requests to them (when they need one).
     ``endpoint_keys``: plugin providers' keys by ``(kind, name)``."""

@@ -154,10 +154,15 @@ class Services:
         return await asyncio.to_thread(self._models.list_models, parse_kind(kind))
 
     async def install_model(self, name: str, progress: ProgressCallback) -> builtins.list[ModelInfo]:
-        return await self._models.install(name, progress)
+        """Install ``name``; the specs are rebuilt, since Whisper refuses to start without its model."""
+        installed = await self._models.install(name, progress)
+        await self.refresh()
+        return installed
 
     async def remove_model(self, name: str) -> ModelInfo:
-        return (await self._models.remove(name))[0]
+        removed = (await self._models.remove(name))[0]
+        await self.refresh()
+        return removed
 
     async def use_model(self, name: str) -> ModelInfo:
         """Make ``name`` the model in use; a new STT model means a whisper restart with it (voices are

