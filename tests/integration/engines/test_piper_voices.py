@@ -17,6 +17,7 @@ import pytest
 
 from tests.integration.engines.conftest import speak, transcribe
 from voicemoded.engines import models
+from voicemoded.providers import ProviderSettings, Speech, SpeechInfo
 from voicemoded.testing.engines import EngineProcess, running_engine
 from voicemoded.testing.words import word_error_rate
 
@@ -97,3 +98,16 @@ def test_a_voice_downloaded_while_the_server_runs_is_offered_and_one_not_there_i
     assert "fr_FR-siwis-medium" in listed(piper_voices)
     spoken = speak(piper_voices, "Bonjour.", voice="fr_FR-siwis-medium")
     assert spoken.status_code == 200 and spoken.headers["x-voice"] == "fr_FR-siwis-medium"
+
+
+async def test_a_turn_in_german_with_no_voice_named_gets_the_german_voice(
+    piper_voices: EngineProcess,
+) -> None:
+    async with Speech(ProviderSettings()) as speech:
+        speech.set_local_endpoints("tts", {"piper": f"{piper_voices.url}/v1"})
+        items = [item async for item in speech.synthesize("Guten Abend.", language="de")]
+        english = [item async for item in speech.synthesize("Good evening.")]
+    info, default = items[0], english[0]
+    assert isinstance(info, SpeechInfo) and isinstance(default, SpeechInfo)
+    assert (info.voice, info.warnings) == ("de_DE-thorsten-medium", ())
+    assert default.voice == "en_US-joe-medium", "English stays with the default voice"
