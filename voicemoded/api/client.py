@@ -45,6 +45,13 @@ if TYPE_CHECKING:
 ERROR_METADATA_KEY = "voicemode-error-bin"
 STARTUP_WAIT = 10.0
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CHANNEL_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+)
+"""No retry policy, so grpc retries nothing the daemon may have seen; its transparent retries stay on:
+a call that never reached the daemon (sent as a connection was told to go away) is made again on a
+fresh one instead of failing as UNAVAILABLE, "is the daemon running?"."""
 
 T = TypeVar("T")
 
@@ -226,14 +233,7 @@ class Client:
     def channel(self) -> grpc.Channel:
         if self._channel is None:
             self.check_socket()
-            self._channel = grpc.insecure_channel(
-                f"unix:{self.socket}",
-                options=[
-                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                    ("grpc.enable_retries", 0),
-                ],
-            )
+            self._channel = grpc.insecure_channel(f"unix:{self.socket}", options=CHANNEL_OPTIONS)
         return self._channel
 
     def close(self) -> None:

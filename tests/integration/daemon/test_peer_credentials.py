@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from voicemoded import socketgate
-from voicemoded.api.client import translate
+from voicemoded.api.client import CHANNEL_OPTIONS, translate
 from voicemoded.api.v1 import daemon_pb2
 from voicemoded.peercred import PeerCredentials, PeerPolicy, parse_uids, peer_credentials
 from voicemoded.server import SocketServer, private_socket
@@ -145,9 +145,11 @@ async def serve(tmp: Path, extra: Callable[[], Collection[int]], owner: int) -> 
     return server
 
 
-CLIENT_OPTIONS = [("grpc.enable_retries", 0), ("grpc.use_local_subchannel_pool", 1)]
-"""As voicemoded's own client: no retries, transparent ones included. The private subchannel pool makes
-each channel its own connection, as each voicemodectl process has (grpc would otherwise share one)."""
+CLIENT_OPTIONS = (*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1))
+"""As voicemoded's own client. The private subchannel pool makes each channel its own connection, as
+each voicemodectl process has (grpc would otherwise share one)."""
+NO_RETRIES = (*CLIENT_OPTIONS, ("grpc.enable_retries", 0))
+"""A client without even grpc's transparent retries: what the gate itself must get right."""
 
 
 async def check(sock: Path) -> grpc.aio.AioRpcError | None:
@@ -227,38 +229,55 @@ def test_refused_peers_are_bounded_and_leave_nothing_behind(
     asyncio.run(scenario())
 
 
-def test_every_call_of_a_refused_client_is_told_why_even_as_its_connection_ends(
+def refusals(sock: Path, count: int, options: Sequence[tuple[str, Any]]) -> dict[str, int]:
+    """``count`` calls in a row on one channel, by status."""
+    codes: dict[str, int] = {}
+    with grpc.insecure_channel(f"unix:{sock}", options=options) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for _ in range(count):
+            try:
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+                name = "OK"
+            except grpc.RpcError as exc:
+                name = exc.code().name
+            codes[name] = codes.get(name, 0) + 1
+    return codes
+
+
+def test_a_refused_connection_answers_every_call_in_it(short_tmp: Path) -> None:
+    """Calls in a row on one refused connection are each told why, even by a client without retries:
+    a gate that closed after its first answer had the next call meet the closing connection, and that
+    call failed as UNAVAILABLE, which reads as "the daemon is not running"."""
+    me = os.geteuid()
+
+    async def scenario() -> dict[str, int]:
+        server = await serve(short_tmp, tuple, owner=me + 1)
+        try:
+            return await asyncio.to_thread(refusals, server.socket, 400, NO_RETRIES)
+        finally:
+            await server.__aexit__(None, None, None)
+
+    assert asyncio.run(scenario()) == {"PERMISSION_DENIED": 400}
+
+
+def test_voicemodes_client_is_told_why_on_every_call_as_refused_connections_end(
     short_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One channel calling without pause while its refused connections reach their end, again and again.
-    Each call must be refused in words: a call that met a closing connection instead would fail as
-    UNAVAILABLE, which the client reads as "the daemon is not running"."""
+    """One channel calling without pause while its refused connections reach their end (GOAWAY, the
+    grace, the close), again and again: every call is refused in words. A call grpc had queued on a
+    connection as it was told to go away never reached the gate, and is made again on the next one."""
     monkeypatch.setattr(socketgate, "REFUSAL_DEADLINE", 0.05)
     monkeypatch.setattr(socketgate, "REFUSAL_GRACE", 0.05)
     me = os.geteuid()
 
-    def calls(sock: Path, count: int) -> dict[str, int]:
-        codes: dict[str, int] = {}
-        with grpc.insecure_channel(f"unix:{sock}", options=CLIENT_OPTIONS) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            for _ in range(count):
-                try:
-                    stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
-                    name = "OK"
-                except grpc.RpcError as exc:
-                    name = exc.code().name
-                codes[name] = codes.get(name, 0) + 1
-        return codes
-
-    async def scenario() -> None:
+    async def scenario() -> dict[str, int]:
         server = await serve(short_tmp, tuple, owner=me + 1)
         try:
-            codes = await asyncio.to_thread(calls, server.socket, 800)
+            return await asyncio.to_thread(refusals, server.socket, 800, CLIENT_OPTIONS)
         finally:
             await server.__aexit__(None, None, None)
-        assert codes == {"PERMISSION_DENIED": 800}, codes
 
-    asyncio.run(scenario())
+    assert asyncio.run(scenario()) == {"PERMISSION_DENIED": 800}
 
 
 def test_grpc_listens_only_in_a_private_folder_and_a_planted_one_is_replaced(short_tmp: Path) -> None:
