@@ -19,7 +19,7 @@ import structlog
 from voicemoded.audio.format import AudioFormat
 from voicemoded.audio.resample import resample
 from voicemoded.engines import models
-from voicemoded.engines.server import argument_parser, configure_logging, serve
+from voicemoded.engines.server import ApiError, argument_parser, configure_logging, serve
 from voicemoded.engines.tts import OPENAI_MODELS, Voice, build_tts_app
 
 log = structlog.get_logger(__name__)
@@ -82,7 +82,18 @@ class PiperSynthesizer:
             self._loaded.move_to_end(voice)
             return self._loaded[voice]
         model, config = models.piper_voice_paths(self.models_dir, voice)
-        self._loaded[voice] = loaded = PiperVoice.load(model, config)
+        try:
+            loaded = PiperVoice.load(model, config)
+        except Exception as exc:  # a damaged download: say which voice and how to mend it
+            log.error("piper.voice_unloadable", voice=voice, error=f"{type(exc).__name__}: {exc}")
+            raise ApiError(
+                500,
+                f"the Piper voice {voice} could not be loaded ({type(exc).__name__}: {exc}); download it "
+                f"again: `voicemodectl models remove {voice}`, then `voicemodectl models install {voice}`",
+                type="server_error",
+                param="voice",
+            ) from None
+        self._loaded[voice] = loaded
         log.info("piper.voice_loaded", voice=voice, rate=int(loaded.config.sample_rate))
         while len(self._loaded) > MAX_LOADED_VOICES:
             oldest = next(v for v in self._loaded if v != JOE.id)
