@@ -244,10 +244,13 @@ def refusals(sock: Path, count: int, options: Sequence[tuple[str, Any]]) -> dict
     return codes
 
 
-def test_a_refused_connection_answers_every_call_in_it(short_tmp: Path) -> None:
+def test_a_refused_connection_answers_every_call_in_it(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Calls in a row on one refused connection are each told why, even by a client without retries:
     a gate that closed after its first answer had the next call meet the closing connection, and that
     call failed as UNAVAILABLE, which reads as "the daemon is not running"."""
+    monkeypatch.setattr(socketgate, "REFUSAL_DEADLINE", 60.0)  # one connection, however slow the machine
     me = os.geteuid()
 
     async def scenario() -> dict[str, int]:
