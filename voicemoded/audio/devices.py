@@ -141,6 +141,10 @@ def _quiet_stderr(enabled: bool) -> Iterator[None]:
         os.close(saved)
 
 
+CLOSE_WAIT_S = 3.0
+"""The most a stream's close may take before it is left to its own thread."""
+
+
 class AudioBackend:
     """The daemon's one PortAudio session.
 
@@ -282,19 +286,42 @@ class AudioBackend:
             return stream
 
     def close_stream(self, stream: pyaudio.Stream, *, abort: bool = True) -> None:
-        """Stop and close; ``abort`` drops buffered audio at once (what cancellation wants)."""
-        with self.lock:
-            try:
-                if abort:
-                    # PyAudio has no abort(); closing an active stream aborts it in Pa_CloseStream.
-                    stream.close()
-                else:
-                    stream.stop_stream()
-                    stream.close()
-            except OSError as exc:
-                log.warning("audio.stream_close_failed", error=str(exc))
-            finally:
-                self._open_streams = max(0, self._open_streams - 1)
+        """Stop and close; ``abort`` drops buffered audio at once (what cancellation wants).
+
+        Bounded: PortAudio's close of a stream whose sound server died under it can block for good
+        (its ALSA thread stuck in the dead server's plugin). After :data:`CLOSE_WAIT_S` the stream is
+        left to its thread, said in the log, and the session goes on under a fresh lock, so the daemon
+        and the next stream are not held by it. The stream still counts as open: PortAudio is never
+        re-initialised under a close in progress.
+        """
+        lock, closed = self.lock, threading.Event()
+
+        def close() -> None:
+            with lock:
+                try:
+                    if abort:
+                        # PyAudio has no abort(); closing an active stream aborts it in Pa_CloseStream.
+                        stream.close()
+                    else:
+                        stream.stop_stream()
+                        stream.close()
+                except OSError as exc:
+                    log.warning("audio.stream_close_failed", error=str(exc))
+                finally:
+                    self._open_streams = max(0, self._open_streams - 1)
+                    closed.set()
+
+        threading.Thread(target=close, name="audio-close", daemon=True).start()
+        if closed.wait(CLOSE_WAIT_S):
+            return
+        log.error(
+            "audio.stream_close_hung",
+            waited_s=CLOSE_WAIT_S,
+            hint="the sound server went away under an open stream; the stream is left behind "
+            "(`voicemodectl daemon restart` frees it)",
+        )
+        if self.lock is lock:
+            self.lock = threading.RLock()
 
     def supports_rate(self, device: DeviceInfo, direction: Direction, rate: int, channels: int) -> bool:
         with self.lock:

@@ -208,7 +208,7 @@ class Microphone:
                 delay = self._backoff[0]
                 lost = await self._watch()
                 self._publish("audio.device_lost", f"microphone {self.device_name} {lost}", level="warning")
-                self._close()
+                await asyncio.to_thread(self._close)  # a lost device's close is the one that may block
         finally:
             self._close()
 
