@@ -229,19 +229,30 @@ def test_refused_peers_are_bounded_and_leave_nothing_behind(
     asyncio.run(scenario())
 
 
-def refusals(sock: Path, count: int, options: Sequence[tuple[str, Any]]) -> dict[str, int]:
-    """``count`` calls in a row on one channel, by status."""
-    codes: dict[str, int] = {}
-    with grpc.insecure_channel(f"unix:{sock}", options=options) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        for _ in range(count):
-            try:
-                stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
-                name = "OK"
-            except grpc.RpcError as exc:
-                name = exc.code().name
-            codes[name] = codes.get(name, 0) + 1
-    return codes
+def refusals(tmp: Path, count: int, options: Sequence[tuple[str, Any]]) -> dict[str, int]:
+    """``count`` calls in a row on one channel to a gate that refuses us, by status."""
+
+    def calls(sock: Path) -> dict[str, int]:
+        codes: dict[str, int] = {}
+        with grpc.insecure_channel(f"unix:{sock}", options=options) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for _ in range(count):
+                try:
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+                    name = "OK"
+                except grpc.RpcError as exc:
+                    name = exc.code().name
+                codes[name] = codes.get(name, 0) + 1
+        return codes
+
+    async def scenario() -> dict[str, int]:
+        server = await serve(tmp, tuple, owner=os.geteuid() + 1)
+        try:
+            return await asyncio.to_thread(calls, server.socket)
+        finally:
+            await server.__aexit__(None, None, None)
+
+    return asyncio.run(scenario())
 
 
 def test_a_refused_connection_answers_every_call_in_it(
@@ -251,16 +262,7 @@ def test_a_refused_connection_answers_every_call_in_it(
     a gate that closed after its first answer had the next call meet the closing connection, and that
     call failed as UNAVAILABLE, which reads as "the daemon is not running"."""
     monkeypatch.setattr(socketgate, "REFUSAL_DEADLINE", 60.0)  # one connection, however slow the machine
-    me = os.geteuid()
-
-    async def scenario() -> dict[str, int]:
-        server = await serve(short_tmp, tuple, owner=me + 1)
-        try:
-            return await asyncio.to_thread(refusals, server.socket, 400, NO_RETRIES)
-        finally:
-            await server.__aexit__(None, None, None)
-
-    assert asyncio.run(scenario()) == {"PERMISSION_DENIED": 400}
+    assert refusals(short_tmp, 400, NO_RETRIES) == {"PERMISSION_DENIED": 400}
 
 
 def test_voicemodes_client_is_told_why_on_every_call_as_refused_connections_end(
@@ -271,16 +273,7 @@ def test_voicemodes_client_is_told_why_on_every_call_as_refused_connections_end(
     connection as it was told to go away never reached the gate, and is made again on the next one."""
     monkeypatch.setattr(socketgate, "REFUSAL_DEADLINE", 0.05)
     monkeypatch.setattr(socketgate, "REFUSAL_GRACE", 0.05)
-    me = os.geteuid()
-
-    async def scenario() -> dict[str, int]:
-        server = await serve(short_tmp, tuple, owner=me + 1)
-        try:
-            return await asyncio.to_thread(refusals, server.socket, 800, CLIENT_OPTIONS)
-        finally:
-            await server.__aexit__(None, None, None)
-
-    assert asyncio.run(scenario()) == {"PERMISSION_DENIED": 800}
+    assert refusals(short_tmp, 800, CLIENT_OPTIONS) == {"PERMISSION_DENIED": 800}
 
 
 def test_grpc_listens_only_in_a_private_folder_and_a_planted_one_is_replaced(short_tmp: Path) -> None:

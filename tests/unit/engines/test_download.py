@@ -47,6 +47,15 @@ def _store(tmp_path: Path, hub: str, source: HubSource, packages: tuple[str, ...
     return ModelStore(installer, tmp_path / "models", tmp_path / "models.json", hub=lambda: hub)
 
 
+def _served(tmp_path: Path, hub: Hub, model: bytes = MODEL, *, pinned: bool = True) -> ModelStore:
+    """The test model on the stand-in hub (its config, and ``model`` as model.bin; pinned to ``MODEL``
+    unless ``pinned`` is False), and a store to install it from there."""
+    source = _source(pinned=pinned)
+    hub.put(source, "config.json", CONFIG)
+    hub.put(source, "model.bin", model)
+    return _store(tmp_path, hub.url, source)
+
+
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
     with Hub(tmp_path / "hub").serving() as served:
@@ -68,10 +77,7 @@ async def test_a_hub_model_is_downloaded_verified_and_installed(
     tmp_path: Path, hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(download, "PROGRESS_EVERY_S", 0.0)
-    source = _source()
-    hub.put(source, "config.json", CONFIG)
-    hub.put(source, "model.bin", MODEL)
-    store = _store(tmp_path, hub.url, source)
+    store = _served(tmp_path, hub)
     lines: list[str] = []
     [info] = await store.install("whisper-test", lines.append)
     assert info.installed and info.source == "hub (pinned: size and sha256)"
@@ -97,10 +103,7 @@ async def test_a_hub_model_is_downloaded_verified_and_installed(
 
 
 async def test_a_file_with_another_hash_is_refused_and_nothing_is_left(tmp_path: Path, hub: Hub) -> None:
-    source = _source()
-    hub.put(source, "config.json", CONFIG)
-    hub.put(source, "model.bin", MODEL[:-1] + b"x")  # the pinned size, another hash
-    store = _store(tmp_path, hub.url, source)
+    store = _served(tmp_path, hub, MODEL[:-1] + b"x")  # the pinned size, another hash
     with pytest.raises(FailedPrecondition, match="sha256") as info:
         await store.install("whisper-test")
     assert "VOICEMODE_MODEL_HUB" in info.value.hint
@@ -109,10 +112,7 @@ async def test_a_file_with_another_hash_is_refused_and_nothing_is_left(tmp_path:
 
 
 async def test_a_body_over_the_catalog_size_is_cut_off(tmp_path: Path, hub: Hub) -> None:
-    source = _source()
-    hub.put(source, "config.json", CONFIG)
-    hub.put(source, "model.bin", MODEL + b"\0" * (SIZE_SLACK + 1))  # announced: refused before reading
-    store = _store(tmp_path, hub.url, source)
+    store = _served(tmp_path, hub, MODEL + b"\0" * (SIZE_SLACK + 1))  # announced: refused before reading
     with pytest.raises(TooLarge, match="more than"):
         await store.install("whisper-test")
     assert _left_behind(store) == []
@@ -126,10 +126,7 @@ async def test_a_body_over_the_catalog_size_is_cut_off(tmp_path: Path, hub: Hub)
 
 
 async def test_an_unpinned_file_is_checked_against_the_length_sent(tmp_path: Path, hub: Hub) -> None:
-    source = _source(pinned=False)
-    hub.put(source, "config.json", CONFIG)
-    hub.put(source, "model.bin", MODEL)
-    store = _store(tmp_path, hub.url, source)
+    store = _served(tmp_path, hub, pinned=False)
     lines: list[str] = []
     [info] = await store.install("whisper-test", lines.append)
     assert info.installed and info.source == "hub (not pinned: 1 of 2 files checked by a size bound only)"
@@ -235,10 +232,7 @@ def test_the_piper_voice_comes_from_its_hub_folder_when_there(tmp_path: Path) ->
 async def test_a_full_disk_stops_the_download_and_keeps_nothing(
     tmp_path: Path, hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = _source()
-    hub.put(source, "config.json", CONFIG)
-    hub.put(source, "model.bin", MODEL)
-    store = _store(tmp_path, hub.url, source)
+    store = _served(tmp_path, hub)
 
     def full(*_args: object) -> int:  # a full disk cannot be had here without mounting one
         raise OSError(errno.ENOSPC, "No space left on device")
