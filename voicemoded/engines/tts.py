@@ -87,15 +87,16 @@ def resolve_voice(synth: Synthesizer, requested: str | None) -> str:
     if not requested:
         return synth.default_voice
     wanted = requested.strip().lower()
-    for voice in synth.voices:
+    voices = synth.voices  # read once: Piper's are looked up on disk
+    for voice in voices:
         if wanted in (voice.id.lower(), voice.name.lower()):
             return voice.id
-    genders = {v.id: v.gender[:1] for v in synth.voices if v.gender}
-    mapped = engine_voice(wanted, [v.id for v in synth.voices], genders, synth.default_voice)
+    genders = {v.id: v.gender[:1] for v in voices if v.gender}
+    mapped = engine_voice(wanted, [v.id for v in voices], genders, synth.default_voice)
     if mapped is not None:
         log.info("tts.voice_mapped", engine=synth.name, requested=requested, voice=mapped[0])
         return mapped[0]
-    valid = ", ".join(v.id for v in synth.voices)
+    valid = ", ".join(v.id for v in voices)
     raise ApiError(
         400,
         f"unknown voice {requested!r}; valid voices: {valid} (and OpenAI's names, such as alloy or nova)",
@@ -181,10 +182,11 @@ def build_tts_app(synth: Synthesizer, on_load_failure: Callable[[], None]) -> Fa
 
     @app.get("/v1/audio/voices")
     async def voices() -> dict[str, Any]:
+        offered = synth.voices
         return {
-            "voices": [v.id for v in synth.voices],
+            "voices": [v.id for v in offered],
             "default": synth.default_voice,
-            "data": [{**asdict(v), "languages": list(v.languages or (v.language,))} for v in synth.voices],
+            "data": [{**asdict(v), "languages": list(v.languages or (v.language,))} for v in offered],
         }
 
     @app.post("/v1/audio/speech")
